@@ -1,0 +1,15 @@
+"""casreg: a content-addressed registry for ML models and training checkpoints."""
+
+__version__ = "0.1.0"
+
+__all__ = ["Repository", "CasregError", "__version__"]
+
+
+def __getattr__(name):  # lazy, so `import casreg` (and the CLI's --help) stays fast
+    if name == "Repository":
+        from .repo import Repository
+        return Repository
+    if name == "CasregError":
+        from .errors import CasregError
+        return CasregError
+    raise AttributeError(name)

@@ -1,0 +1,285 @@
+"""The ``casreg`` command: a thin layer over ``casreg.repo.Repository``.
+
+Heavy modules (lmdb, zstd, blake3, rich) are imported inside commands so ``casreg --help`` is fast.
+Every failure a user can cause ends as one line on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import List, Optional
+
+import typer
+
+app = typer.Typer(
+    name="casreg", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    help="Content-addressed registry for ML models and checkpoints.",
+)
+
+STORE_OPTION = typer.Option(None, "--store", envvar="CASREG_STORE",
+                            help="Store directory (default: .casreg here or in a parent).")
+JSON_OPTION = typer.Option(False, "--json", help="Print JSON.")
+
+
+class _State:
+    store: Optional[str] = None
+
+
+state = _State()
+
+
+@app.callback()
+def _main(store: Optional[str] = STORE_OPTION) -> None:
+    state.store = store
+
+
+def _repo(readonly: bool = False):
+    from .repo import Repository
+    return Repository.open(state.store, readonly=readonly)
+
+
+def _progress(enabled: bool = True):
+    from . import progress
+    if enabled and sys.stderr.isatty():
+        return progress.RichProgress()
+    return progress.NULL
+
+
+def _emit(data) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True))
+
+
+def human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def _parse_meta(items: List[str]) -> dict:
+    from .errors import CasregError
+    meta = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CasregError(f"--meta takes key=value, got {item!r}")
+        meta[key] = value
+    return meta
+
+
+@app.command()
+def init(path: Optional[str] = typer.Argument(None, help="Where to create the store (default: ./.casreg).")) -> None:
+    """Create a new store."""
+    from .repo import STORE_DIR, Repository
+    target = path or state.store or os.path.join(os.getcwd(), STORE_DIR)
+    repo = Repository.init(target)
+    print(f"initialised casreg store at {repo.path}")
+
+
+@app.command()
+def commit(
+    path: str = typer.Argument(..., help="File or directory to store."),
+    ref: str = typer.Option(..., "--ref", "-r", help="Ref to point at the new version."),
+    message: str = typer.Option("", "--message", "-m"),
+    meta: List[str] = typer.Option([], "--meta", help="key=value metadata (repeatable)."),
+    parent: List[str] = typer.Option([], "--parent", "-p", help="Parent version (repeatable)."),
+    author: Optional[str] = typer.Option(None, "--author"),
+    force: bool = typer.Option(False, "--force", "-f", help="Move the ref even if it exists."),
+    expect_old: Optional[str] = typer.Option(None, "--expect-old",
+                                             help="Update only if the ref is at this version ('none': absent)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Store a file or directory as a new version and point REF at it."""
+    with _repo() as repo:
+        result = repo.commit(path, ref, message=message, parents=parent, meta=_parse_meta(meta),
+                             author=author, force=force, expect_old=expect_old, progress=_progress(not as_json))
+    if as_json:
+        _emit({"ref": ref, **result.to_json()})
+    else:
+        print(f"{ref} -> {result.id.hex()} ({human(result.logical_bytes)}, "
+              f"{result.new_chunks} new chunks, {human(result.new_stored_bytes)} stored)")
+
+
+@app.command()
+def log(ref: str, as_json: bool = JSON_OPTION) -> None:
+    """History of a version, newest first."""
+    import datetime
+    with _repo(readonly=True) as repo:
+        entries = repo.log(ref)
+    if as_json:
+        _emit([{"id": cid.hex(), **c.to_json()} for cid, c in entries])
+        return
+    for cid, c in entries:
+        when = datetime.datetime.fromtimestamp(c.time).astimezone().isoformat(timespec="seconds")
+        print(f"version {cid.hex()}")
+        print(f"Author: {c.author}\nDate:   {when}")
+        for key, value in sorted(c.meta.items()):
+            print(f"Meta:   {key}={value}")
+        print(f"\n    {c.message}\n" if c.message else "")
+
+
+@app.command()
+def ls(spec: str = typer.Argument(..., help="REF or REF:PATH"), as_json: bool = JSON_OPTION) -> None:
+    """Files of a version with their sizes."""
+    with _repo(readonly=True) as repo:
+        rows = repo.ls(spec)
+    if as_json:
+        _emit(rows)
+        return
+    for row in rows:
+        extra = f" -> {row['target']}" if row["kind"] == "link" else ""
+        print(f"{oct(row['mode'])[2:]:>4} {row['size']:>14} {row['path']}{extra}")
+
+
+@app.command()
+def cat(spec: str = typer.Argument(..., help="REF:PATH")) -> None:
+    """Write one file of a version to standard output."""
+    with _repo(readonly=True) as repo:
+        repo.cat(spec, sys.stdout.buffer)
+    sys.stdout.buffer.flush()
+
+
+@app.command()
+def checkout(spec: str, dest: str, force: bool = typer.Option(False, "--force", "-f",
+                                                               help="Replace a non-empty destination.")) -> None:
+    """Restore a version into DEST, byte-identical."""
+    with _repo(readonly=True) as repo:
+        cid = repo.checkout(spec, dest, force=force, progress=_progress())
+    print(f"checked out {cid.hex()[:12]} into {os.path.abspath(dest)}")
+
+
+@app.command()
+def show(spec: str, as_json: bool = JSON_OPTION) -> None:
+    """One version: its id, tree, parents and metadata."""
+    with _repo(readonly=True) as repo:
+        cid = repo.resolve(spec)
+        c = repo.read_commit(cid)
+    data = {"id": cid.hex(), **c.to_json()}
+    if as_json:
+        _emit(data)
+    else:
+        for key in ("id", "tree", "parents", "author", "time", "message", "meta"):
+            print(f"{key}: {data[key]}")
+
+
+@app.command()
+def refs(prefix: str = typer.Argument("", help="Only refs starting with this."), as_json: bool = JSON_OPTION) -> None:
+    """List refs."""
+    with _repo(readonly=True) as repo:
+        rows = repo.list_refs(prefix)
+    if as_json:
+        _emit({name: cid.hex() for name, cid in rows})
+    else:
+        for name, cid in rows:
+            print(f"{cid.hex()} {name}")
+
+
+@app.command()
+def reflog(ref: str, as_json: bool = JSON_OPTION) -> None:
+    """Every move of a ref, newest first (deleted refs too)."""
+    import datetime
+    with _repo(readonly=True) as repo:
+        entries = repo.reflog(ref)
+    if as_json:
+        _emit(entries)
+        return
+    for e in entries:
+        when = datetime.datetime.fromtimestamp(e["time"]).astimezone().isoformat(timespec="seconds")
+        print(f"{(e['old'] or '-' * 12)[:12]} -> {(e['new'] or '-' * 12)[:12]} {when} {e['who']}: {e['message']}")
+
+
+@app.command("update-ref")
+def update_ref(ref: str, target: str,
+               force: bool = typer.Option(False, "--force", "-f"),
+               expect_old: Optional[str] = typer.Option(None, "--expect-old")) -> None:
+    """Point REF at TARGET (compare-and-swap with --expect-old)."""
+    with _repo() as repo:
+        cid = repo.update_ref(ref, target, force=force, expect_old=expect_old)
+    print(f"{ref} -> {cid.hex()}")
+
+
+@app.command("delete-ref")
+def delete_ref(ref: str, expect_old: Optional[str] = typer.Option(None, "--expect-old")) -> None:
+    """Remove REF (recorded in the reflog; its objects stay until gc)."""
+    with _repo() as repo:
+        old = repo.delete_ref(ref, expect_old=expect_old)
+    print(f"deleted {ref} (was {old.hex()})")
+
+
+@app.command()
+def stats(as_json: bool = JSON_OPTION) -> None:
+    """Logical and stored bytes, dedup and compression ratios, object counts."""
+    with _repo(readonly=True) as repo:
+        s = repo.stats()
+    if as_json:
+        _emit(s)
+        return
+    print(f"refs:              {s['refs']}  versions: {s['versions']}")
+    print(f"logical bytes:     {human(s['logical_bytes'])} ({s['logical_bytes']})")
+    print(f"unique chunk data: {human(s['unique_chunk_bytes'])}  dedup ratio: {s['dedup_ratio']}x")
+    print(f"stored bytes:      {human(s['stored_bytes'])}  compression ratio: {s['compression_ratio']}x")
+    print(f"total ratio:       {s['total_ratio']}x (logical / stored)")
+    print("by codec:          " + ", ".join(f"{k} {human(v)}" for k, v in sorted(s["stored_bytes_by_codec"].items())))
+    print("objects:           " + ", ".join(f"{k} {v}" for k, v in s["objects"].items()))
+
+
+@app.command()
+def verify(full: bool = typer.Option(False, "--full", help="Decompress and re-hash every object."),
+           as_json: bool = JSON_OPTION) -> None:
+    """Check that every object reachable from a ref is present and intact."""
+    with _repo(readonly=True) as repo:
+        problems = repo.verify(full=full, progress=_progress(not as_json))
+    if as_json:
+        _emit({"ok": not problems, "problems": problems})
+    else:
+        for p in problems:
+            print(f"{p['problem']}: {p['kind']} {p['id']}")
+        print("store OK" if not problems else f"{len(problems)} problem(s) found")
+    if problems:
+        raise typer.Exit(1)
+
+
+@app.command()
+def gc(dry_run: bool = typer.Option(False, "--dry-run", help="Only say what would be deleted."),
+       as_json: bool = JSON_OPTION) -> None:
+    """Delete objects that no ref reaches."""
+    with _repo(readonly=dry_run) as repo:
+        r = repo.gc(dry_run=dry_run)
+    if as_json:
+        _emit(r)
+    else:
+        verb = "would delete" if dry_run else "deleted"
+        print(f"{verb} {r['deleted_objects']} objects ({human(r['deleted_bytes'])}), kept {r['kept_objects']}")
+
+
+def main() -> None:
+    """Entry point: run the app, turning every expected failure into one line."""
+    from .errors import CasregError
+    try:
+        app()
+    except CasregError as exc:
+        print(f"casreg: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print("casreg: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"casreg: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        sys.exit(1)
+    except Exception as exc:
+        if type(exc).__module__.split(".")[0] != "lmdb":
+            raise
+        from .db import describe_lmdb_error
+        print(f"casreg: error: {describe_lmdb_error(exc, state.store or 'store')}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

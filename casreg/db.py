@@ -1,0 +1,99 @@
+"""The one LMDB environment of a store: named databases, write transactions that grow the map.
+
+Databases: ``objects`` (id -> stored object), ``refs`` (name -> commit id),
+``reflog`` (name NUL seq -> JSON entry), ``config`` (key -> JSON value).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from typing import Callable, TypeVar
+
+import lmdb
+
+from .errors import CasregError
+
+T = TypeVar("T")
+
+DB_NAMES = ("objects", "refs", "reflog", "config")
+# The map is a virtual reservation (LMDB does not allocate it on Linux); it doubles when full.
+INITIAL_MAP_SIZE = 1 << 36  # 64 GiB
+MAX_RETRIES = 8
+
+
+def describe_lmdb_error(exc: BaseException, path: str) -> str:
+    """One line for an LMDB or OS failure, naming the common causes plainly."""
+    code = getattr(exc, "errno", None)
+    text = str(exc)
+    if isinstance(exc, lmdb.DiskError) or code == errno.ENOSPC or "No space left" in text:
+        return f"disk full while writing the store at {path}"
+    if code in (errno.EACCES, errno.EROFS, errno.EPERM) or "Permission denied" in text or "Read-only" in text:
+        return f"store at {path} is read-only or not writable"
+    return f"store at {path}: {text.splitlines()[0] if text else type(exc).__name__}"
+
+
+class Database:
+    """An open LMDB environment with the store's named databases."""
+
+    def __init__(self, path: str, *, readonly: bool = False):
+        self.path = path
+        self.readonly = readonly
+        try:
+            self.env = self._open(path, readonly)
+        except lmdb.Error as exc:
+            if readonly and "Permission denied" in str(exc):
+                # A read-only medium: no lock file can be written, read without one.
+                self.env = self._open(path, readonly, lock=False)
+            else:
+                raise CasregError(describe_lmdb_error(exc, path)) from None
+        self.dbs = {}
+        try:
+            for name in DB_NAMES:
+                self.dbs[name] = self.env.open_db(name.encode(), create=not readonly)
+        except lmdb.NotFoundError:
+            raise CasregError(f"{path} is not a casreg store (missing database)") from None
+        except lmdb.Error as exc:
+            raise CasregError(describe_lmdb_error(exc, path)) from None
+
+    @staticmethod
+    def _open(path: str, readonly: bool, lock: bool = True) -> lmdb.Environment:
+        size = INITIAL_MAP_SIZE
+        data_file = os.path.join(path, "data.mdb")
+        if os.path.exists(data_file):
+            size = max(size, 2 * os.path.getsize(data_file))
+        return lmdb.open(
+            path, map_size=size, max_dbs=len(DB_NAMES) + 2, subdir=True,
+            readonly=readonly, lock=lock, create=not readonly, max_readers=256,
+        )
+
+    def read(self, buffers: bool = False) -> lmdb.Transaction:
+        """A read transaction: a consistent snapshot for as long as it is open."""
+        try:
+            return self.env.begin(buffers=buffers)
+        except lmdb.MapResizedError:
+            self.env.set_mapsize(0)  # another process grew the map: adopt its size
+            return self.env.begin(buffers=buffers)
+
+    def write(self, body: Callable[[lmdb.Transaction], T], *, buffers: bool = False) -> T:
+        """Run ``body`` in one write transaction; all of it lands or none of it.
+
+        ``body`` may be run again (after the map grows), so it must only write what it was given.
+        With ``buffers``, values read are zero-copy views, valid only until the next write.
+        """
+        if self.readonly:
+            raise CasregError(f"store at {self.path} is opened read-only")
+        for _ in range(MAX_RETRIES):
+            try:
+                with self.env.begin(write=True, buffers=buffers) as txn:
+                    return body(txn)
+            except lmdb.MapFullError:
+                self.env.set_mapsize(self.env.info()["map_size"] * 2)
+            except lmdb.MapResizedError:
+                self.env.set_mapsize(0)
+            except (lmdb.Error, OSError) as exc:
+                raise CasregError(describe_lmdb_error(exc, self.path)) from None
+        raise CasregError(f"store at {self.path}: could not grow the LMDB map")
+
+    def close(self) -> None:
+        self.env.close()

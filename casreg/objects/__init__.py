@@ -1,0 +1,1 @@
+"""Content-addressed objects: chunks, file manifests, trees and commits in LMDB."""

@@ -1,0 +1,174 @@
+"""Streaming ingest: file -> chunks -> BLAKE3 ids -> zstd -> LMDB, on both cores.
+
+The main thread reads the file in large blocks and cuts them (pyfastcdc); a worker pool hashes each
+block's chunks, asks the store which ones it lacks and compresses only those (BLAKE3 and zstd release
+the GIL); a single-thread executor feeds the whole-file hash in order; the main thread writes the
+new chunks in batched LMDB transactions. At most ``IN_FLIGHT`` blocks are alive at once, so memory
+does not grow with file size. Chunks land before anything refers to them (see ``repo.commit``).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+import blake3
+
+from ..errors import CasregError
+from . import codec
+from .chunker import Chunker
+from .encoding import CHUNK, Manifest
+from .store import ObjectStore, pack
+
+BLOCK_SIZE = 16 << 20
+IN_FLIGHT = 3
+FLUSH_BYTES = 32 << 20
+
+
+def _read_full(f, view: memoryview) -> int:
+    """Fill ``view`` from ``f``; fewer bytes only at end of file."""
+    got = 0
+    while got < len(view):
+        n = f.readinto(view[got:])
+        if not n:
+            break
+        got += n
+    return got
+
+
+def _fingerprint(st: os.stat_result) -> tuple:
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+class Ingester:
+    """Stores files as chunks; one instance per commit, used from one thread."""
+
+    def __init__(self, objects: ObjectStore, chunker: Chunker, *, workers: int = 2,
+                 progress: Callable[[int], None] | None = None):
+        self.objects = objects
+        self.chunker = chunker
+        self.progress = progress or (lambda n: None)
+        self.pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="casreg-chunk")
+        self.hash_pool = ThreadPoolExecutor(1, thread_name_prefix="casreg-filehash")
+        self.buffer_size = max(BLOCK_SIZE, 4 * chunker.max_size)
+        self._free: list[bytearray] = []
+        self._seen: set[bytes] = set()
+        self._seen_lock = threading.Lock()
+        self._unwritten: list[tuple[bytes, bytes]] = []
+        self._unwritten_bytes = 0
+        self.new_chunks = 0
+        self.new_bytes = 0
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+        self.hash_pool.shutdown(wait=True)
+
+    def __enter__(self) -> "Ingester":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- workers ---------------------------------------------------------------------------------
+    def _process(self, view: memoryview, cuts: list[tuple[int, int]]):
+        """Hash every chunk of one block; compress and pack the ones the store lacks."""
+        ids = [blake3.blake3(view[o:o + n]).digest() for o, n in cuts]
+        with self.objects.db.read() as txn:
+            missing = [i for i, cid in enumerate(ids) if not self.objects.has(txn, cid)]
+        fresh = []
+        with self._seen_lock:  # each new chunk is compressed once, however often it repeats
+            for i in missing:
+                if ids[i] not in self._seen:
+                    self._seen.add(ids[i])
+                    fresh.append(i)
+        values = []
+        for i in fresh:
+            o, n = cuts[i]
+            tag, payload = codec.encode(view[o:o + n])
+            values.append((ids[i], pack(CHUNK, tag, payload)))
+        return [(cid, n) for cid, (_, n) in zip(ids, cuts)], values
+
+    # -- main thread -----------------------------------------------------------------------------
+    def _buffer(self) -> bytearray:
+        return self._free.pop() if self._free else bytearray(self.buffer_size)
+
+    def flush(self) -> None:
+        """Write the chunks waiting in memory, in one transaction."""
+        if self._unwritten:
+            items = self._unwritten
+            self.objects.db.write(lambda txn: self.objects.put_values(txn, items))
+            self._unwritten, self._unwritten_bytes = [], 0
+
+    def _finish_block(self, pending: deque, chunks: list) -> None:
+        batch, hashed, buf, nbytes = pending.popleft()
+        ids, values = batch.result()
+        hashed.result()
+        chunks.extend(ids)
+        self._unwritten.extend(values)
+        for _, value in values:
+            self._unwritten_bytes += len(value)
+            self.new_bytes += len(value)
+        self.new_chunks += len(values)
+        if self._unwritten_bytes >= FLUSH_BYTES:
+            self.flush()
+        self._free.append(buf)
+        self.progress(nbytes)
+
+    def add_file(self, path: str) -> Manifest:
+        """Store one regular file's chunks; its manifest is returned, not written."""
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError as exc:
+            raise CasregError(f"cannot read {path}: {exc.strerror}") from None
+        with open(fd, "rb", buffering=0, closefd=True) as f:
+            before = os.fstat(fd)
+            if not stat.S_ISREG(before.st_mode):
+                raise CasregError(f"not a regular file: {path}")
+            manifest = self._stream(f, path)
+            after = os.fstat(fd)
+        if _fingerprint(before) != _fingerprint(after) or manifest.size != before.st_size:
+            raise CasregError(f"file changed while it was being read, refusing to store it: {path}")
+        return manifest
+
+    def _stream(self, f, path: str) -> Manifest:
+        file_hash = blake3.blake3()
+        chunks: list[tuple[bytes, int]] = []
+        pending: deque = deque()
+        total = 0
+        carry = 0
+        buf = self._buffer()
+        try:
+            while True:
+                try:
+                    n = carry + _read_full(f, memoryview(buf)[carry:])
+                except OSError as exc:
+                    raise CasregError(f"cannot read {path}: {exc.strerror}") from None
+                eof = n < len(buf)
+                view = memoryview(buf)[:n]
+                cuts = self.chunker.cut(view) if n else []
+                end = n
+                if not eof:  # the last chunk may grow with the next block: cut it again there
+                    end = cuts[-1][0]
+                    cuts = cuts[:-1]
+                total += end
+                hashed = self.hash_pool.submit(file_hash.update, view[:end])
+                pending.append((self.pool.submit(self._process, view, cuts), hashed, buf, end))
+                if eof:
+                    break
+                while len(pending) >= IN_FLIGHT:
+                    self._finish_block(pending, chunks)
+                carry = n - end
+                nxt = self._buffer()
+                nxt[:carry] = view[end:n]
+                buf = nxt
+            while pending:
+                self._finish_block(pending, chunks)
+        finally:
+            for batch, hashed, _, _ in pending:  # on error: let workers finish with the buffers
+                batch.exception()
+                hashed.exception()
+        return Manifest(total, file_hash.digest(), chunks)

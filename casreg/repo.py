@@ -1,0 +1,549 @@
+"""A casreg store: the Python API behind every CLI command.
+
+Write order (the crash-safety story): chunks land first, in batched LMDB transactions (harmless if
+nothing ever refers to them; ``gc`` drops them); then one write transaction lands the manifests,
+trees, the commit and moves the ref by compare-and-swap. A kill at any moment leaves either the old
+ref or the new one, never a ref pointing at something incomplete.
+
+``gc`` and commits: a commit holds a shared ``flock`` on ``<store>/gc.lock`` from its first chunk to
+its ref move; ``gc`` takes it exclusively, so it waits for commits in progress and commits wait for
+it. Its mark and sweep run in one LMDB write transaction, so readers keep their snapshots.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import getpass
+import json
+import os
+import shutil
+import socket
+import stat
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from . import progress as progress_mod
+from .db import Database
+from .errors import CasregError, Corrupt, NotFound
+from .objects import codec
+from .objects.chunker import Chunker, ChunkerParams
+from .objects.encoding import (CHUNK, COMMIT, DIR, FILE, KIND_NAMES, LINK, MANIFEST, TREE,
+                               Commit, Manifest, Tree, TreeEntry, object_id)
+from .objects.graph import reachable
+from .objects.ingest import Ingester
+from .objects.restore import Restorer
+from .objects.store import ObjectStore
+from .refs import ANY, RefContainer, check_ref_name
+
+STORE_DIR = ".casreg"
+FORMAT = 1
+ENV_STORE = "CASREG_STORE"
+
+
+def find_store(explicit: str | None = None, start: str | None = None) -> str:
+    """The store to use: ``explicit`` / $CASREG_STORE, else ``.casreg`` here or in a parent."""
+    explicit = explicit or os.environ.get(ENV_STORE)
+    if explicit:
+        return os.path.abspath(explicit)
+    here = os.path.abspath(start or os.getcwd())
+    while True:
+        candidate = os.path.join(here, STORE_DIR)
+        if os.path.isdir(candidate):
+            return candidate
+        parent = os.path.dirname(here)
+        if parent == here:
+            raise CasregError("not in a casreg store (no .casreg here or in any parent); run `casreg init`")
+        here = parent
+
+
+def default_author() -> str:
+    env = os.environ.get("CASREG_AUTHOR")
+    if env:
+        return env
+    try:
+        user = getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+@dataclass
+class _Node:
+    """A path scanned for commit: what it is, before any byte is stored."""
+    name: str
+    kind: str
+    path: str
+    mode: int = 0o644
+    size: int = 0
+    target: str | None = None
+    children: list["_Node"] = field(default_factory=list)
+
+
+@dataclass
+class CommitResult:
+    id: bytes
+    logical_bytes: int
+    new_chunks: int
+    new_stored_bytes: int
+
+    def to_json(self) -> dict:
+        return {"commit": self.id.hex(), "logical_bytes": self.logical_bytes,
+                "new_chunks": self.new_chunks, "new_stored_bytes": self.new_stored_bytes}
+
+
+def _entry_name(name: str, path: str) -> str:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise CasregError(f"file name is not valid UTF-8: {os.fsencode(path)!r}") from None
+    return name
+
+
+class Repository:
+    def __init__(self, path: str, *, readonly: bool = False):
+        if not os.path.isdir(path) or not os.path.exists(os.path.join(path, "data.mdb")):
+            raise CasregError(f"{path} is not a casreg store; run `casreg init`")
+        self.path = path
+        self.db = Database(path, readonly=readonly)
+        self.objects = ObjectStore(self.db)
+        self.refs = RefContainer(self.db)
+        config = self.config()
+        if config.get("format") != FORMAT:
+            raise CasregError(f"{path}: unsupported store format {config.get('format')!r}")
+        self.chunker_params = ChunkerParams.from_json(config["chunker"])
+
+    # -- life cycle ------------------------------------------------------------------------------
+    @classmethod
+    def init(cls, path: str, params: ChunkerParams | None = None) -> "Repository":
+        path = os.path.abspath(path)
+        if os.path.exists(os.path.join(path, "data.mdb")):
+            raise CasregError(f"a casreg store already exists at {path}")
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as exc:
+            raise CasregError(f"cannot create store at {path}: {exc.strerror}") from None
+        db = Database(path)
+        params = params or ChunkerParams()
+        config = {"format": FORMAT, "chunker": params.to_json(),
+                  "codec": {"name": "zstd", "level": codec.ZSTD_LEVEL}}
+
+        def write(txn):
+            for key, value in config.items():
+                txn.put(key.encode(), json.dumps(value, sort_keys=True).encode(), db=db.dbs["config"])
+        db.write(write)
+        db.close()
+        return cls(path)
+
+    @classmethod
+    def open(cls, explicit: str | None = None, *, readonly: bool = False) -> "Repository":
+        return cls(find_store(explicit), readonly=readonly)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> "Repository":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def config(self) -> dict:
+        with self.db.read() as txn:
+            return {bytes(k).decode(): json.loads(bytes(v)) for k, v in txn.cursor(db=self.db.dbs["config"])}
+
+    @contextlib.contextmanager
+    def _gc_lock(self, exclusive: bool) -> Iterator[None]:
+        lock_path = os.path.join(self.path, "gc.lock")
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise CasregError(f"store at {self.path} is not writable: {exc.strerror}") from None
+        try:
+            mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+            try:
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            except BlockingIOError:
+                print("casreg: waiting for " + ("commits in progress" if exclusive else "gc") + " to finish",
+                      file=sys.stderr)
+                fcntl.flock(fd, mode)
+            yield
+        finally:
+            os.close(fd)
+
+    # -- names -----------------------------------------------------------------------------------
+    def resolve(self, spec: str) -> bytes:
+        """A commit id from a ref name, a full id or a unique id prefix (6+ hex digits)."""
+        with self.db.read() as txn:
+            target = self.refs.get(txn, spec)
+            if target is not None:
+                return target
+            lowered = spec.lower()
+            if 6 <= len(lowered) <= 64 and all(c in "0123456789abcdef" for c in lowered):
+                matches = self._ids_with_prefix(txn, lowered)
+                commits = [m for m in matches if self.objects.stored(txn, m)[0] == COMMIT]
+                if len(commits) == 1:
+                    return commits[0]
+                if len(commits) > 1:
+                    raise CasregError(f"ambiguous id prefix {spec!r}")
+        check_ref_name(spec)
+        raise NotFound(f"unknown ref or version: {spec}")
+
+    def _ids_with_prefix(self, txn, hex_prefix: str, limit: int = 16) -> list[bytes]:
+        cur = txn.cursor(db=self.objects.table)
+        start = bytes.fromhex(hex_prefix[: len(hex_prefix) // 2 * 2])
+        out = []
+        if cur.set_range(start):
+            for key in cur.iternext(values=False):
+                key = bytes(key)
+                if not key.hex().startswith(hex_prefix):
+                    break
+                out.append(key)
+                if len(out) >= limit:
+                    break
+        return out
+
+    def _split_spec(self, spec: str) -> tuple[bytes, str]:
+        ref, _, path = spec.partition(":")
+        return self.resolve(ref), path.strip("/")
+
+    # -- commit ----------------------------------------------------------------------------------
+    def _scan(self, path: str, name: str) -> _Node:
+        try:
+            st = os.lstat(path)
+        except OSError as exc:
+            raise CasregError(f"cannot read {path}: {exc.strerror}") from None
+        name = _entry_name(name, path)
+        if stat.S_ISLNK(st.st_mode):
+            target = os.readlink(path)
+            return _Node(name, LINK, path, 0o777, len(os.fsencode(target)), target=_entry_name(target, path))
+        if stat.S_ISREG(st.st_mode):
+            return _Node(name, FILE, path, 0o755 if st.st_mode & 0o111 else 0o644, st.st_size)
+        if not stat.S_ISDIR(st.st_mode):
+            raise CasregError(f"cannot store {path}: not a regular file, directory or symlink")
+        node = _Node(name, DIR, path, 0o755)
+        try:
+            names = sorted(os.listdir(path))
+        except OSError as exc:
+            raise CasregError(f"cannot read directory {path}: {exc.strerror}") from None
+        for child in names:
+            child_path = os.path.join(path, child)
+            if os.path.realpath(child_path) == os.path.realpath(self.path):
+                continue  # never store the store itself
+            sub = self._scan(child_path, child)
+            node.children.append(sub)
+            node.size += sub.size if sub.kind != LINK else 0
+        return node
+
+    def _store_node(self, node: _Node, ingester: Ingester, staged: dict) -> bytes:
+        """Store a scanned directory's files; returns its tree id (objects staged, not written)."""
+        entries = []
+        for child in node.children:
+            if child.kind == FILE:
+                manifest = ingester.add_file(child.path)
+                if manifest.size != child.size:
+                    raise CasregError(f"file changed while it was being read, refusing to store it: {child.path}")
+                oid = self._stage(staged, MANIFEST, manifest.encode())
+                entries.append(TreeEntry(child.name, FILE, child.mode, child.size, id=oid))
+            elif child.kind == DIR:
+                entries.append(TreeEntry(child.name, DIR, 0o755, child.size,
+                                         id=self._store_node(child, ingester, staged)))
+            else:
+                entries.append(TreeEntry(child.name, LINK, 0o777, child.size, target=child.target))
+        return self._stage(staged, TREE, Tree(entries).encode())
+
+    def _stage(self, staged: dict, kind: int, data: bytes) -> bytes:
+        oid, value = self.objects.encode(kind, data)
+        staged[oid] = value
+        return oid
+
+    def commit(self, path: str, ref: str, *, message: str = "", parents: list[str] = (),
+               meta: dict[str, str] | None = None, author: str | None = None, force: bool = False,
+               expect_old: str | None = None, progress=None) -> CommitResult:
+        """Store ``path`` (file or directory) as a new version and point ``ref`` at it."""
+        check_ref_name(ref)
+        progress = progress or progress_mod.NULL
+        expected = self._expected(ref, force, expect_old)
+        parent_ids = [self.resolve(p) for p in parents]
+        path = os.path.abspath(path)
+        if not os.path.lexists(path):
+            raise CasregError(f"no such file or directory: {path}")
+        scanned = self._scan(path, os.path.basename(path) or "root")
+        root = scanned if scanned.kind == DIR else _Node("", DIR, path, children=[scanned], size=scanned.size)
+        staged: dict[bytes, bytes] = {}
+        with self._gc_lock(exclusive=False):
+            progress.start("commit", root.size)
+            with Ingester(self.objects, Chunker(self.chunker_params), progress=progress.advance) as ing:
+                tree_id = self._store_node(root, ing, staged)
+                ing.flush()
+            commit = Commit(tree_id, parent_ids, author or default_author(), int(time.time()),
+                            message, dict(meta or {}))
+            commit_id = self._stage(staged, COMMIT, commit.encode())
+            who = commit.author
+
+            def land(txn):
+                self.objects.put_values(txn, staged.items())
+                self.refs.set_if_equals(txn, ref, expected, commit_id, who=who,
+                                        message=f"commit: {message}" if message else "commit")
+            self.db.write(land)
+            progress.done()
+        return CommitResult(commit_id, root.size, ing.new_chunks, ing.new_bytes)
+
+    def _expected(self, ref: str, force: bool, expect_old: str | None):
+        """What the ref must point at for an update to go through (checked again when it lands)."""
+        if force:
+            return ANY
+        if expect_old is not None:
+            if expect_old in ("", "none", "0" * 64):
+                return None
+            return self.resolve(expect_old)
+        with self.db.read() as txn:
+            current = self.refs.get(txn, ref)
+        if current is not None:
+            raise CasregError(f"ref {ref} already exists; use --force to move it or --expect-old to update it")
+        return None
+
+    # -- refs ------------------------------------------------------------------------------------
+    def update_ref(self, ref: str, target: str, *, force: bool = False, expect_old: str | None = None,
+                   message: str = "update-ref") -> bytes:
+        check_ref_name(ref)
+        new = self.resolve(target)
+        expected = self._expected(ref, force, expect_old)
+        self.db.write(lambda txn: self.refs.set_if_equals(txn, ref, expected, new,
+                                                           who=default_author(), message=message))
+        return new
+
+    def delete_ref(self, ref: str, *, expect_old: str | None = None) -> bytes:
+        with self.db.read() as txn:
+            current = self.refs.get(txn, ref)
+        if current is None:
+            raise NotFound(f"unknown ref: {ref}")
+        expected = current if expect_old is None else self.resolve(expect_old)
+        self.db.write(lambda txn: self.refs.remove_if_equals(txn, ref, expected,
+                                                              who=default_author(), message="delete"))
+        return current
+
+    def list_refs(self, prefix: str = "") -> list[tuple[str, bytes]]:
+        with self.db.read() as txn:
+            return list(self.refs.items(txn, prefix))
+
+    def reflog(self, ref: str) -> list[dict]:
+        with self.db.read() as txn:
+            entries = self.refs.reflog(txn, ref)
+        if not entries:
+            raise NotFound(f"no reflog for {ref}")
+        return entries
+
+    # -- reading ---------------------------------------------------------------------------------
+    def read_commit(self, commit_id: bytes) -> Commit:
+        with self.db.read() as txn:
+            return self.objects.load(txn, commit_id, COMMIT)
+
+    def log(self, spec: str) -> list[tuple[bytes, Commit]]:
+        """The version and all its ancestors, newest first."""
+        start = self.resolve(spec)
+        out, seen, stack = [], set(), [start]
+        with self.db.read() as txn:
+            while stack:
+                cid = stack.pop()
+                if cid in seen:
+                    continue
+                seen.add(cid)
+                commit = self.objects.load(txn, cid, COMMIT)
+                out.append((cid, commit))
+                stack.extend(commit.parents)
+        out.sort(key=lambda item: (item[1].time, item[0] == start), reverse=True)
+        return out
+
+    def _entry_at(self, txn, tree_id: bytes, path: str) -> TreeEntry:
+        entry = TreeEntry("", DIR, 0o755, 0, id=tree_id)
+        for part in [p for p in path.split("/") if p]:
+            if entry.kind != DIR:
+                raise NotFound(f"not a directory in this version: {path}")
+            child = self.objects.load(txn, entry.id, TREE).get(part)
+            if child is None:
+                raise NotFound(f"no such path in this version: {path}")
+            entry = child
+        return entry
+
+    def _walk_files(self, txn, tree_id: bytes, prefix: str = "") -> Iterator[tuple[str, TreeEntry]]:
+        for e in self.objects.load(txn, tree_id, TREE).entries:
+            path = f"{prefix}{e.name}"
+            if e.kind == DIR:
+                yield from self._walk_files(txn, e.id, path + "/")
+            else:
+                yield path, e
+
+    def ls(self, spec: str) -> list[dict]:
+        """Every file and link under ``ref[:path]`` with its size."""
+        commit_id, path = self._split_spec(spec)
+        with self.db.read() as txn:
+            commit = self.objects.load(txn, commit_id, COMMIT)
+            entry = self._entry_at(txn, commit.tree, path)
+            if entry.kind != DIR:
+                return [{"path": path, "kind": entry.kind, "mode": entry.mode, "size": entry.size}]
+            prefix = f"{path}/" if path else ""
+            return [{"path": p, "kind": e.kind, "mode": e.mode, "size": e.size,
+                     **({"target": e.target} if e.kind == LINK else {})}
+                    for p, e in self._walk_files(txn, entry.id, prefix)]
+
+    def cat(self, spec: str, out) -> None:
+        """Stream one file of a version (``ref:path``) to a binary file object."""
+        commit_id, path = self._split_spec(spec)
+        if not path:
+            raise CasregError(f"name a file: {spec}:<path>")
+        with self.db.read(buffers=True) as txn, Restorer(self.objects) as restorer:
+            entry = self._entry_at(txn, self.objects.load(txn, commit_id, COMMIT).tree, path)
+            if entry.kind != FILE:
+                raise CasregError(f"not a file: {path}")
+            restorer.write_stream(txn, self.objects.load(txn, entry.id, MANIFEST), out)
+
+    def checkout(self, spec: str, dest: str, *, force: bool = False, progress=None) -> bytes:
+        """Write a version's tree to ``dest``, byte-identical; via a temporary sibling and rename."""
+        progress = progress or progress_mod.NULL
+        commit_id = self.resolve(spec)
+        dest = os.path.abspath(dest)
+        if os.path.lexists(dest):
+            if not os.path.isdir(dest) or os.path.islink(dest):
+                if not force:
+                    raise CasregError(f"destination exists and is not a directory: {dest}; use --force")
+            elif os.listdir(dest) and not force:
+                raise CasregError(f"destination is not empty: {dest}; use --force to replace it")
+        parent = os.path.dirname(dest)
+        try:
+            os.makedirs(parent, exist_ok=True)
+            tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(dest)}.casreg-", dir=parent)
+        except OSError as exc:
+            raise CasregError(f"cannot write to {parent}: {exc.strerror}") from None
+        try:
+            with self.db.read(buffers=True) as txn, Restorer(self.objects) as restorer:
+                commit = self.objects.load(txn, commit_id, COMMIT)
+                root = self.objects.load(txn, commit.tree, TREE)
+                progress.start("checkout", sum(e.size for e in root.entries if e.kind != LINK))
+                self._write_tree(txn, root, tmp, restorer, progress)
+            os.chmod(tmp, 0o755 & ~_umask())
+            self._replace(tmp, dest)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        progress.done()
+        return commit_id
+
+    @staticmethod
+    def _replace(tmp: str, dest: str) -> None:
+        if not os.path.lexists(dest):
+            os.rename(tmp, dest)
+            return
+        trash = tmp + ".old"
+        os.rename(dest, trash)
+        os.rename(tmp, dest)
+        if os.path.isdir(trash) and not os.path.islink(trash):
+            shutil.rmtree(trash)
+        else:
+            os.unlink(trash)
+
+    def _write_tree(self, txn, tree: Tree, dirpath: str, restorer: Restorer, progress) -> None:
+        for e in tree.entries:
+            target = os.path.join(dirpath, e.name)  # names are single components (checked on decode)
+            try:
+                if e.kind == DIR:
+                    os.mkdir(target)
+                    self._write_tree(txn, self.objects.load(txn, e.id, TREE), target, restorer, progress)
+                elif e.kind == LINK:
+                    os.symlink(e.target, target)
+                else:
+                    manifest = self.objects.load(txn, e.id, MANIFEST)
+                    if manifest.size != e.size:
+                        raise Corrupt(f"manifest {e.id.hex()} does not match its tree entry")
+                    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                                 e.mode & 0o777)
+                    try:
+                        restorer.write_file(txn, manifest, fd)
+                    finally:
+                        os.close(fd)
+                    progress.advance(e.size)
+            except OSError as exc:
+                raise CasregError(f"cannot write {target}: {exc.strerror}") from None
+
+    # -- maintenance -----------------------------------------------------------------------------
+    def _roots(self, txn) -> list[tuple[bytes, int]]:
+        return [(cid, COMMIT) for _, cid in self.refs.items(txn)]
+
+    def stats(self) -> dict:
+        counts = {name: 0 for name in KIND_NAMES.values()}
+        stored = {name: 0 for name in KIND_NAMES.values()}
+        by_codec: dict[str, int] = {}
+        unique = 0
+        with self.db.read(buffers=True) as txn:
+            for _, kind, tag, payload in self.objects.iter_stored(txn):
+                name = KIND_NAMES.get(kind, "unknown")
+                counts[name] = counts.get(name, 0) + 1
+                stored[name] = stored.get(name, 0) + len(payload) + 2
+                if kind == CHUNK:
+                    unique += codec.raw_size(tag, payload)
+                    cname = codec.CODEC_NAMES.get(tag, str(tag))
+                    by_codec[cname] = by_codec.get(cname, 0) + len(payload) + 2
+            graph = reachable(self.objects, txn, self._roots(txn))
+            commits = [oid for oid, kind in graph.items() if kind == COMMIT]
+            logical = 0
+            for cid in commits:
+                tree = self.objects.load(txn, self.objects.load(txn, cid, COMMIT).tree, TREE)
+                logical += sum(e.size for e in tree.entries if e.kind != LINK)
+            refs = sum(1 for _ in self.refs.items(txn))
+        stored_total = sum(stored.values())
+        return {
+            "refs": refs, "versions": len(commits), "logical_bytes": logical,
+            "unique_chunk_bytes": unique, "stored_bytes": stored_total,
+            "stored_chunk_bytes": stored["chunk"], "stored_bytes_by_codec": by_codec,
+            "dedup_ratio": round(logical / unique, 4) if unique else 1.0,
+            "compression_ratio": round(unique / stored["chunk"], 4) if stored["chunk"] else 1.0,
+            "total_ratio": round(logical / stored_total, 4) if stored_total else 1.0,
+            "objects": counts,
+        }
+
+    def verify(self, full: bool = False, progress=None) -> list[dict]:
+        """Problems found: every object reachable from a ref present and decodable; with ``full``,
+        every stored object decompressed and re-hashed."""
+        progress = progress or progress_mod.NULL
+        problems: list[dict] = []
+
+        def report(oid: bytes, kind: int, problem: str) -> None:
+            problems.append({"id": oid.hex(), "kind": KIND_NAMES.get(kind, "?"), "problem": problem})
+
+        with self.db.read(buffers=True) as txn:
+            reachable(self.objects, txn, self._roots(txn), on_problem=report)
+            if full:
+                from .objects.verify import rehash_all
+                known = {p["id"] for p in problems}
+                for oid, kind, problem in rehash_all(self.objects, txn, progress):
+                    if oid.hex() not in known:
+                        report(oid, kind, problem)
+        progress.done()
+        return problems
+
+    def gc(self, dry_run: bool = False) -> dict:
+        """Delete every object no ref reaches. Objects only the reflog names go too."""
+        def sweep(txn, delete: bool) -> dict:
+            keep = reachable(self.objects, txn, self._roots(txn))
+            doomed = [(oid, len(payload) + 2) for oid, _, _, payload in self.objects.iter_stored(txn)
+                      if oid not in keep]  # listed in full before the first delete
+            if delete:
+                for oid, _ in doomed:
+                    self.objects.delete(txn, oid)
+            return {"kept_objects": len(keep), "deleted_objects": len(doomed),
+                    "deleted_bytes": sum(n for _, n in doomed), "dry_run": not delete}
+
+        if dry_run:
+            with self.db.read(buffers=True) as txn:
+                return sweep(txn, False)
+        with self._gc_lock(exclusive=True):
+            return self.db.write(lambda txn: sweep(txn, True), buffers=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -1,0 +1,114 @@
+"""The CLI as a user meets it: every bad input is one line on stderr and a non-zero exit."""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from tests.helpers import one_line_error, random_bytes, run_cli, write_file
+
+
+@pytest.fixture
+def work(tmp_path):
+    run_cli("init", cwd=tmp_path, check=0)
+    write_file(tmp_path / "model" / "w.bin", random_bytes(500_000, "cli"))
+    write_file(tmp_path / "model" / "conf.json", b'{"lr": 0.1}')
+    return tmp_path
+
+
+def test_everyday_commands(work):
+    sub = work / "model"  # the store is found upward from a subdirectory, like git
+    out = run_cli("commit", ".", "--ref", "models/lr-demo/v1", "-m", "first", "--meta", "framework=fate",
+                  cwd=sub, check=0)
+    assert b"models/lr-demo/v1 -> " in out.stdout
+    run_cli("commit", "w.bin", "--ref", "models/lr-demo/v2", "--parent", "models/lr-demo/v1", cwd=sub, check=0)
+    log = json.loads(run_cli("log", "models/lr-demo/v2", "--json", cwd=work, check=0).stdout)
+    assert len(log) == 2 and log[1]["meta"] == {"framework": "fate"} and log[1]["message"] == "first"
+    ls = json.loads(run_cli("ls", "models/lr-demo/v1", "--json", cwd=work, check=0).stdout)
+    assert {(r["path"], r["size"]) for r in ls} == {("w.bin", 500_000), ("conf.json", 11)}
+    cat = run_cli("cat", "models/lr-demo/v1:w.bin", cwd=work, check=0)
+    assert cat.stdout == (work / "model" / "w.bin").read_bytes()
+    run_cli("checkout", "models/lr-demo/v1", "restored", cwd=work, check=0)
+    assert (work / "restored" / "conf.json").read_bytes() == b'{"lr": 0.1}'
+    stats = json.loads(run_cli("stats", "--json", cwd=work, check=0).stdout)
+    assert stats["versions"] == 2 and stats["dedup_ratio"] > 1.9
+    assert json.loads(run_cli("verify", "--full", "--json", cwd=work, check=0).stdout)["ok"] is True
+    assert json.loads(run_cli("gc", "--json", cwd=work, check=0).stdout)["deleted_objects"] == 0
+    refs = json.loads(run_cli("refs", "--json", cwd=work, check=0).stdout)
+    assert set(refs) == {"models/lr-demo/v1", "models/lr-demo/v2"}
+
+
+def test_store_from_environment_and_option(tmp_path):
+    store = tmp_path / "elsewhere"
+    run_cli("--store", store, "init", check=0)
+    write_file(tmp_path / "f", b"x")
+    run_cli("commit", tmp_path / "f", "--ref", "a/b", cwd=tmp_path, env={"CASREG_STORE": str(store)}, check=0)
+    assert b"a/b" in run_cli("--store", store, "refs", check=0).stdout
+
+
+BAD = [
+    (["commit", "missing-dir", "--ref", "m/v"], "no such file or directory"),
+    (["log", "models/nope"], "unknown ref"),
+    (["checkout", "models/nope", "dest"], "unknown ref"),
+    (["cat", "models/nope:x"], "unknown ref"),
+    (["commit", "model", "--ref", "../escape"], "invalid ref name"),
+    (["commit", "model", "--ref", "bad name"], "invalid ref name"),
+    (["commit", "model", "--ref", "m/v", "--meta", "novalue"], "key=value"),
+    (["init"], "already exists"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_bad_input_is_one_clear_line(work, args, message):
+    assert message in one_line_error(run_cli(*args, cwd=work))
+
+
+def test_existing_ref_without_force(work):
+    run_cli("commit", "model", "--ref", "m/v", cwd=work, check=0)
+    assert "already exists" in one_line_error(run_cli("commit", "model", "--ref", "m/v", cwd=work))
+    run_cli("commit", "model/w.bin", "--ref", "m/v", "--force", cwd=work, check=0)
+    assert len(json.loads(run_cli("reflog", "m/v", "--json", cwd=work, check=0).stdout)) == 2
+
+
+def test_unknown_path_inside_version(work):
+    run_cli("commit", "model", "--ref", "m/v", cwd=work, check=0)
+    assert "no such path" in one_line_error(run_cli("cat", "m/v:nope.bin", cwd=work))
+
+
+def test_not_a_store(tmp_path):
+    assert "not in a casreg store" in one_line_error(run_cli("refs", cwd=tmp_path))
+    assert "not a casreg store" in one_line_error(run_cli("--store", tmp_path, "refs"))
+
+
+def test_checkout_over_non_empty_dir_needs_force(work):
+    run_cli("commit", "model", "--ref", "m/v", cwd=work, check=0)
+    assert "not empty" in one_line_error(run_cli("checkout", "m/v", "model", cwd=work))
+    run_cli("checkout", "m/v", "model", "--force", cwd=work, check=0)
+
+
+def test_file_changed_while_being_read_is_refused(repo, tmp_path, monkeypatch):
+    from casreg.errors import CasregError
+    from casreg.objects import ingest
+    path = write_file(tmp_path / "s" / "grows.bin", random_bytes(40 << 20, "torn"))
+    real = ingest._read_full
+    calls = []
+
+    def read_then_append(f, view):
+        n = real(f, view)
+        if not calls:
+            with open(path, "ab") as g:  # another process appends while we read
+                g.write(b"more")
+        calls.append(n)
+        return n
+    monkeypatch.setattr(ingest, "_read_full", read_then_append)
+    with pytest.raises(CasregError, match="changed while it was being read"):
+        repo.commit(path, "m/torn")
+    assert repo.list_refs() == []
+    assert repo.verify() == []
+
+
+def test_special_files_are_refused(work):
+    os.mkfifo(work / "model" / "pipe")
+    assert "not a regular file, directory or symlink" in one_line_error(
+        run_cli("commit", "model", "--ref", "m/v", cwd=work))

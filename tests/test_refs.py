@@ -1,0 +1,75 @@
+"""Ref names, compare-and-swap and the reflog."""
+
+import pytest
+
+from casreg.errors import CasregError, RefConflict
+from casreg.refs import check_ref_name
+from tests.helpers import write_file
+
+FATE_NAMES = [
+    "models/guest#9999#arbiter-10000#guest-9999#host-10000#model/202006122116502527621",
+    "checkpoints/guest#9999#guest-9999#host-10000#model/2020061215063879320146/hetero_lr_0/3#step_3",
+    "models/lr-demo/v1",
+    "remotes/origin/models/x/v_1.2",
+    "模型/版本",
+]
+BAD_NAMES = ["", "/abs", "trail/", "a//b", "a/../b", "..", "a/.hidden", "x.lock", "a/b.lock/c",
+             "end.", "sp ace", "col:on", "ti~lde", "car^et", "q?", "st*ar", "br[acket", "back\\slash",
+             "ctl\x01", "nul\x00", "del\x7f", "@", "a@{1}", "x" * 401]
+
+
+@pytest.mark.parametrize("name", FATE_NAMES)
+def test_accepts_every_fate_name(name):
+    assert check_ref_name(name) == name
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_rejects_bad_names(name):
+    with pytest.raises(CasregError, match="invalid ref name"):
+        check_ref_name(name)
+
+
+def test_existing_ref_needs_force_or_expected_old(repo, tmp_path):
+    a = repo.commit(write_file(tmp_path / "a" / "f", b"one"), "m/v")
+    with pytest.raises(CasregError, match="already exists"):
+        repo.commit(write_file(tmp_path / "b" / "f", b"two"), "m/v")
+    b = repo.commit(str(tmp_path / "b" / "f"), "m/v", expect_old=a.id.hex())
+    with pytest.raises(RefConflict, match="expected"):
+        repo.update_ref("m/v", a.id.hex(), expect_old=a.id.hex())  # stale expectation loses
+    repo.update_ref("m/v", a.id.hex(), force=True)
+    assert repo.resolve("m/v") == a.id
+    log = repo.reflog("m/v")
+    assert [e["new"] for e in log] == [a.id.hex(), b.id.hex(), a.id.hex()]
+    assert log[-1]["old"] is None
+
+
+def test_cas_conflict_when_ref_moves_during_commit(repo, tmp_path, monkeypatch):
+    """A commit that checked the ref at its start loses if someone else moved it meanwhile."""
+    base = repo.commit(write_file(tmp_path / "a" / "f", b"base"), "m/race")
+    other = repo.commit(write_file(tmp_path / "o" / "f", b"other"), "m/other")
+    original = repo._store_node
+
+    def store_then_race(*args, **kwargs):
+        tree = original(*args, **kwargs)
+        repo.update_ref("m/race", "m/other", force=True)  # a concurrent writer wins the race
+        return tree
+    monkeypatch.setattr(repo, "_store_node", store_then_race)
+    with pytest.raises(RefConflict):
+        repo.commit(write_file(tmp_path / "b" / "f", b"mine"), "m/race", expect_old=base.id.hex())
+    assert repo.resolve("m/race") == other.id
+
+
+def test_delete_is_logged_and_restorable_until_gc(repo, tmp_path):
+    a = repo.commit(write_file(tmp_path / "a" / "f", b"one"), "m/del")
+    repo.delete_ref("m/del")
+    with pytest.raises(CasregError, match="unknown ref"):
+        repo.resolve("m/del")
+    entry = repo.reflog("m/del")[0]
+    assert entry["old"] == a.id.hex() and entry["new"] is None
+    repo.update_ref("m/del", entry["old"])
+    assert repo.resolve("m/del") == a.id
+
+
+def test_resolve_by_unique_prefix(repo, tmp_path):
+    a = repo.commit(write_file(tmp_path / "a" / "f", b"one"), "m/p")
+    assert repo.resolve(a.id.hex()[:10]) == a.id

@@ -1,0 +1,111 @@
+"""Commit -> checkout is byte-identical for every shape of input."""
+
+import io
+import os
+
+import blake3
+import pytest
+
+from casreg.errors import CasregError
+from tests.helpers import random_bytes, tree_files, write_file
+
+
+def roundtrip(repo, src, tmp_path, ref="models/t/v1"):
+    result = repo.commit(str(src), ref, message="m")
+    out = tmp_path / "out"
+    repo.checkout(ref, str(out))
+    return result, out
+
+
+@pytest.mark.parametrize("size", [0, 1, 16383, 16384, 262144, 262145, 3 << 20])
+def test_single_file_sizes(repo, tmp_path, size):
+    data = random_bytes(size, f"s{size}")
+    src = write_file(tmp_path / "src" / "weights.bin", data)
+    result, out = roundtrip(repo, src, tmp_path)
+    assert (out / "weights.bin").read_bytes() == data
+    assert result.logical_bytes == size
+    sink = io.BytesIO()
+    repo.cat("models/t/v1:weights.bin", sink)
+    assert sink.getvalue() == data
+
+
+def test_exactly_one_chunk(repo, tmp_path):
+    data = random_bytes(12345, "one")
+    src = write_file(tmp_path / "src" / "f", data)
+    result = repo.commit(src, "r/one")
+    assert result.new_chunks == 1
+    with repo.db.read() as txn:
+        from casreg.objects.encoding import MANIFEST, TREE, COMMIT
+        commit = repo.objects.load(txn, result.id, COMMIT)
+        entry = repo.objects.load(txn, commit.tree, TREE).get("f")
+        manifest = repo.objects.load(txn, entry.id, MANIFEST)
+    assert manifest.chunks == [(blake3.blake3(data).digest(), len(data))]
+
+
+def test_directory_tree_with_unicode_deep_symlinks_and_modes(repo, tmp_path):
+    src = tmp_path / "src"
+    write_file(src / "模型" / "权重.bin", random_bytes(300_000, "u"))
+    write_file(src / "émoji 🚀.txt", b"hello\n")
+    deep = src
+    for i in range(40):
+        deep = deep / f"d{i}"
+    write_file(deep / "leaf.bin", random_bytes(70_000, "leaf"))
+    run = write_file(src / "run.sh", b"#!/bin/sh\necho hi\n")
+    os.chmod(run, 0o755)
+    os.symlink("émoji 🚀.txt", src / "link")
+    os.symlink("../outside", src / "dangling")
+    (src / "empty").mkdir()
+    _, out = roundtrip(repo, src, tmp_path)
+    assert tree_files(out) == tree_files(src)
+    assert os.stat(out / "run.sh").st_mode & 0o111
+
+
+def test_sparse_multi_gigabyte_file(repo, tmp_path):
+    path = tmp_path / "src" / "sparse.bin"
+    path.parent.mkdir()
+    size = (2 << 30) + 12345
+    with open(path, "wb") as f:
+        f.truncate(size)
+        f.seek(1 << 30)
+        f.write(b"a marker in the middle")
+    result, out = roundtrip(repo, path, tmp_path)
+    assert result.logical_bytes == size
+    restored = out / "sparse.bin"
+    assert restored.stat().st_size == size
+    assert restored.stat().st_blocks * 512 < 64 << 20, "zero chunks should be restored as holes"
+    with open(restored, "rb") as f:
+        f.seek(1 << 30)
+        assert f.read(22) == b"a marker in the middle"
+        f.seek(size - 4096)
+        assert f.read() == bytes(4096)
+    assert result.new_chunks <= 8  # a few distinct chunks, however large the file
+
+
+def test_checkout_refuses_non_empty_destination_without_force(repo, tmp_path):
+    src = write_file(tmp_path / "src" / "a", b"new")
+    repo.commit(src, "r/a")
+    dest = tmp_path / "dest"
+    write_file(dest / "keep.txt", b"precious")
+    with pytest.raises(CasregError, match="not empty"):
+        repo.checkout("r/a", str(dest))
+    assert (dest / "keep.txt").read_bytes() == b"precious"
+    repo.checkout("r/a", str(dest), force=True)
+    assert sorted(os.listdir(dest)) == ["a"]
+    assert not [n for n in os.listdir(tmp_path) if ".casreg-" in n], "no temporary sibling left behind"
+
+
+def test_checkout_into_existing_empty_directory(repo, tmp_path):
+    src = write_file(tmp_path / "src" / "a", b"x")
+    repo.commit(src, "r/a")
+    (tmp_path / "empty").mkdir()
+    repo.checkout("r/a", str(tmp_path / "empty"))
+    assert (tmp_path / "empty" / "a").read_bytes() == b"x"
+
+
+def test_the_store_never_stores_itself(tmp_path):
+    from casreg.repo import Repository
+    work = tmp_path / "work"
+    write_file(work / "model.bin", b"weights")
+    with Repository.init(str(work / ".casreg")) as repo:
+        repo.commit(str(work), "r/w")
+        assert [row["path"] for row in repo.ls("r/w")] == ["model.bin"]

@@ -1,0 +1,87 @@
+"""verify finds exactly what is missing or corrupt; gc never drops what a ref reaches."""
+
+import pytest
+
+from casreg.objects.encoding import CHUNK, COMMIT, MANIFEST, TREE
+from tests.helpers import random_bytes, run_cli, write_file
+
+
+def _chunk_ids(repo, ref):
+    with repo.db.read() as txn:
+        commit = repo.objects.load(txn, repo.resolve(ref), COMMIT)
+        tree = repo.objects.load(txn, commit.tree, TREE)
+        manifest = repo.objects.load(txn, tree.entries[0].id, MANIFEST)
+        return [cid for cid, _ in manifest.chunks]
+
+
+def _tamper(repo, oid, change):
+    table = repo.objects.table
+
+    def write(txn):
+        value = bytearray(txn.get(oid, db=table))
+        change(value)
+        txn.put(oid, bytes(value), db=table)
+    repo.db.write(write)
+
+
+def test_clean_store_verifies(repo, tmp_path):
+    repo.commit(write_file(tmp_path / "s" / "w", random_bytes(1 << 20)), "m/v1")
+    assert repo.verify() == []
+    assert repo.verify(full=True) == []
+
+
+def test_flipped_byte_in_a_chunk_is_found_by_full_verify_and_on_checkout(repo, tmp_path):
+    repo.commit(write_file(tmp_path / "s" / "w", random_bytes(1 << 20)), "m/v1")
+    victim = _chunk_ids(repo, "m/v1")[3]
+
+    def flip(value):
+        value[len(value) // 2] ^= 0x01
+    _tamper(repo, victim, flip)
+    assert repo.verify() == []  # presence only
+    problems = repo.verify(full=True)
+    assert [(p["id"], p["kind"]) for p in problems] == [(victim.hex(), "chunk")]
+    assert problems[0]["problem"].startswith("corrupt")
+    with pytest.raises(Exception, match="does not match its hash"):
+        repo.checkout("m/v1", str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_deleted_object_is_reported_missing_with_its_id(repo, tmp_path):
+    repo.commit(write_file(tmp_path / "s" / "w", random_bytes(1 << 20)), "m/v1")
+    victim = _chunk_ids(repo, "m/v1")[0]
+    repo.db.write(lambda txn: repo.objects.delete(txn, victim))
+    problems = repo.verify()
+    assert problems == [{"id": victim.hex(), "kind": "chunk", "problem": "missing"}]
+
+
+def test_verify_cli_exits_non_zero_and_names_the_object(repo, tmp_path):
+    repo.commit(write_file(tmp_path / "s" / "w", random_bytes(1 << 20)), "m/v1")
+    victim = _chunk_ids(repo, "m/v1")[1]
+    repo.db.write(lambda txn: repo.objects.delete(txn, victim))
+    proc = run_cli("--store", repo.path, "verify", "--full")
+    assert proc.returncode == 1
+    assert f"missing: chunk {victim.hex()}" in proc.stdout.decode()
+
+
+def test_gc_keeps_everything_reachable_and_drops_the_rest(repo, tmp_path):
+    keep = random_bytes(2 << 20, "keep")
+    drop = random_bytes(2 << 20, "drop")
+    repo.commit(write_file(tmp_path / "a" / "w", keep), "m/keep")
+    repo.commit(write_file(tmp_path / "b" / "w", keep[:1 << 20]), "m/child", parents=["m/keep"])
+    repo.commit(write_file(tmp_path / "c" / "w", drop), "m/drop")
+    before = repo.stats()["objects"]
+    dry = repo.gc(dry_run=True)
+    assert dry["deleted_objects"] == 0
+    repo.delete_ref("m/drop")
+    dry = repo.gc(dry_run=True)
+    assert dry["deleted_objects"] > 20 and repo.stats()["objects"] == before  # dry run deletes nothing
+    done = repo.gc()
+    assert done["deleted_objects"] == dry["deleted_objects"]
+    assert repo.verify(full=True) == []
+    repo.checkout("m/keep", str(tmp_path / "out"))
+    assert (tmp_path / "out" / "w").read_bytes() == keep
+    repo.delete_ref("m/keep")  # still reachable as m/child's parent
+    repo.gc()
+    assert repo.verify(full=True) == []
+    repo.checkout(repo.log("m/child")[-1][0].hex(), str(tmp_path / "out2"))
+    assert (tmp_path / "out2" / "w").read_bytes() == keep
