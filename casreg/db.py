@@ -28,9 +28,19 @@ def describe_lmdb_error(exc: BaseException, path: str) -> str:
     text = str(exc)
     if isinstance(exc, lmdb.DiskError) or code == errno.ENOSPC or "No space left" in text:
         return f"disk full while writing the store at {path}"
+    if "Input/output error" in text and _nearly_full(path):
+        return f"disk full while writing the store at {path} (LMDB reports it as an I/O error)"
     if code in (errno.EACCES, errno.EROFS, errno.EPERM) or "Permission denied" in text or "Read-only" in text:
         return f"store at {path} is read-only or not writable"
     return f"store at {path}: {text.splitlines()[0] if text else type(exc).__name__}"
+
+
+def _nearly_full(path: str, margin: int = 16 << 20) -> bool:
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < margin
 
 
 class Database:

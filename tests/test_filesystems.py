@@ -1,0 +1,52 @@
+"""Disk full and read-only stores, on real (tmpfs) filesystems mounted for the test."""
+
+import os
+import subprocess
+
+import pytest
+
+from tests.helpers import one_line_error, random_bytes, run_cli, write_file
+
+
+def _mount_tmpfs(path, size):
+    path.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                          capture_output=True)
+    if proc.returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail(f"cannot mount tmpfs in CI: {proc.stderr.decode().strip()}")
+        pytest.skip("needs permission to mount tmpfs (runs as root in CI)")
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    mnt = tmp_path / "mnt"
+    _mount_tmpfs(mnt, "8m")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_disk_full_is_one_line_and_leaves_a_store_that_verifies(small_fs, tmp_path):
+    store = small_fs / "store"
+    run_cli("--store", store, "init", check=0)
+    small = write_file(tmp_path / "small.bin", random_bytes(100_000, "small"))
+    run_cli("--store", store, "commit", small, "--ref", "m/small", check=0)
+    big = write_file(tmp_path / "big.bin", random_bytes(32 << 20, "big"))
+    line = one_line_error(run_cli("--store", store, "commit", big, "--ref", "m/big"))
+    assert "disk full" in line
+    run_cli("--store", store, "verify", "--full", check=0)
+    refs = run_cli("--store", store, "refs", check=0).stdout.decode()
+    assert "m/small" in refs and "m/big" not in refs
+
+
+def test_read_only_store_reads_but_refuses_writes(small_fs, tmp_path):
+    store = small_fs / "store"
+    run_cli("--store", store, "init", check=0)
+    src = write_file(tmp_path / "w.bin", random_bytes(200_000, "ro"))
+    run_cli("--store", store, "commit", src, "--ref", "m/v1", check=0)
+    subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], check=True)
+    run_cli("--store", store, "checkout", "m/v1", tmp_path / "out", check=0)
+    assert (tmp_path / "out" / "w.bin").read_bytes() == open(src, "rb").read()
+    run_cli("--store", store, "verify", "--full", check=0)
+    line = one_line_error(run_cli("--store", store, "commit", src, "--ref", "m/v2"))
+    assert "read-only" in line
