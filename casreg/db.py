@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 from typing import Callable, TypeVar
 
 import lmdb
@@ -49,6 +50,7 @@ class Database:
     def __init__(self, path: str, *, readonly: bool = False):
         self.path = path
         self.readonly = readonly
+        self._map_ranges: list[tuple[int, int]] | None = None
         try:
             self.env = self._open(path, readonly)
         except lmdb.Error as exc:
@@ -82,7 +84,7 @@ class Database:
         try:
             return self.env.begin(buffers=buffers)
         except lmdb.MapResizedError:
-            self.env.set_mapsize(0)  # another process grew the map: adopt its size
+            self._set_mapsize(0)  # another process grew the map: adopt its size
             return self.env.begin(buffers=buffers)
 
     def write(self, body: Callable[[lmdb.Transaction], T], *, buffers: bool = False) -> T:
@@ -98,12 +100,52 @@ class Database:
                 with self.env.begin(write=True, buffers=buffers) as txn:
                     return body(txn)
             except lmdb.MapFullError:
-                self.env.set_mapsize(self.env.info()["map_size"] * 2)
+                self._set_mapsize(self.env.info()["map_size"] * 2)
             except lmdb.MapResizedError:
-                self.env.set_mapsize(0)
+                self._set_mapsize(0)
             except (lmdb.Error, OSError) as exc:
                 raise CasregError(describe_lmdb_error(exc, self.path)) from None
         raise CasregError(f"store at {self.path}: could not grow the LMDB map")
 
+    def release_pages(self) -> None:
+        """Drop this process's mapping of the data file's pages (they stay in the page cache).
+
+        LMDB reads through a shared read-only mmap, so every page a commit or checkout touches
+        would count in this process's RSS until exit; streaming a 2 GB file would show 2 GB.
+        ``MADV_DONTNEED`` on a shared file mapping is safe at any time: the next access faults
+        the same bytes back in from the page cache.
+        """
+        if _madvise is None:
+            return
+        if self._map_ranges is None:
+            data_file = os.path.realpath(os.path.join(self.path, "data.mdb"))
+            try:
+                with open("/proc/self/maps") as maps:
+                    self._map_ranges = [tuple(int(x, 16) for x in line.split()[0].split("-"))
+                                        for line in maps if line.rstrip().endswith(data_file)]
+            except OSError:
+                self._map_ranges = []
+        for start, end in self._map_ranges:
+            _madvise(start, end - start, _MADV_DONTNEED)
+
+    def _set_mapsize(self, size: int) -> None:
+        self.env.set_mapsize(size)
+        self._map_ranges = None  # the map may have moved
+
     def close(self) -> None:
         self.env.close()
+
+
+def _load_madvise():
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.madvise
+        fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        return fn
+    except (OSError, AttributeError):
+        return None
+
+
+_MADV_DONTNEED = 4
+_madvise = _load_madvise() if sys.platform.startswith("linux") else None

@@ -2,8 +2,8 @@
 
 The main thread reads the file in large blocks and cuts them (pyfastcdc); a worker pool hashes each
 block's chunks, asks the store which ones it lacks and compresses only those (BLAKE3 and zstd release
-the GIL); a single-thread executor feeds the whole-file hash in order; the main thread writes the
-new chunks in batched LMDB transactions. At most ``IN_FLIGHT`` blocks are alive at once, so memory
+the GIL); a single-thread executor feeds the whole-file hash in order; a writer thread lands the
+new chunks in batched LMDB transactions (LMDB allows one writer; fsync releases the GIL). At most ``IN_FLIGHT`` blocks are alive at once, so memory
 does not grow with file size. Chunks land before anything refers to them (see ``repo.commit``).
 """
 
@@ -24,9 +24,10 @@ from .chunker import Chunker
 from .encoding import CHUNK, Manifest
 from .store import ObjectStore, pack
 
-BLOCK_SIZE = 16 << 20
+BLOCK_SIZE = 8 << 20
 IN_FLIGHT = 3
-FLUSH_BYTES = 32 << 20
+FLUSH_BYTES = 8 << 20
+WRITES_IN_FLIGHT = 2
 
 
 def _read_full(f, view: memoryview) -> int:
@@ -54,6 +55,8 @@ class Ingester:
         self.progress = progress or (lambda n: None)
         self.pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="casreg-chunk")
         self.hash_pool = ThreadPoolExecutor(1, thread_name_prefix="casreg-filehash")
+        self.writer = ThreadPoolExecutor(1, thread_name_prefix="casreg-write")
+        self._writes: deque = deque()
         self.buffer_size = max(BLOCK_SIZE, 4 * chunker.max_size)
         self._free: list[bytearray] = []
         self._seen: set[bytes] = set()
@@ -66,6 +69,7 @@ class Ingester:
     def close(self) -> None:
         self.pool.shutdown(wait=True)
         self.hash_pool.shutdown(wait=True)
+        self.writer.shutdown(wait=True)
 
     def __enter__(self) -> "Ingester":
         return self
@@ -77,8 +81,7 @@ class Ingester:
     def _process(self, view: memoryview, cuts: list[tuple[int, int]]):
         """Hash every chunk of one block; compress and pack the ones the store lacks."""
         ids = [blake3.blake3(view[o:o + n]).digest() for o, n in cuts]
-        with self.objects.db.read() as txn:
-            missing = [i for i, cid in enumerate(ids) if not self.objects.has(txn, cid)]
+        missing = self.objects.missing(ids)
         fresh = []
         with self._seen_lock:  # each new chunk is compressed once, however often it repeats
             for i in missing:
@@ -96,12 +99,21 @@ class Ingester:
     def _buffer(self) -> bytearray:
         return self._free.pop() if self._free else bytearray(self.buffer_size)
 
-    def flush(self) -> None:
-        """Write the chunks waiting in memory, in one transaction."""
+    def _write_async(self) -> None:
+        """Hand the chunks waiting in memory to the writer thread (one transaction)."""
         if self._unwritten:
             items = self._unwritten
-            self.objects.db.write(lambda txn: self.objects.put_values(txn, items))
+            self._writes.append(self.writer.submit(
+                self.objects.db.write, lambda txn: self.objects.put_values(txn, items)))
             self._unwritten, self._unwritten_bytes = [], 0
+        while len(self._writes) > WRITES_IN_FLIGHT:
+            self._writes.popleft().result()
+
+    def flush(self) -> None:
+        """Write every chunk seen so far and wait until it has landed."""
+        self._write_async()
+        while self._writes:
+            self._writes.popleft().result()
 
     def _finish_block(self, pending: deque, chunks: list) -> None:
         batch, hashed, buf, nbytes = pending.popleft()
@@ -114,7 +126,7 @@ class Ingester:
             self.new_bytes += len(value)
         self.new_chunks += len(values)
         if self._unwritten_bytes >= FLUSH_BYTES:
-            self.flush()
+            self._write_async()
         self._free.append(buf)
         self.progress(nbytes)
 

@@ -80,6 +80,7 @@ class Restorer:
                 while len(pending) >= IN_FLIGHT:
                     fut, lengths = pending.popleft()
                     yield from zip(lengths, fut.result())
+                    self.objects.db.release_pages()  # keep RSS flat however large the file
             while pending:
                 fut, lengths = pending.popleft()
                 yield from zip(lengths, fut.result())

@@ -15,6 +15,8 @@ from . import codec
 from .encoding import DECODERS, KIND_NAMES, object_id
 
 HEADER = 2
+# Every B-tree lookup maps ~1 MB of the data file (large page-cache folios); unmap that often.
+RELEASE_EVERY = 48
 
 
 def pack(kind: int, codec_tag: int, payload) -> bytes:
@@ -44,10 +46,25 @@ class ObjectStore:
     def put_values(self, txn: lmdb.Transaction, items) -> int:
         """Put (id, stored value) pairs that are not there yet; returns how many were new."""
         new = 0
-        for oid, value in items:
+        for n, (oid, value) in enumerate(items, 1):
             if txn.put(oid, value, db=self.table, overwrite=False):
                 new += 1
+            if n % RELEASE_EVERY == 0:
+                self.db.release_pages()
+        self.db.release_pages()
         return new
+
+    def missing(self, ids: list[bytes]) -> list[int]:
+        """Indexes of the ids the store lacks (one snapshot; memory stays flat, see release_pages)."""
+        out = []
+        with self.db.read() as txn:
+            for n, oid in enumerate(ids, 1):
+                if txn.get(oid, db=self.table) is None:
+                    out.append(n - 1)
+                if n % RELEASE_EVERY == 0:
+                    self.db.release_pages()
+        self.db.release_pages()
+        return out
 
     # -- reading ---------------------------------------------------------------------------------
     def has(self, txn: lmdb.Transaction, oid: bytes) -> bool:
