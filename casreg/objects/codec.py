@@ -34,12 +34,13 @@ def _decompressor() -> zstandard.ZstdDecompressor:
     return d
 
 
-def encode(data) -> tuple[int, bytes]:
-    """(codec, payload): zstd when it shrinks the bytes, raw otherwise. Thread-safe."""
+def encode(data):
+    """(codec, payload): zstd when it shrinks the bytes, raw otherwise (``data`` itself, not a
+    copy: the caller copies it once into the stored value). Thread-safe."""
     packed = _compressor().compress(data)
     if len(packed) < len(data):
         return ZSTD, packed
-    return RAW, bytes(data)
+    return RAW, data
 
 
 def decode(codec: int, payload) -> bytes:

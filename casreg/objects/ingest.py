@@ -24,10 +24,10 @@ from .chunker import Chunker
 from .encoding import CHUNK, Manifest
 from .store import ObjectStore, pack
 
-BLOCK_SIZE = 8 << 20
+BLOCK_SIZE = 4 << 20
 IN_FLIGHT = 3
 FLUSH_BYTES = 8 << 20
-WRITES_IN_FLIGHT = 2
+WRITES_IN_FLIGHT = 1
 
 
 def _read_full(f, view: memoryview) -> int:

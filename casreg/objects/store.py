@@ -20,7 +20,7 @@ RELEASE_EVERY = 48
 
 
 def pack(kind: int, codec_tag: int, payload) -> bytes:
-    return bytes((kind, codec_tag)) + bytes(payload)
+    return b"".join((bytes((kind, codec_tag)), payload))
 
 
 def unpack(value) -> tuple[int, int, memoryview]:
