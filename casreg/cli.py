@@ -96,11 +96,15 @@ def commit(
     with _repo() as repo:
         result = repo.commit(path, ref, message=message, parents=parent, meta=_parse_meta(meta),
                              author=author, force=force, expect_old=expect_old, progress=_progress(not as_json))
+        from .remotes import ops
+        pushed = ops.auto_push(repo, ref)
     if as_json:
-        _emit({"ref": ref, **result.to_json()})
+        _emit({"ref": ref, **result.to_json(), **({"pushed": [p.to_json() for p in pushed]} if pushed else {})})
     else:
         print(f"{ref} -> {result.id.hex()} ({human(result.logical_bytes)}, "
               f"{result.new_chunks} new chunks, {human(result.new_stored_bytes)} stored)")
+        for p in pushed or []:
+            print(f"pushed {p.ref}: {p.objects_sent} objects, {human(p.bytes_sent)}")
 
 
 @app.command()
@@ -146,6 +150,12 @@ def cat(spec: str = typer.Argument(..., help="REF:PATH")) -> None:
 def checkout(spec: str, dest: str, force: bool = typer.Option(False, "--force", "-f",
                                                                help="Replace a non-empty destination.")) -> None:
     """Restore a version into DEST, byte-identical."""
+    from .remotes import ops
+    with _repo(readonly=True) as repo:
+        fetch_first = ops.wants_fetch(repo, spec)
+    if fetch_first:
+        with _repo() as repo:
+            print(f"fetched {spec} from {ops.auto_fetch(repo, spec)}", file=sys.stderr)
     with _repo(readonly=True) as repo:
         cid = repo.checkout(spec, dest, force=force, progress=_progress())
     print(f"checked out {cid.hex()[:12]} into {os.path.abspath(dest)}")
@@ -228,10 +238,15 @@ def stats(as_json: bool = JSON_OPTION) -> None:
 
 @app.command()
 def verify(full: bool = typer.Option(False, "--full", help="Decompress and re-hash every object."),
+           remote: Optional[str] = typer.Option(None, "--remote", help="Check this remote instead."),
            as_json: bool = JSON_OPTION) -> None:
     """Check that every object reachable from a ref is present and intact."""
     with _repo(readonly=True) as repo:
-        problems = repo.verify(full=full, progress=_progress(not as_json))
+        if remote:
+            from .remotes import ops
+            problems = ops.verify(repo, remote, full=full)
+        else:
+            problems = repo.verify(full=full, progress=_progress(not as_json))
     if as_json:
         _emit({"ok": not problems, "problems": problems})
     else:
@@ -253,6 +268,140 @@ def gc(dry_run: bool = typer.Option(False, "--dry-run", help="Only say what woul
     else:
         verb = "would delete" if dry_run else "deleted"
         print(f"{verb} {r['deleted_objects']} objects ({human(r['deleted_bytes'])}), kept {r['kept_objects']}")
+
+
+remote_app = typer.Typer(help="Manage remotes (COS, MySQL, Redis, another store).", no_args_is_help=True)
+app.add_typer(remote_app, name="remote")
+
+
+@remote_app.command("add")
+def remote_add(name: str, url: Optional[str] = typer.Argument(None, help="redis://, mysql://, cos://, file://"),
+               fate_config: Optional[str] = typer.Option(None, "--fate-config",
+                                                         help="FATE service_conf.yaml with model_store_address.")) -> None:
+    """Add a remote (secrets: environment variables or --fate-config, never the URL)."""
+    from .errors import CasregError
+    from .remotes import ops
+    from .remotes.config import from_fate_config
+    secrets = None
+    if fate_config:
+        url, secrets = from_fate_config(fate_config)
+    if not url:
+        raise CasregError("give a URL or --fate-config")
+    with _repo() as repo:
+        ops.config(repo).add(name, url, secrets)
+    print(f"added remote {name}")
+
+
+@remote_app.command("list")
+def remote_list(as_json: bool = JSON_OPTION) -> None:
+    """List remotes (secrets are never printed)."""
+    from .remotes import ops
+    with _repo(readonly=True) as repo:
+        cfg = ops.config(repo)
+        rows = [cfg.public(n) for n in cfg.names()]
+    if as_json:
+        _emit(rows)
+    else:
+        for r in rows:
+            print(f"{r['name']}{' (default)' if r['default'] else ''}\t{r['url']}")
+
+
+@remote_app.command("show")
+def remote_show(name: str) -> None:
+    """One remote: URL without secrets, where its secrets come from."""
+    from .remotes import ops
+    with _repo(readonly=True) as repo:
+        _emit(ops.config(repo).public(name))
+
+
+@remote_app.command("remove")
+def remote_remove(name: str) -> None:
+    """Forget a remote (its tracking refs stay until deleted)."""
+    from .remotes import ops
+    with _repo() as repo:
+        ops.config(repo).remove(name)
+    print(f"removed remote {name}")
+
+
+@remote_app.command("default")
+def remote_default(name: str, auto_sync: Optional[bool] = typer.Option(
+        None, "--auto-sync/--no-auto-sync", help="checkout fetches missing versions, commit pushes new ones")) -> None:
+    """Set the default remote (and FATE-style auto-sync)."""
+    from .remotes import ops
+    with _repo() as repo:
+        cfg = ops.config(repo)
+        cfg.set_default(name)
+        if auto_sync is not None:
+            cfg.set_auto_sync(auto_sync)
+    print(f"default remote: {name}{'' if auto_sync is None else f', auto-sync {auto_sync}'}")
+
+
+@app.command()
+def push(remote: str, refs: List[str] = typer.Argument(None), all_refs: bool = typer.Option(False, "--all"),
+         force: bool = typer.Option(False, "--force", "-f", help="Allow a non-fast-forward update."),
+         as_json: bool = JSON_OPTION) -> None:
+    """Send refs and only the objects the remote lacks; the remote ref moves last (CAS)."""
+    from .remotes import ops
+    with _repo(readonly=True) as repo:
+        results = ops.push_refs(repo, remote, refs or [], all_refs=all_refs, force=force,
+                                progress=_progress(not as_json))
+    if as_json:
+        _emit([r.to_json() for r in results])
+        return
+    for r in results:
+        if r.up_to_date:
+            print(f"{r.ref}: up to date")
+        else:
+            print(f"{r.ref}: {(r.old.hex()[:12] if r.old else 'new')} -> {r.new.hex()[:12]} "
+                  f"({r.objects_sent} objects, {human(r.bytes_sent)})")
+
+
+@app.command()
+def fetch(remote: str, refs: List[str] = typer.Argument(None), as_json: bool = JSON_OPTION) -> None:
+    """Bring remote refs into remotes/<remote>/..., with every object they need, verified."""
+    from .remotes import ops
+    with _repo() as repo:
+        result = ops.fetch_refs(repo, remote, refs or None, progress=_progress(not as_json))
+    if as_json:
+        _emit({"refs": {k: v.hex() for k, v in result.refs.items()}, "objects_received": result.objects_received,
+               "bytes_received": result.bytes_received})
+    else:
+        print(f"fetched {len(result.refs)} refs: {result.objects_received} objects, {human(result.bytes_received)}")
+
+
+@app.command()
+def pull(remote: str, ref: str, force: bool = typer.Option(False, "--force", "-f")) -> None:
+    """Fetch REF and fast-forward the local ref to it."""
+    from .remotes import ops
+    with _repo() as repo:
+        old, new = ops.pull_ref(repo, remote, ref, force=force, progress=_progress())
+    if old == new:
+        print(f"{ref}: up to date")
+    else:
+        print(f"{ref}: {old.hex()[:12] if old else 'new'} -> {new.hex()[:12]}")
+
+
+@app.command()
+def clone(url: str, path: str) -> None:
+    """A new store at PATH (PATH/.casreg) holding every ref of URL."""
+    from .remotes import ops
+    repo = ops.clone(url, path, progress=_progress())
+    n = len(repo.list_refs())
+    repo.close()
+    print(f"cloned {n} refs into {repo.path}")
+
+
+@app.command("ls-remote")
+def ls_remote(remote: str, as_json: bool = JSON_OPTION) -> None:
+    """Refs on a remote."""
+    from .remotes import ops
+    with _repo(readonly=True) as repo:
+        refs_ = ops.ls_remote(repo, remote)
+    if as_json:
+        _emit({k: v.hex() for k, v in sorted(refs_.items())})
+    else:
+        for k, v in sorted(refs_.items()):
+            print(f"{v.hex()} {k}")
 
 
 def main() -> None:

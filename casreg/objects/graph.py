@@ -5,7 +5,7 @@ One walk serves ``verify`` (report what is missing or corrupt), ``gc`` (mark) an
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import lmdb
 
@@ -18,6 +18,21 @@ Problem = Callable[[bytes, int, str], None]
 
 def _raise(oid: bytes, kind: int, problem: str) -> None:
     raise CasregError(f"object {oid.hex()} ({problem}); run `casreg verify`")
+
+
+def children(kind: int, obj) -> Iterator[tuple[bytes, int]]:
+    """(id, kind) of the objects a decoded commit, tree or manifest refers to."""
+    if kind == COMMIT:
+        yield obj.tree, TREE
+        yield from ((p, COMMIT) for p in obj.parents)
+    elif kind == TREE:
+        for e in obj.entries:
+            if e.kind == FILE:
+                yield e.id, MANIFEST
+            elif e.kind == DIR:
+                yield e.id, TREE
+    elif kind == MANIFEST:
+        yield from ((cid, CHUNK) for cid, _ in obj.chunks)
 
 
 def reachable(objects: ObjectStore, txn: lmdb.Transaction, roots: Iterable[tuple[bytes, int]],
@@ -43,15 +58,5 @@ def reachable(objects: ObjectStore, txn: lmdb.Transaction, roots: Iterable[tuple
         except CasregError as exc:
             on_problem(oid, kind, "missing" if "missing" in str(exc) else f"corrupt: {exc}")
             continue
-        if kind == COMMIT:
-            stack.append((obj.tree, TREE))
-            stack.extend((p, COMMIT) for p in obj.parents)
-        elif kind == TREE:
-            for e in obj.entries:
-                if e.kind == FILE:
-                    stack.append((e.id, MANIFEST))
-                elif e.kind == DIR:
-                    stack.append((e.id, TREE))
-        elif kind == MANIFEST:
-            stack.extend((cid, CHUNK) for cid, _ in obj.chunks)
+        stack.extend(children(kind, obj))
     return seen

@@ -1,0 +1,95 @@
+"""What a remote must offer: opaque objects by id, refs with an atomic compare-and-swap.
+
+Like restic's backends, a backend knows nothing about chunks, manifests or commits: negotiation,
+write order, verification and progress live once, in ``sync.py``. Every call takes a batch, so a
+backend can answer it in one round trip (pipelines, ``IN (...)`` queries, packs with ranged reads).
+
+Object values are the store's own stored form (kind byte, codec byte, payload): compressed,
+self-describing, and re-hashed by the receiver before it keeps anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+from ..errors import CasregError
+
+
+class RemoteError(CasregError):
+    """A remote could not be reached or refused a request: one line for the user."""
+
+
+@dataclass
+class Traffic:
+    """What crossed the wire, for the benchmarks and for the user."""
+    requests: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    objects_sent: int = 0
+    objects_received: int = 0
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+class Backend:
+    """Base of every backend. Subclasses implement the six methods below and count traffic."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.traffic = Traffic()
+
+    # -- objects ---------------------------------------------------------------------------------
+    def has_many(self, ids: list[bytes]) -> set[bytes]:
+        """The subset of ``ids`` the remote holds."""
+        raise NotImplementedError
+
+    def put_many(self, items: list[tuple[bytes, bytes]]) -> None:
+        """Store (id, value) pairs; values already there may be skipped."""
+        raise NotImplementedError
+
+    def get_many(self, ids: list[bytes]) -> Iterator[tuple[bytes, bytes]]:
+        """(id, value) for each id; raises RemoteError naming an id the remote lacks."""
+        raise NotImplementedError
+
+    # -- refs ------------------------------------------------------------------------------------
+    def refs(self) -> dict[str, bytes]:
+        """Every ref on the remote and the commit id it points at."""
+        raise NotImplementedError
+
+    def set_ref_if_equals(self, name: str, old: bytes | None, new: bytes | None) -> bool:
+        """Atomically move ``name`` from ``old`` (None: absent) to ``new`` (None: delete).
+        False, changing nothing, if the ref is not at ``old``."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    # -- helpers for subclasses ------------------------------------------------------------------
+    def describe(self) -> str:
+        return redact(self.url)
+
+
+def batched(items: Iterable, size: int) -> Iterator[list]:
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def redact(url: str) -> str:
+    """A URL with any password replaced, safe to print."""
+    from urllib.parse import urlsplit, urlunsplit
+    parts = urlsplit(url)
+    if parts.password:
+        host = parts.hostname or ""
+        if parts.port:
+            host = f"{host}:{parts.port}"
+        user = parts.username or ""
+        parts = parts._replace(netloc=f"{user}:***@{host}")
+    return urlunsplit(parts)

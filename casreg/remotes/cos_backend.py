@@ -1,0 +1,223 @@
+"""``cos://<bucket>-<appid>?region=ap-guangzhou&prefix=casreg`` — Tencent COS (official SDK).
+
+Optional query keys for private deployments: ``endpoint``, ``ip``, ``port``, ``scheme``.
+
+Layout under the prefix:
+- ``packs/<id>``: many objects concatenated (one pack per ``put_many``: tens of MiB), so a push
+  is a few large PUTs, never one request per chunk;
+- ``index/<id>``: the pack's table of ``(object id, offset, length)``, written after its pack; an
+  object exists for casreg once its index exists (a pack without index is debris of a killed push);
+- ``refs/<name>:<seq>``: an append-only log of ref updates (JSON ``{"old", "new"}``), each written
+  create-only (``If-None-Match: *`` and COS's ``x-cos-forbid-overwrite``): the writer of seq n+1
+  wins, a racer gets PreconditionFailed. A ref's value is its entry with the highest seq.
+
+Reads fetch only the byte ranges they need (adjacent ranges coalesced).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import struct
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from typing import Iterator
+from urllib.parse import parse_qs, urlsplit
+
+import blake3
+
+from .base import Backend, RemoteError
+
+_REC = struct.Struct("<32sQI")
+INDEX_MAGIC = b"casreg-packindex-1\n"
+SEQ_WIDTH = 16
+RANGE_GAP = 1 << 20
+CREATE_ONLY = {"IfNoneMatch": "*", "Metadata": {"x-cos-forbid-overwrite": "true"}}
+
+
+class COSBackend(Backend):
+    def __init__(self, url: str, secrets: dict):
+        super().__init__(url)
+        from qcloud_cos import CosConfig, CosS3Client
+        logging.getLogger("qcloud_cos").setLevel(logging.CRITICAL)  # failures become one RemoteError line
+        from qcloud_cos.cos_exception import CosClientError, CosServiceError
+        self._client_error, self._service_error = CosClientError, CosServiceError
+        parts = urlsplit(url)
+        q = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        self.bucket = parts.netloc
+        if not self.bucket or "-" not in self.bucket or not q.get("region"):
+            raise RemoteError(f"COS URL {self.describe()}: use cos://<bucket>-<appid>?region=<region>")
+        self.prefix = q.get("prefix", "casreg").strip("/")
+        secret_id = secrets.get("secret_id") or os.environ.get("COS_SECRET_ID")
+        secret_key = secrets.get("secret_key") or os.environ.get("COS_SECRET_KEY")
+        if not (secret_id and secret_key):
+            raise RemoteError(f"COS needs a SecretId and SecretKey: set CASREG_REMOTE_<NAME>_SECRET_ID and "
+                              f"_SECRET_KEY (or COS_SECRET_ID / COS_SECRET_KEY), or use --fate-config")
+        options = {"Region": q["region"], "Scheme": q.get("scheme", "https"),
+                   "SecretId": secret_id, "SecretKey": secret_key}
+        if q.get("endpoint"):
+            options["Endpoint"] = q["endpoint"]
+        if q.get("ip"):
+            options["IP"] = q["ip"]
+            options["Port"] = int(q.get("port", 80))
+        self.where = f"COS bucket {self.bucket}"
+        self.client = CosS3Client(CosConfig(**options), retry=1)
+        self._index: dict[bytes, tuple[str, int, int]] | None = None
+        self._packs_loaded: set[str] = set()
+        with self._errors():
+            self.client.head_bucket(Bucket=self.bucket)
+        self.traffic.requests += 1
+
+    @contextlib.contextmanager
+    def _errors(self):
+        try:
+            yield
+        except self._service_error as exc:
+            code = exc.get_error_code()
+            if code in ("NoSuchBucket", "NoSuchResource") and exc.get_status_code() == 404:
+                raise RemoteError(f"{self.where} does not exist (or has no such object)") from None
+            if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+                raise RemoteError(f"{self.where}: access denied ({code}); check the SecretId/SecretKey") from None
+            raise RemoteError(f"{self.where}: {code}: {exc.get_error_msg()}") from None
+        except self._client_error as exc:
+            raise RemoteError(f"cannot reach {self.where}: {str(exc).splitlines()[0][:200]}") from None
+
+    def _key(self, *parts: str) -> str:
+        return "/".join((self.prefix, *parts)) if self.prefix else "/".join(parts)
+
+    def _list(self, folder: str) -> list[str]:
+        keys, marker = [], ""
+        base = self._key(folder) + "/"
+        while True:
+            with self._errors():
+                resp = self.client.list_objects(Bucket=self.bucket, Prefix=base, Marker=marker, MaxKeys=1000)
+            self.traffic.requests += 1
+            keys += [c["Key"][len(base):] for c in resp.get("Contents", [])]
+            if resp.get("IsTruncated") not in ("true", True):
+                return keys
+            marker = resp.get("NextMarker") or base + keys[-1]
+
+    def _get(self, key: str, byte_range: tuple[int, int] | None = None) -> bytes:
+        extra = {"Range": f"bytes={byte_range[0]}-{byte_range[1] - 1}"} if byte_range else {}
+        with self._errors():
+            body = self.client.get_object(Bucket=self.bucket, Key=key, **extra)["Body"].get_raw_stream().read()
+        self.traffic.requests += 1
+        self.traffic.bytes_received += len(body)
+        return body
+
+    def _put(self, key: str, body: bytes, create_only: bool = False) -> bool:
+        try:
+            with self._errors():
+                self.client.put_object(Bucket=self.bucket, Key=key, Body=body, **(CREATE_ONLY if create_only else {}))
+        except RemoteError as exc:
+            if create_only and "PreconditionFailed" in str(exc):
+                return False
+            raise
+        finally:
+            self.traffic.requests += 1
+        self.traffic.bytes_sent += len(body)
+        return True
+
+    # -- objects ---------------------------------------------------------------------------------
+    def _load_index(self) -> dict[bytes, tuple[str, int, int]]:
+        if self._index is None:
+            self._index = {}
+        new = [p for p in self._list("index") if p not in self._packs_loaded]
+        with ThreadPoolExecutor(8) as pool:
+            bodies = list(pool.map(lambda p: (p, self._get(self._key("index", p))), new))
+        for pack, body in bodies:
+            self._add_index(pack, body)
+        return self._index
+
+    def _add_index(self, pack: str, body: bytes) -> None:
+        if not body.startswith(INDEX_MAGIC) or (len(body) - len(INDEX_MAGIC)) % _REC.size:
+            raise RemoteError(f"{self.where}: pack index {pack} is damaged")
+        for oid, offset, length in _REC.iter_unpack(body[len(INDEX_MAGIC):]):
+            self._index.setdefault(oid, (pack, offset, length))
+        self._packs_loaded.add(pack)
+
+    def has_many(self, ids: list[bytes]) -> set[bytes]:
+        index = self._index if self._index is not None else self._load_index()
+        return {oid for oid in ids if oid in index}
+
+    def put_many(self, items: list[tuple[bytes, bytes]]) -> None:
+        index = self._index if self._index is not None else self._load_index()
+        items = [(oid, v) for oid, v in dict(items).items() if oid not in index]
+        if not items:
+            return
+        body = b"".join(v for _, v in items)
+        records, offset = [], 0
+        for oid, value in items:
+            records.append(_REC.pack(oid, offset, len(value)))
+            offset += len(value)
+        pack = blake3.blake3(body).hexdigest()
+        self._put(self._key("packs", pack), body)
+        table = INDEX_MAGIC + b"".join(records)
+        self._put(self._key("index", pack), table)  # after the pack: only now do its objects exist
+        self._add_index(pack, table)
+        self.traffic.objects_sent += len(items)
+
+    def get_many(self, ids: list[bytes]) -> Iterator[tuple[bytes, bytes]]:
+        index = self._index if self._index is not None else self._load_index()
+        by_pack: dict[str, list[tuple[int, int, bytes]]] = defaultdict(list)
+        for oid in ids:
+            if oid not in index:
+                self._load_index()  # someone may have pushed since we looked
+                if oid not in index:
+                    raise RemoteError(f"{self.where} lacks object {oid.hex()}")
+            pack, offset, length = index[oid]
+            by_pack[pack].append((offset, length, oid))
+        spans = []
+        for pack, entries in by_pack.items():
+            entries.sort()
+            start, end, members = entries[0][0], entries[0][0] + entries[0][1], [entries[0]]
+            for entry in entries[1:]:
+                if entry[0] - end <= RANGE_GAP:
+                    end = max(end, entry[0] + entry[1])
+                    members.append(entry)
+                else:
+                    spans.append((pack, start, end, members))
+                    start, end, members = entry[0], entry[0] + entry[1], [entry]
+            spans.append((pack, start, end, members))
+        with ThreadPoolExecutor(4) as pool:
+            fetched = pool.map(lambda s: (s, self._get(self._key("packs", s[0]), (s[1], s[2]))), spans)
+            for (pack, start, end, members), body in fetched:
+                if len(body) != end - start:
+                    raise RemoteError(f"{self.where}: pack {pack} is shorter than its index says")
+                for offset, length, oid in members:
+                    self.traffic.objects_received += 1
+                    yield oid, body[offset - start:offset - start + length]
+
+    # -- refs ------------------------------------------------------------------------------------
+    def _ref_heads(self) -> dict[str, int]:
+        heads: dict[str, int] = {}
+        for key in self._list("refs"):
+            name, _, seq = key.rpartition(":")
+            if name and seq.isdigit():
+                heads[name] = max(heads.get(name, -1), int(seq))
+        return heads
+
+    def _entry(self, name: str, seq: int) -> dict:
+        try:
+            return json.loads(self._get(self._key("refs", f"{name}:{seq:0{SEQ_WIDTH}d}")))
+        except ValueError:
+            raise RemoteError(f"{self.where}: ref log entry {name}:{seq} is damaged") from None
+
+    def refs(self) -> dict[str, bytes]:
+        heads = self._ref_heads()
+        with ThreadPoolExecutor(8) as pool:
+            entries = list(pool.map(lambda item: (item[0], self._entry(*item)), heads.items()))
+        return {name: bytes.fromhex(e["new"]) for name, e in entries if e.get("new")}
+
+    def set_ref_if_equals(self, name: str, old: bytes | None, new: bytes | None) -> bool:
+        seq = self._ref_heads().get(name, -1)
+        current = None
+        if seq >= 0:
+            value = self._entry(name, seq).get("new")
+            current = bytes.fromhex(value) if value else None
+        if current != old:
+            return False
+        entry = json.dumps({"old": old.hex() if old else None, "new": new.hex() if new else None}).encode()
+        return self._put(self._key("refs", f"{name}:{seq + 1:0{SEQ_WIDTH}d}"), entry, create_only=True)

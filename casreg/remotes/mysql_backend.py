@@ -1,0 +1,159 @@
+"""``mysql://user@host:port/database?prefix=casreg_`` — objects and refs in InnoDB tables.
+
+Tables (created on first use, schema version in ``<prefix>meta``): ``<prefix>objects(id
+BINARY(32) PRIMARY KEY, value LONGBLOB)`` and ``<prefix>refs(name VARBINARY(512) PRIMARY KEY,
+target BINARY(32))``. Inserts are batched under the server's ``max_allowed_packet``; a ref moves
+by one conditional ``UPDATE``/``INSERT``/``DELETE`` whose row count says whether it won.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from typing import Iterator
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from .base import Backend, RemoteError, batched
+
+SCHEMA_VERSION = "1"
+_PREFIX = re.compile(r"^[A-Za-z0-9_]{0,32}$")
+MESSAGES = {
+    1045: "access denied (check the user and CASREG_REMOTE_<NAME>_PASSWORD)",
+    1044: "access denied to the database",
+    1049: "the database does not exist",
+    1142: "the user may not write these tables",
+    1114: "the remote is full (table full)",
+    1021: "the remote disk is full",
+    1290: "the server is read-only",
+    1036: "the table is read-only",
+    2003: "cannot reach the server",
+    2005: "unknown host",
+    2006: "the server went away",
+    2013: "lost the connection to the server",
+}
+
+
+class MySQLBackend(Backend):
+    def __init__(self, url: str, secrets: dict):
+        super().__init__(url)
+        import pymysql
+        self._pymysql = pymysql
+        parts = urlsplit(url)
+        database = parts.path.strip("/")
+        prefix = parse_qs(parts.query).get("prefix", ["casreg_"])[0]
+        if not database or not _PREFIX.match(prefix):
+            raise RemoteError(f"mysql URL {self.describe()}: needs /database and a prefix of letters, digits, _")
+        self.where = f"mysql at {parts.hostname or '127.0.0.1'}:{parts.port or 3306}/{database}"
+        self.t_objects, self.t_refs, self.t_meta = f"{prefix}objects", f"{prefix}refs", f"{prefix}meta"
+        password = secrets.get("password") or (unquote(parts.password) if parts.password else "")
+        with self._errors():
+            self.conn = pymysql.connect(host=parts.hostname or "127.0.0.1", port=parts.port or 3306,
+                                        user=unquote(parts.username or "root"), password=password,
+                                        database=database, autocommit=True, connect_timeout=5,
+                                        read_timeout=120, write_timeout=120, charset="utf8mb4")
+            self.traffic.requests += 1
+            self._ensure_schema()
+
+    @contextlib.contextmanager
+    def _errors(self):
+        err = self._pymysql.err
+        try:
+            yield
+        except (err.OperationalError, err.InternalError, err.ProgrammingError, err.InterfaceError) as exc:
+            code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+            message = MESSAGES.get(code) or (str(exc.args[1]) if len(exc.args) > 1 else str(exc))
+            raise RemoteError(f"{self.where}: {message}") from None
+
+    def _ensure_schema(self) -> None:
+        with self.conn.cursor() as cur:
+            cur.execute(f"CREATE TABLE IF NOT EXISTS {self.t_meta} (k VARCHAR(64) PRIMARY KEY, v VARCHAR(255) NOT NULL)"
+                        " ENGINE=InnoDB")
+            cur.execute(f"CREATE TABLE IF NOT EXISTS {self.t_objects} (id BINARY(32) PRIMARY KEY, "
+                        "value LONGBLOB NOT NULL) ENGINE=InnoDB")
+            cur.execute(f"CREATE TABLE IF NOT EXISTS {self.t_refs} (name VARBINARY(512) PRIMARY KEY, "
+                        "target BINARY(32) NOT NULL) ENGINE=InnoDB")
+            cur.execute(f"INSERT IGNORE INTO {self.t_meta} (k, v) VALUES ('schema', %s)", (SCHEMA_VERSION,))
+            cur.execute(f"SELECT v FROM {self.t_meta} WHERE k = 'schema'")
+            version = cur.fetchone()[0]
+            if version != SCHEMA_VERSION:
+                raise RemoteError(f"{self.where}: tables use casreg schema {version}, this casreg knows {SCHEMA_VERSION}")
+            cur.execute("SELECT @@max_allowed_packet")
+            self.packet = int(cur.fetchone()[0])
+        self.traffic.requests += 6
+
+    def has_many(self, ids: list[bytes]) -> set[bytes]:
+        found: set[bytes] = set()
+        with self._errors(), self.conn.cursor() as cur:
+            for batch in batched(ids, 1000):
+                cur.execute(f"SELECT id FROM {self.t_objects} WHERE id IN ({','.join(['%s'] * len(batch))})", batch)
+                found.update(bytes(row[0]) for row in cur.fetchall())
+                self.traffic.requests += 1
+        return found
+
+    def put_many(self, items: list[tuple[bytes, bytes]]) -> None:
+        limit = max(1 << 20, int(self.packet * 0.8))
+        rows, size = [], 0
+        with self._errors():
+            self.conn.begin()
+            try:
+                with self.conn.cursor() as cur:
+                    for oid, value in items:
+                        if value and len(value) * 2 + 200 > limit:
+                            raise RemoteError(f"{self.where}: an object of {len(value)} bytes exceeds the "
+                                              f"server's max_allowed_packet ({self.packet})")
+                        if rows and size + len(value) * 2 + 200 > limit:
+                            self._insert(cur, rows)
+                            rows, size = [], 0
+                        rows.append((oid, value))
+                        size += len(value) * 2 + 200  # escaped binary may double
+                    if rows:
+                        self._insert(cur, rows)
+                self.conn.commit()
+            except BaseException:
+                self.conn.rollback()
+                raise
+
+    def _insert(self, cur, rows) -> None:
+        cur.execute(f"INSERT IGNORE INTO {self.t_objects} (id, value) VALUES "
+                    + ",".join(["(%s,%s)"] * len(rows)), [x for row in rows for x in row])
+        self.traffic.requests += 1
+        self.traffic.objects_sent += len(rows)
+        self.traffic.bytes_sent += sum(len(v) for _, v in rows)
+
+    def get_many(self, ids: list[bytes]) -> Iterator[tuple[bytes, bytes]]:
+        for batch in batched(ids, 64):
+            with self._errors(), self.conn.cursor() as cur:
+                cur.execute(f"SELECT id, value FROM {self.t_objects} WHERE id IN ({','.join(['%s'] * len(batch))})",
+                            batch)
+                got = {bytes(i): bytes(v) for i, v in cur.fetchall()}
+            self.traffic.requests += 1
+            for oid in batch:
+                if oid not in got:
+                    raise RemoteError(f"{self.where} lacks object {oid.hex()}")
+                self.traffic.bytes_received += len(got[oid])
+                self.traffic.objects_received += 1
+                yield oid, got[oid]
+
+    def refs(self) -> dict[str, bytes]:
+        with self._errors(), self.conn.cursor() as cur:
+            cur.execute(f"SELECT name, target FROM {self.t_refs}")
+            rows = cur.fetchall()
+        self.traffic.requests += 1
+        return {bytes(n).decode(): bytes(t) for n, t in rows}
+
+    def set_ref_if_equals(self, name: str, old: bytes | None, new: bytes | None) -> bool:
+        key = name.encode()
+        with self._errors(), self.conn.cursor() as cur:
+            if old is None and new is not None:
+                n = cur.execute(f"INSERT IGNORE INTO {self.t_refs} (name, target) VALUES (%s, %s)", (key, new))
+            elif new is None:
+                n = cur.execute(f"DELETE FROM {self.t_refs} WHERE name = %s AND target = %s", (key, old))
+            else:
+                n = cur.execute(f"UPDATE {self.t_refs} SET target = %s WHERE name = %s AND target = %s",
+                                (new, key, old))
+        self.traffic.requests += 1
+        return n == 1
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.conn.close()

@@ -1,0 +1,127 @@
+"""``redis://[:password@]host:port/db?prefix=casreg:`` — objects as keys, refs in one hash.
+
+Existence checks and writes are pipelined (one round trip per batch); the ref compare-and-swap is a
+Lua script, so it is atomic on the server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from .base import Backend, RemoteError, batched
+
+PIPE_BYTES = 16 << 20
+CAS_SCRIPT = """
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if ARGV[2] == '' then
+  if cur then return 0 end
+elseif cur ~= ARGV[2] then
+  return 0
+end
+if ARGV[3] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) end
+return 1
+"""
+
+
+class RedisBackend(Backend):
+    def __init__(self, url: str, secrets: dict):
+        super().__init__(url)
+        import redis
+        self._redis = redis
+        parts = urlsplit(url)
+        query = parse_qs(parts.query)
+        self.prefix = query.get("prefix", ["casreg:"])[0].encode()
+        db = (parts.path or "/0").strip("/") or "0"
+        if not db.isdigit():
+            raise RemoteError(f"redis URL {self.describe()}: the path must be a db number")
+        self.where = f"redis at {parts.hostname or '127.0.0.1'}:{parts.port or 6379}/{db}"
+        password = secrets.get("password") or (unquote(parts.password) if parts.password else None)
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+        self.r = redis.Redis(host=parts.hostname or "127.0.0.1", port=parts.port or 6379, db=int(db),
+                             password=password, socket_connect_timeout=5, socket_timeout=60,
+                             retry=Retry(NoBackoff(), 1))
+        with self._errors():
+            self.r.ping()
+            self.traffic.requests += 1
+        self._cas = self.r.register_script(CAS_SCRIPT)
+
+    @contextlib.contextmanager
+    def _errors(self):
+        r = self._redis
+        try:
+            yield
+        except r.exceptions.AuthenticationError:
+            raise RemoteError(f"{self.where}: authentication failed (check CASREG_REMOTE_<NAME>_PASSWORD)") from None
+        except r.exceptions.ReadOnlyError:
+            raise RemoteError(f"{self.where}: the server is read-only") from None
+        except r.exceptions.ConnectionError as exc:
+            raise RemoteError(f"cannot reach {self.where}: {str(exc).splitlines()[0]}") from None
+        except r.exceptions.TimeoutError:
+            raise RemoteError(f"{self.where}: timed out") from None
+        except r.exceptions.ResponseError as exc:
+            text = str(exc).split("caused error:", 1)[-1].strip()  # drop the (binary) command of a pipeline
+            if text.startswith("OOM") or "maxmemory" in text:
+                raise RemoteError(f"{self.where}: the server is full (maxmemory reached)") from None
+            if "NOAUTH" in text or "WRONGPASS" in text:
+                raise RemoteError(f"{self.where}: authentication failed") from None
+            raise RemoteError(f"{self.where}: {text}") from None
+
+    def _key(self, oid: bytes) -> bytes:
+        return self.prefix + b"o:" + oid
+
+    def has_many(self, ids: list[bytes]) -> set[bytes]:
+        with self._errors():
+            pipe = self.r.pipeline(transaction=False)
+            for oid in ids:
+                pipe.exists(self._key(oid))
+            found = pipe.execute()
+        self.traffic.requests += 1
+        return {oid for oid, n in zip(ids, found) if n}
+
+    def put_many(self, items: list[tuple[bytes, bytes]]) -> None:
+        size, pipe = 0, None
+        with self._errors():
+            for oid, value in items:
+                if pipe is None:
+                    pipe = self.r.pipeline(transaction=False)
+                pipe.set(self._key(oid), value, nx=True)
+                size += len(value)
+                self.traffic.bytes_sent += len(value)
+                self.traffic.objects_sent += 1
+                if size >= PIPE_BYTES:
+                    pipe.execute()
+                    self.traffic.requests += 1
+                    size, pipe = 0, None
+            if pipe is not None:
+                pipe.execute()
+                self.traffic.requests += 1
+
+    def get_many(self, ids: list[bytes]) -> Iterator[tuple[bytes, bytes]]:
+        for batch in batched(ids, 64):
+            with self._errors():
+                values = self.r.mget([self._key(oid) for oid in batch])
+            self.traffic.requests += 1
+            for oid, value in zip(batch, values):
+                if value is None:
+                    raise RemoteError(f"{self.where} lacks object {oid.hex()}")
+                self.traffic.bytes_received += len(value)
+                self.traffic.objects_received += 1
+                yield oid, value
+
+    def refs(self) -> dict[str, bytes]:
+        with self._errors():
+            raw = self.r.hgetall(self.prefix + b"refs")
+        self.traffic.requests += 1
+        return {k.decode(): v for k, v in raw.items()}
+
+    def set_ref_if_equals(self, name: str, old: bytes | None, new: bytes | None) -> bool:
+        with self._errors():
+            done = self._cas(keys=[self.prefix + b"refs"], args=[name.encode(), old or b"", new or b""])
+        self.traffic.requests += 1
+        return bool(done)
+
+    def close(self) -> None:
+        self.r.close()

@@ -1,0 +1,281 @@
+"""The one sync engine: push, fetch, pull and remote verify over any backend.
+
+Negotiation: the pusher walks its own graph from the ref it pushes, drops everything reachable from
+remote ref tips it also has (a remote ref only ever points at a complete graph), and asks the
+remote about the rest in batches of ``HAVE_BATCH`` ids. Order of writes, on both sides: chunks,
+then manifests and trees, then commits, then the ref (compare-and-swap). Every object received is
+decoded and re-hashed before it is kept; nothing corrupt enters the local store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import CasregError, Corrupt
+from ..objects import codec
+from ..objects.encoding import CHUNK, COMMIT, DECODERS, KIND_NAMES, MANIFEST, TREE, object_id
+from ..objects.graph import children, reachable
+from ..objects.store import unpack
+from ..refs import check_ref_name
+from .base import Backend, RemoteError, batched
+
+HAVE_BATCH = 1000
+SEND_BYTES = 32 << 20  # one COS pack per batch: tens of MiB
+GET_BATCH = 256
+WRITE_ORDER = (CHUNK, MANIFEST, TREE, COMMIT)
+
+
+@dataclass
+class PushResult:
+    ref: str
+    old: bytes | None
+    new: bytes
+    objects_sent: int = 0
+    bytes_sent: int = 0
+    up_to_date: bool = False
+
+    def to_json(self) -> dict:
+        return {"ref": self.ref, "old": self.old.hex() if self.old else None, "new": self.new.hex(),
+                "objects_sent": self.objects_sent, "bytes_sent": self.bytes_sent, "up_to_date": self.up_to_date}
+
+
+@dataclass
+class FetchResult:
+    refs: dict[str, bytes] = field(default_factory=dict)  # remote name -> commit id
+    objects_received: int = 0
+    bytes_received: int = 0
+
+
+def tracking_ref(remote: str, name: str) -> str:
+    return check_ref_name(f"remotes/{remote}/{name}")
+
+
+def is_ancestor(repo, ancestor: bytes, descendant: bytes) -> bool:
+    """True if ``ancestor`` is ``descendant`` or in its history (both must be local)."""
+    with repo.db.read() as txn:
+        if not repo.objects.has(txn, ancestor):
+            return False
+        stack, seen = [descendant], set()
+        while stack:
+            cid = stack.pop()
+            if cid == ancestor:
+                return True
+            if cid in seen:
+                continue
+            seen.add(cid)
+            stack.extend(repo.objects.load(txn, cid, COMMIT).parents)
+    return False
+
+
+def verified(oid: bytes, value: bytes, expected_kind: int | None = None) -> bytes:
+    """The original bytes of a received object, after checking kind, codec and hash."""
+    kind, tag, payload = unpack(value)
+    if expected_kind is not None and kind != expected_kind:
+        raise Corrupt(f"object {oid.hex()} from the remote is a {KIND_NAMES.get(kind, '?')}, "
+                      f"expected a {KIND_NAMES[expected_kind]}; refusing it")
+    data = codec.decode(tag, payload)
+    if object_id(data) != oid:
+        raise Corrupt(f"object {oid.hex()} from the remote does not match its hash; refusing it")
+    return data
+
+
+# -- push ------------------------------------------------------------------------------------------
+def push(repo, backend: Backend, names: list[str], *, force: bool = False, progress=None) -> list[PushResult]:
+    remote_refs = backend.refs()
+    results = []
+    for name in names:
+        new = repo.resolve(name)
+        old = remote_refs.get(name)
+        result = PushResult(name, old, new)
+        if old == new:
+            result.up_to_date = True
+            results.append(result)
+            continue
+        if old is not None and not force and not is_ancestor(repo, old, new):
+            raise RemoteError(f"push of {name} rejected: the remote is at {old.hex()[:12]}, which is not in the "
+                              f"history of {new.hex()[:12]} (non-fast-forward); fetch first or use --force")
+        missing = _missing_on_remote(repo, backend, new, remote_refs.values())
+        result.objects_sent, result.bytes_sent = _send(repo, backend, missing, progress)
+        if not backend.set_ref_if_equals(name, old, new):
+            raise RemoteError(f"push of {name} rejected: the remote ref moved while pushing "
+                              f"(someone else pushed); fetch and try again")
+        remote_refs[name] = new
+        results.append(result)
+    return results
+
+
+def _missing_on_remote(repo, backend: Backend, tip: bytes, remote_tips) -> dict[bytes, int]:
+    with repo.db.read() as txn:
+        known = [(t, COMMIT) for t in set(remote_tips) if repo.objects.has(txn, t)]
+        have = reachable(repo.objects, txn, known) if known else {}
+        want = reachable(repo.objects, txn, [(tip, COMMIT)])
+    candidates = [oid for oid in want if oid not in have]
+    present: set[bytes] = set()
+    for batch in batched(candidates, HAVE_BATCH):
+        present |= backend.has_many(batch)
+    return {oid: want[oid] for oid in candidates if oid not in present}
+
+
+def _send(repo, backend: Backend, missing: dict[bytes, int], progress) -> tuple[int, int]:
+    """Send objects in write order (chunks first, commits last) in batches of about SEND_BYTES;
+    each batch is one ``put_many`` (one COS pack, one MySQL transaction, one Redis pipeline)."""
+    from ..progress import NULL
+    progress = progress or NULL
+    progress.start("push", len(missing))
+    sent = nbytes = 0
+    ids = sorted(missing, key=lambda oid: WRITE_ORDER.index(missing[oid]))
+    batch, size = [], 0
+    with repo.db.read() as txn:
+        for oid in ids:
+            value = txn.get(oid, db=repo.objects.table)
+            if value is None:
+                raise CasregError(f"object {oid.hex()} is missing locally; run `casreg verify`")
+            batch.append((oid, bytes(value)))
+            size += len(value)
+            if size >= SEND_BYTES:
+                backend.put_many(batch)
+                sent, nbytes = sent + len(batch), nbytes + size
+                progress.advance(len(batch))
+                repo.db.release_pages()
+                batch, size = [], 0
+    if batch:
+        backend.put_many(batch)
+        sent, nbytes = sent + len(batch), nbytes + size
+        progress.advance(len(batch))
+    progress.done()
+    return sent, nbytes
+
+
+# -- fetch -----------------------------------------------------------------------------------------
+def fetch(repo, remote: str, backend: Backend, names: list[str] | None = None, *, progress=None) -> FetchResult:
+    """Bring the remote's refs (all, or ``names``) and every object they need into the local store,
+    under ``remotes/<remote>/<name>``."""
+    from ..progress import NULL
+    from ..repo import default_author
+    progress = progress or NULL
+    remote_refs = backend.refs()
+    if names:
+        unknown = [n for n in names if n not in remote_refs]
+        if unknown:
+            raise RemoteError(f"the remote has no ref {unknown[0]}")
+        remote_refs = {n: remote_refs[n] for n in names}
+    result = FetchResult(dict(remote_refs))
+    structured, chunks = _discover(repo, backend, remote_refs.values())
+    needed = sorted(chunks)
+    missing_idx = repo.objects.missing(needed)
+    wanted = [needed[i] for i in missing_idx]
+    progress.start("fetch", len(wanted))
+    for batch in batched(wanted, GET_BATCH):
+        items = []
+        for oid, value in backend.get_many(batch):
+            verified(oid, value, CHUNK)
+            items.append((oid, value))
+            result.objects_received += 1
+            result.bytes_received += len(value)
+        repo.db.write(lambda txn, items=items: repo.objects.put_values(txn, items))
+        progress.advance(len(batch))
+    progress.done()
+    ordered = sorted(structured.items(), key=lambda kv: WRITE_ORDER.index(kv[1][0]))
+    result.objects_received += len(ordered)
+    result.bytes_received += sum(len(v) for _, (_, v) in ordered)
+    who = default_author()
+
+    def land(txn):
+        repo.objects.put_values(txn, [(oid, value) for oid, (_, value) in ordered])
+        for name, target in remote_refs.items():
+            tracking = tracking_ref(remote, name)
+            current = repo.refs.get(txn, tracking)
+            if current != target:
+                repo.refs.set_if_equals(txn, tracking, current, target, who=who, message=f"fetch {remote}")
+    repo.db.write(land)
+    return result
+
+
+def _discover(repo, backend: Backend, tips) -> tuple[dict[bytes, tuple[int, bytes]], set[bytes]]:
+    """Structured objects the local store lacks (fetched, verified) and the chunk ids they name.
+
+    Anything already local is complete (objects are only ever written after their children), so
+    the walk stops there. One round trip per level of the graph and per GET_BATCH objects.
+    """
+    structured: dict[bytes, tuple[int, bytes]] = {}
+    chunks: set[bytes] = set()
+    frontier = {t: COMMIT for t in tips}
+    while frontier:
+        ids = list(frontier)
+        wanted = [ids[i] for i in repo.objects.missing(ids)]
+        nxt: dict[bytes, int] = {}
+        for batch in batched(wanted, GET_BATCH):
+            for oid, value in backend.get_many(batch):
+                kind = frontier[oid]
+                structured[oid] = (kind, value)
+                for child, child_kind in children(kind, DECODERS[kind](verified(oid, value, kind))):
+                    if child_kind == CHUNK:
+                        chunks.add(child)
+                    else:
+                        nxt[child] = child_kind
+        frontier = {oid: k for oid, k in nxt.items() if oid not in structured}
+    return structured, chunks
+
+
+def fast_forward(repo, name: str, target: bytes, *, force: bool = False, message: str = "pull") -> bytes | None:
+    """Move local ``name`` to ``target`` if that is a fast-forward (or ``force``); returns the old id."""
+    from ..refs import ANY
+    from ..repo import default_author
+    with repo.db.read() as txn:
+        current = repo.refs.get(txn, name)
+    if current == target:
+        return current
+    if current is not None and not force and not is_ancestor(repo, current, target):
+        raise CasregError(f"{name} has versions the remote lacks (not a fast-forward); use --force to overwrite")
+    expected = ANY if force else current
+    repo.db.write(lambda txn: repo.refs.set_if_equals(txn, name, expected, target, who=default_author(),
+                                                       message=message))
+    return current
+
+
+# -- verify ----------------------------------------------------------------------------------------
+def verify_remote(backend: Backend, full: bool = False) -> list[dict]:
+    """Every object reachable from the remote's refs present (with ``full``: fetched and re-hashed)."""
+    problems: list[dict] = []
+    seen: set[bytes] = set()
+    frontier = {t: COMMIT for t in backend.refs().values()}
+    chunk_ids: set[bytes] = set()
+    while frontier:
+        nxt: dict[bytes, int] = {}
+        ids = [oid for oid in frontier if oid not in seen]
+        seen.update(ids)
+        present = set()
+        for batch in batched(ids, HAVE_BATCH):
+            present |= backend.has_many(batch)
+        for oid in ids:
+            if oid not in present:
+                problems.append({"id": oid.hex(), "kind": KIND_NAMES[frontier[oid]], "problem": "missing"})
+        for batch in batched([oid for oid in ids if oid in present], GET_BATCH):
+            for oid, value in backend.get_many(batch):
+                kind = frontier[oid]
+                try:
+                    obj = DECODERS[kind](verified(oid, value, kind))
+                except CasregError as exc:
+                    problems.append({"id": oid.hex(), "kind": KIND_NAMES[kind], "problem": f"corrupt: {exc}"})
+                    continue
+                for child, child_kind in children(kind, obj):
+                    if child_kind == CHUNK:
+                        chunk_ids.add(child)
+                    else:
+                        nxt[child] = child_kind
+        frontier = {oid: k for oid, k in nxt.items() if oid not in seen}
+    chunk_list = sorted(chunk_ids)
+    present = set()
+    for batch in batched(chunk_list, HAVE_BATCH):
+        present |= backend.has_many(batch)
+    for oid in chunk_list:
+        if oid not in present:
+            problems.append({"id": oid.hex(), "kind": "chunk", "problem": "missing"})
+    if full:
+        for batch in batched([c for c in chunk_list if c in present], GET_BATCH):
+            for oid, value in backend.get_many(batch):
+                try:
+                    verified(oid, value, CHUNK)
+                except CasregError as exc:
+                    problems.append({"id": oid.hex(), "kind": "chunk", "problem": f"corrupt: {exc}"})
+    return problems

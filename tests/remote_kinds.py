@@ -1,0 +1,138 @@
+"""One test double per remote kind? No: one handle per *real* remote, with the server-side
+tampering the tests need (corrupt or delete a stored object) done through the server's own API."""
+
+from __future__ import annotations
+
+import uuid
+from urllib.parse import urlsplit
+
+from tests.servers import MYSQL_URL, REDIS_URL, require_tcp
+
+
+class RemoteHandle:
+    kind = ""
+
+    def __init__(self, url: str):
+        self.url = url
+
+    def backend(self):
+        from casreg.remotes import open_backend
+        return open_backend(self.url, create=True) if self.kind == "file" else open_backend(self.url)
+
+    def corrupt(self, oid: bytes) -> None:
+        raise NotImplementedError
+
+    def delete(self, oid: bytes) -> None:
+        raise NotImplementedError
+
+    def cleanup(self) -> None:
+        pass
+
+
+class FileRemote(RemoteHandle):
+    kind = "file"
+
+    def __init__(self, tmp_path):
+        super().__init__(f"file://{tmp_path}/remote-store")
+        self.backend().close()  # creates the store
+
+    def _edit(self, oid, fn):
+        be = self.backend()
+        table = be.repo.objects.table
+        be.repo.db.write(lambda txn: fn(txn, table))
+        be.close()
+
+    def corrupt(self, oid):
+        def flip(txn, table):
+            value = bytearray(txn.get(oid, db=table))
+            value[-1] ^= 0xFF
+            txn.put(oid, bytes(value), db=table)
+        self._edit(oid, flip)
+
+    def delete(self, oid):
+        self._edit(oid, lambda txn, table: txn.delete(oid, db=table))
+
+
+class RedisRemote(RemoteHandle):
+    kind = "redis"
+
+    def __init__(self):
+        parts = urlsplit(REDIS_URL)
+        require_tcp(parts.hostname, parts.port or 6379, "Redis")
+        self.prefix = f"casreg-test-{uuid.uuid4().hex[:8]}:"
+        super().__init__(f"{REDIS_URL}?prefix={self.prefix}")
+        import redis
+        self.r = redis.Redis.from_url(REDIS_URL)
+
+    def corrupt(self, oid):
+        key = self.prefix.encode() + b"o:" + oid
+        value = bytearray(self.r.get(key))
+        value[-1] ^= 0xFF
+        self.r.set(key, bytes(value))
+
+    def delete(self, oid):
+        self.r.delete(self.prefix.encode() + b"o:" + oid)
+
+    def cleanup(self):
+        keys = list(self.r.scan_iter(match=self.prefix + "*", count=1000))
+        for i in range(0, len(keys), 1000):
+            self.r.delete(*keys[i:i + 1000])
+        self.r.close()
+
+
+class MySQLRemote(RemoteHandle):
+    kind = "mysql"
+
+    def __init__(self):
+        parts = urlsplit(MYSQL_URL)
+        require_tcp(parts.hostname, parts.port or 3306, "MariaDB/MySQL")
+        self.prefix = f"t{uuid.uuid4().hex[:8]}_"
+        super().__init__(f"{MYSQL_URL}?prefix={self.prefix}")
+        import pymysql
+        self.conn = pymysql.connect(host=parts.hostname, port=parts.port or 3306, user=parts.username or "root",
+                                    password=parts.password or "", database=parts.path.strip("/"), autocommit=True)
+
+    def corrupt(self, oid):
+        with self.conn.cursor() as cur:
+            cur.execute(f"UPDATE {self.prefix}objects SET value = CONCAT(value, 'x') WHERE id = %s", (oid,))
+
+    def delete(self, oid):
+        with self.conn.cursor() as cur:
+            cur.execute(f"DELETE FROM {self.prefix}objects WHERE id = %s", (oid,))
+
+    def cleanup(self):
+        with self.conn.cursor() as cur:
+            for t in ("objects", "refs", "meta"):
+                cur.execute(f"DROP TABLE IF EXISTS {self.prefix}{t}")
+        self.conn.close()
+
+
+class COSRemote(RemoteHandle):
+    kind = "cos"
+
+    def __init__(self, seaweed):
+        self.seaweed = seaweed
+        self.bucket = seaweed.bucket
+        super().__init__(seaweed.url(self.bucket, prefix=f"t{uuid.uuid4().hex[:12]}"))
+
+    def _locate(self, oid):
+        be = self.backend()
+        be.has_many([oid])
+        pack, offset, length = be._index[oid]
+        return be, be._key("packs", pack), offset, length
+
+    def corrupt(self, oid):
+        be, key, offset, length = self._locate(oid)
+        body = bytearray(be._get(key))
+        body[offset + length - 1] ^= 0xFF
+        be.client.put_object(Bucket=self.bucket, Key=key, Body=bytes(body))
+
+    def delete(self, oid):
+        """Drop the object by rewriting its pack's index without it."""
+        from casreg.remotes.cos_backend import INDEX_MAGIC, _REC
+        be, key, _, _ = self._locate(oid)
+        index_key = key.replace("/packs/", "/index/")
+        body = be._get(index_key)
+        records = [r for r in _REC.iter_unpack(body[len(INDEX_MAGIC):]) if r[0] != oid]
+        be.client.put_object(Bucket=self.bucket, Key=index_key,
+                             Body=INDEX_MAGIC + b"".join(_REC.pack(*r) for r in records))

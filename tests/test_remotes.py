@@ -1,0 +1,324 @@
+"""push / fetch / pull / clone against every kind of remote, each a real server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from casreg.errors import CasregError
+from casreg.objects.encoding import CHUNK
+from casreg.remotes import ops
+from casreg.remotes.sync import push
+from casreg.repo import Repository
+from tests.helpers import ROOT, one_line_error, random_bytes, run_cli, tree_files, write_file
+from tests.remote_kinds import COSRemote, FileRemote, MySQLRemote, RedisRemote
+
+KINDS = ["file", "redis", "mysql", "cos"]
+
+
+@pytest.fixture(params=KINDS)
+def remote(request, tmp_path):
+    kind = request.param
+    if kind == "file":
+        handle = FileRemote(tmp_path)
+    elif kind == "redis":
+        handle = RedisRemote()
+    elif kind == "mysql":
+        handle = MySQLRemote()
+    else:
+        handle = COSRemote(request.getfixturevalue("seaweed"))
+    yield handle
+    handle.cleanup()
+
+
+def _store(tmp_path, name, remote=None) -> Repository:
+    repo = Repository.init(str(tmp_path / name / ".casreg"))
+    if remote is not None:
+        ops.config(repo).add("origin", remote.url)
+    return repo
+
+
+def _model(tmp_path, name, weights: bytes) -> str:
+    root = tmp_path / "src" / name
+    write_file(root / "model.safetensors", weights)
+    write_file(root / "config.json", b'{"hidden": 384}')
+    return str(root)
+
+
+def test_push_clone_fetch_pull_round_trip(remote, tmp_path):
+    a = _store(tmp_path, "a", remote)
+    v1 = a.commit(_model(tmp_path, "v1", random_bytes(3 << 20, "w1")), "models/m/v1").id
+    [pushed] = ops.push_refs(a, "origin", ["models/m/v1"])
+    assert pushed.objects_sent > 0 and not pushed.up_to_date
+    assert ops.ls_remote(a, "origin") == {"models/m/v1": v1}
+
+    b = ops.clone(remote.url, str(tmp_path / "b"))
+    assert b.resolve("models/m/v1") == v1
+    b.checkout("models/m/v1", str(tmp_path / "out-b"))
+    assert tree_files(tmp_path / "out-b") == tree_files(tmp_path / "src" / "v1")
+    assert b.verify(full=True) == []
+
+    edited = random_bytes(3 << 20, "w1")[:1_000_000] + b"one fine-tune step" + random_bytes(3 << 20, "w1")[1_000_000:]
+    v2 = a.commit(_model(tmp_path, "v2", edited), "models/m/v1", expect_old=v1.hex(), parents=["models/m/v1"]).id
+    ops.push_refs(a, "origin", ["models/m/v1"])
+    old, new = ops.pull_ref(b, "origin", "models/m/v1")
+    assert (old, new) == (v1, v2)
+    assert b.resolve("remotes/origin/models/m/v1") == v2
+    b.checkout("models/m/v1", str(tmp_path / "out-b2"))
+    assert (tmp_path / "out-b2" / "model.safetensors").read_bytes() == edited
+    assert ops.verify(a, "origin", full=True) == []
+    [again] = ops.push_refs(a, "origin", ["models/m/v1"])
+    assert again.up_to_date
+
+
+def test_second_checkpoint_sends_only_its_new_chunks(remote, tmp_path):
+    a = _store(tmp_path, "a", remote)
+    base = random_bytes(6 << 20, "ckpt")
+    a.commit(_model(tmp_path, "s1", base), "checkpoints/m/v/comp/1#step_1")
+    first = ops.push_refs(a, "origin", ["checkpoints/m/v/comp/1#step_1"])[0]
+    step2 = base[:4_000_000] + random_bytes(100_000, "delta") + base[4_100_000:]
+    result = a.commit(_model(tmp_path, "s2", step2), "checkpoints/m/v/comp/2#step_2",
+                      parents=["checkpoints/m/v/comp/1#step_1"])
+    be = remote.backend()
+    setup_requests = be.traffic.requests  # connecting, schema checks
+    [second] = push(a, be, ["checkpoints/m/v/comp/2#step_2"])
+    # exactly the new objects cross: the new chunks plus one manifest per changed file, trees, commit
+    assert second.objects_sent <= result.new_chunks + 4
+    assert second.bytes_sent <= 1.1 * result.new_stored_bytes + 4096
+    assert second.bytes_sent < first.bytes_sent / 5
+    assert second.bytes_sent <= be.traffic.bytes_sent <= 1.1 * result.new_stored_bytes + 4096  # on the wire
+    # ~90 chunks are already on the remote; the push asks about none of them one by one
+    assert be.traffic.requests - setup_requests <= 8, be.traffic
+    be.close()
+
+
+def test_non_fast_forward_is_refused_without_force(remote, tmp_path):
+    a, b = _store(tmp_path, "a", remote), _store(tmp_path, "b", remote)
+    a.commit(_model(tmp_path, "x", b"x" * 1000), "models/m/v")
+    b.commit(_model(tmp_path, "y", b"y" * 1000), "models/m/v")
+    ops.push_refs(a, "origin", ["models/m/v"])
+    with pytest.raises(CasregError, match="non-fast-forward"):
+        ops.push_refs(b, "origin", ["models/m/v"])
+    ops.push_refs(b, "origin", ["models/m/v"], force=True)
+    assert ops.ls_remote(a, "origin")["models/m/v"] == b.resolve("models/m/v")
+
+
+def test_racing_ref_updates_exactly_one_wins(remote, tmp_path):
+    a = _store(tmp_path, "a", remote)
+    ids = [a.commit(_model(tmp_path, f"r{i}", bytes([i]) * 100), f"models/race/{i}").id for i in range(6)]
+    for i in range(6):
+        ops.push_refs(a, "origin", [f"models/race/{i}"])
+    wins = []
+    barrier = threading.Barrier(len(ids))
+
+    shared = remote.backend() if remote.kind == "file" else None  # LMDB: one handle per process
+
+    def contender(target):
+        be = shared or remote.backend()
+        barrier.wait()
+        if be.set_ref_if_equals("models/race/winner", None, target):
+            wins.append(target)
+        if be is not shared:
+            be.close()
+    threads = [threading.Thread(target=contender, args=(t,)) for t in ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if shared:
+        shared.close()
+    assert len(wins) == 1
+    assert ops.ls_remote(a, "origin")["models/race/winner"] == wins[0]
+
+
+def test_corrupt_remote_object_is_refused_on_fetch(remote, tmp_path):
+    a = _store(tmp_path, "a", remote)
+    a.commit(_model(tmp_path, "v", random_bytes(1 << 20, "c")), "models/m/v")
+    ops.push_refs(a, "origin", ["models/m/v"])
+    victim = next(oid for oid, kind in _objects(a) if kind == CHUNK)
+    remote.corrupt(victim)
+    problems = ops.verify(a, "origin", full=True)
+    assert [p["id"] for p in problems] == [victim.hex()]
+    b = _store(tmp_path, "b", remote)
+    with pytest.raises(CasregError, match="does not match its hash|refusing"):
+        ops.fetch_refs(b, "origin")
+    assert b.list_refs() == []
+    with b.db.read() as txn:
+        assert not b.objects.has(txn, victim)
+    assert b.verify(full=True) == []
+
+
+def test_missing_remote_object_is_reported(remote, tmp_path):
+    a = _store(tmp_path, "a", remote)
+    a.commit(_model(tmp_path, "v", random_bytes(1 << 20, "m")), "models/m/v")
+    ops.push_refs(a, "origin", ["models/m/v"])
+    victim = next(oid for oid, kind in _objects(a) if kind == CHUNK)
+    remote.delete(victim)
+    assert {"id": victim.hex(), "kind": "chunk", "problem": "missing"} in ops.verify(a, "origin")
+
+
+def test_interrupted_push_then_rerun_moves_only_what_is_missing(remote, tmp_path):
+    if remote.kind == "file":
+        pytest.skip("a file:// remote is covered by the store's own kill -9 test")
+    store = tmp_path / "a" / ".casreg"
+    a = _store(tmp_path, "a", remote)
+    big = _model(tmp_path, "big", random_bytes(96 << 20, "interrupted"))
+    a.commit(big, "models/m/big")
+    a.close()
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    with Repository(str(store)) as a:
+        chunk_ids = [oid for oid, kind in _objects(a) if kind == CHUNK]
+    watcher = remote.backend()
+    killed = False
+    for _ in range(3):
+        proc = subprocess.Popen([sys.executable, "-m", "casreg.cli", "--store", str(store), "push", "origin",
+                                 "models/m/big"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            if type(watcher)(watcher.url, {}).has_many(chunk_ids):  # a fresh look: the first pack landed
+                break
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        a = Repository(str(store))
+        if "models/m/big" not in ops.ls_remote(a, "origin"):
+            killed = True
+            a.close()
+            break
+        a.close()
+    if not killed:
+        pytest.fail("the push always finished before the kill; the test proves nothing")
+    a = Repository(str(store))
+    be = remote.backend()
+    total = len(_objects(a))
+    [rerun] = push(a, be, ["models/m/big"])
+    be.close()
+    assert 0 < rerun.objects_sent <= total
+    assert ops.verify(a, "origin", full=True) == []
+    b = ops.clone(remote.url, str(tmp_path / "b"))
+    b.checkout("models/m/big", str(tmp_path / "out"))
+    assert tree_files(tmp_path / "out") == tree_files(big)
+
+
+def _objects(repo):
+    with repo.db.read() as txn:
+        return [(oid, kind) for oid, kind, _, _ in repo.objects.iter_stored(txn)]
+
+
+# -- what a user sees when a remote is wrong ------------------------------------------------------
+def test_cli_push_fetch_and_errors(remote, tmp_path):
+    run_cli("init", cwd=tmp_path, check=0)
+    write_file(tmp_path / "m" / "w.bin", random_bytes(200_000, "cli-remote"))
+    run_cli("commit", "m", "--ref", "models/m/v1", cwd=tmp_path, check=0)
+    run_cli("remote", "add", "origin", remote.url, cwd=tmp_path, check=0)
+    out = run_cli("push", "origin", "--all", cwd=tmp_path, check=0).stdout.decode()
+    assert "models/m/v1" in out
+    assert "models/m/v1" in run_cli("ls-remote", "origin", cwd=tmp_path, check=0).stdout.decode()
+    run_cli("verify", "--remote", "origin", "--full", cwd=tmp_path, check=0)
+    assert "no remote named" in one_line_error(run_cli("push", "nowhere", "models/m/v1", cwd=tmp_path))
+    assert "unknown ref" in one_line_error(run_cli("push", "origin", "models/none", cwd=tmp_path))
+
+
+BAD_URLS = {
+    "redis": [("redis://127.0.0.1:1/0", "cannot reach"),
+              ("redis://127.0.0.1:6379/99", "DB index")],
+    "mysql": [("mysql://root@127.0.0.1:1/test", "cannot reach"),
+              ("mysql://root@127.0.0.1:3306/casreg_no_such_db", "database does not exist"),
+              ("mysql://nobody_casreg@127.0.0.1:3306/test", "access denied")],
+    "cos": [("cos://nope-1250000000?region=ap-guangzhou&scheme=http&ip=127.0.0.1&port=1", "cannot reach"),
+            ("cos://no-such-bucket-1250000000?region=ap-guangzhou&scheme=http&ip=127.0.0.1&port={port}",
+             "does not exist")],
+    "file": [("file:///nonexistent/store", "not a casreg store")],
+}
+
+
+def test_unreachable_or_wrong_remote_is_one_clear_line(remote, tmp_path):
+    run_cli("init", cwd=tmp_path, check=0)
+    for i, (url, message) in enumerate(BAD_URLS[remote.kind]):
+        if "{port}" in url:
+            url = url.format(port=remote.seaweed.port)
+        run_cli("remote", "add", f"bad{i}", url, cwd=tmp_path, check=0)
+        line = one_line_error(run_cli("ls-remote", f"bad{i}", cwd=tmp_path))
+        assert message.lower() in line.lower(), line
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    """A Redis server of our own, with a password and a tiny memory limit (the shared one has neither)."""
+    import shutil
+    from tests.servers import free_port
+    binary = shutil.which("redis-server")
+    if not binary:
+        pytest.fail("redis-server is not installed (Debian package redis-server)", pytrace=False)
+    port = free_port()
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--requirepass", "s3cret",
+                             "--maxmemory", "4mb", "--maxmemory-policy", "noeviction", "--save", "",
+                             "--appendonly", "no", "--dir", str(tmp_path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    from tests.servers import require_tcp
+    for _ in range(100):
+        try:
+            require_tcp("127.0.0.1", port, "private redis")
+            break
+        except BaseException:
+            time.sleep(0.05)
+    yield port
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_redis_password_and_full_server(private_redis, tmp_path):
+    url = f"redis://127.0.0.1:{private_redis}/0"
+    run_cli("init", cwd=tmp_path, check=0)
+    write_file(tmp_path / "m" / "w.bin", random_bytes(8 << 20, "too-big"))
+    run_cli("commit", "m", "--ref", "models/m/v1", cwd=tmp_path, check=0)
+    run_cli("remote", "add", "r", url, cwd=tmp_path, check=0)
+    assert "authentication failed" in one_line_error(run_cli("ls-remote", "r", cwd=tmp_path))
+    wrong = {"CASREG_REMOTE_R_PASSWORD": "wrong"}
+    assert "authentication failed" in one_line_error(run_cli("ls-remote", "r", cwd=tmp_path, env=wrong))
+    right = {"CASREG_REMOTE_R_PASSWORD": "s3cret"}
+    run_cli("ls-remote", "r", cwd=tmp_path, env=right, check=0)
+    assert "s3cret" not in run_cli("remote", "show", "r", cwd=tmp_path, env=right, check=0).stdout.decode()
+    assert "full" in one_line_error(run_cli("push", "r", "models/m/v1", cwd=tmp_path, env=right))
+    assert run_cli("ls-remote", "r", cwd=tmp_path, env=right, check=0).stdout == b""  # no ref to a partial push
+
+
+def test_password_in_url_is_refused(tmp_path):
+    run_cli("init", cwd=tmp_path, check=0)
+    line = one_line_error(run_cli("remote", "add", "r", "redis://:hunter2@127.0.0.1:6379/0", cwd=tmp_path))
+    assert "CASREG_REMOTE_R_PASSWORD" in line and "hunter2" not in line
+
+
+def test_fate_model_store_address_becomes_a_remote(tmp_path):
+    conf = tmp_path / "service_conf.yaml"
+    conf.write_text("enable_model_store: true\nmodel_store_address:\n  storage: mysql\n  database: test\n"
+                    "  user: root\n  password: pw\n  host: 127.0.0.1\n  port: 3306\n"
+                    "  max_connections: 10\n  stale_timeout: 10\n")
+    run_cli("init", cwd=tmp_path, check=0)
+    run_cli("remote", "add", "fate", "--fate-config", conf, cwd=tmp_path, check=0)
+    shown = run_cli("remote", "show", "fate", cwd=tmp_path, check=0).stdout.decode()
+    assert "mysql://root@127.0.0.1:3306/test" in shown and "pw" not in shown.replace("password", "")
+    store_conf = tmp_path / ".casreg" / "remotes.json"
+    assert oct(store_conf.stat().st_mode & 0o777) == "0o600"
+
+
+def test_auto_sync_fetches_on_checkout_and_pushes_on_commit(tmp_path):
+    """FATE's enable_model_store: load pulls a model the local cache lacks, store pushes new ones."""
+    shared = tmp_path / "shared-store"
+    run_cli("--store", shared, "init", check=0)
+    for site in ("a", "b"):
+        (tmp_path / site).mkdir()
+        run_cli("init", cwd=tmp_path / site, check=0)
+        run_cli("remote", "add", "hub", f"file://{shared}", cwd=tmp_path / site, check=0)
+        run_cli("remote", "default", "hub", "--auto-sync", cwd=tmp_path / site, check=0)
+    write_file(tmp_path / "a" / "model" / "w.bin", random_bytes(300_000, "auto"))
+    out = run_cli("commit", "model", "--ref", "models/m/v1", cwd=tmp_path / "a", check=0).stdout.decode()
+    assert "pushed models/m/v1" in out
+    run_cli("checkout", "models/m/v1", "restored", cwd=tmp_path / "b", check=0)
+    assert (tmp_path / "b" / "restored" / "w.bin").read_bytes() == (tmp_path / "a" / "model" / "w.bin").read_bytes()
