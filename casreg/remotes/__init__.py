@@ -7,8 +7,10 @@ from urllib.parse import urlsplit
 from .base import Backend, RemoteError
 
 
-def open_backend(url: str, secrets: dict | None = None, *, create: bool = False) -> Backend:
-    """The backend for a URL (file://, redis://, mysql://, cos://)."""
+def open_backend(url: str, secrets: dict | None = None, *, create: bool = False,
+                 cache_dir: str | None = None) -> Backend:
+    """The backend for a URL (file://, redis://, mysql://, cos://). ``cache_dir`` keeps what a
+    backend may cache between runs (COS pack indexes, which never change once written)."""
     scheme = urlsplit(url).scheme
     secrets = secrets or {}
     if scheme == "file":
@@ -22,7 +24,7 @@ def open_backend(url: str, secrets: dict | None = None, *, create: bool = False)
         return MySQLBackend(url, secrets)
     if scheme == "cos":
         from .cos_backend import COSBackend
-        return COSBackend(url, secrets)
+        return COSBackend(url, secrets, cache_dir=cache_dir)
     raise RemoteError(f"unsupported remote URL scheme {scheme!r}")
 
 

@@ -38,8 +38,9 @@ CREATE_ONLY = {"IfNoneMatch": "*", "Metadata": {"x-cos-forbid-overwrite": "true"
 
 
 class COSBackend(Backend):
-    def __init__(self, url: str, secrets: dict):
+    def __init__(self, url: str, secrets: dict, cache_dir: str | None = None):
         super().__init__(url)
+        self.cache_dir = cache_dir
         from qcloud_cos import CosConfig, CosS3Client
         logging.getLogger("qcloud_cos").setLevel(logging.CRITICAL)  # failures become one RemoteError line
         from qcloud_cos.cos_exception import CosClientError, CosServiceError
@@ -126,10 +127,31 @@ class COSBackend(Backend):
             self._index = {}
         new = [p for p in self._list("index") if p not in self._packs_loaded]
         with ThreadPoolExecutor(8) as pool:
-            bodies = list(pool.map(lambda p: (p, self._get(self._key("index", p))), new))
+            bodies = list(pool.map(lambda p: (p, self._index_body(p)), new))
         for pack, body in bodies:
             self._add_index(pack, body)
         return self._index
+
+    def _index_body(self, pack: str) -> bytes:
+        return self._get_immutable(self._key("index", pack))
+
+    def _get_immutable(self, key: str) -> bytes:
+        """An object that never changes once written (pack index, ref log entry), through the
+        local cache when this store has read it before."""
+        cached = os.path.join(self.cache_dir, blake3.blake3(key.encode()).hexdigest()) if self.cache_dir else None
+        if cached and os.path.exists(cached):
+            with open(cached, "rb") as f:
+                return f.read()
+        body = self._get(key)
+        if cached:
+            self._cache_put(cached, body)
+        return body
+
+    def _cache_put(self, path: str, body: bytes) -> None:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path + ".tmp", "wb") as f:
+            f.write(body)
+        os.replace(path + ".tmp", path)
 
     def _add_index(self, pack: str, body: bytes) -> None:
         if not body.startswith(INDEX_MAGIC) or (len(body) - len(INDEX_MAGIC)) % _REC.size:
@@ -157,6 +179,9 @@ class COSBackend(Backend):
         table = INDEX_MAGIC + b"".join(records)
         self._put(self._key("index", pack), table)  # after the pack: only now do its objects exist
         self._add_index(pack, table)
+        if self.cache_dir:
+            key = self._key("index", pack)
+            self._cache_put(os.path.join(self.cache_dir, blake3.blake3(key.encode()).hexdigest()), table)
         self.traffic.objects_sent += len(items)
 
     def get_many(self, ids: list[bytes]) -> Iterator[tuple[bytes, bytes]]:
@@ -201,7 +226,7 @@ class COSBackend(Backend):
 
     def _entry(self, name: str, seq: int) -> dict:
         try:
-            return json.loads(self._get(self._key("refs", f"{name}:{seq:0{SEQ_WIDTH}d}")))
+            return json.loads(self._get_immutable(self._key("refs", f"{name}:{seq:0{SEQ_WIDTH}d}")))
         except ValueError:
             raise RemoteError(f"{self.where}: ref log entry {name}:{seq} is damaged") from None
 

@@ -17,7 +17,7 @@ def config(repo) -> RemoteConfig:
 
 def backend(repo, name: str) -> Backend:
     cfg = config(repo)
-    return open_backend(cfg.get(name)["url"], cfg.secrets(name))
+    return open_backend(cfg.get(name)["url"], cfg.secrets(name), cache_dir=os.path.join(repo.path, "cache", name))
 
 
 def push_refs(repo, name: str, refs: list[str], *, all_refs: bool = False, force: bool = False,
