@@ -15,9 +15,11 @@ def config(repo) -> RemoteConfig:
     return RemoteConfig(repo.path)
 
 
-def backend(repo, name: str) -> Backend:
+def backend(repo, name: str, *, cached: bool = True) -> Backend:
+    """The backend of remote ``name``; ``cached=False`` reads everything from the server itself."""
     cfg = config(repo)
-    return open_backend(cfg.get(name)["url"], cfg.secrets(name), cache_dir=os.path.join(repo.path, "cache", name))
+    cache_dir = os.path.join(repo.path, "cache", name) if cached else None
+    return open_backend(cfg.get(name)["url"], cfg.secrets(name), cache_dir=cache_dir)
 
 
 def push_refs(repo, name: str, refs: list[str], *, all_refs: bool = False, force: bool = False,
@@ -58,7 +60,7 @@ def ls_remote(repo, name: str) -> dict[str, bytes]:
 
 
 def verify(repo, name: str, full: bool = False) -> list[dict]:
-    be = backend(repo, name)
+    be = backend(repo, name, cached=False)  # check what the server holds, not what we remember
     try:
         return verify_remote(be, full)
     finally:
