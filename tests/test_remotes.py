@@ -322,3 +322,61 @@ def test_auto_sync_fetches_on_checkout_and_pushes_on_commit(tmp_path):
     assert "pushed models/m/v1" in out
     run_cli("checkout", "models/m/v1", "restored", cwd=tmp_path / "b", check=0)
     assert (tmp_path / "b" / "restored" / "w.bin").read_bytes() == (tmp_path / "a" / "model" / "w.bin").read_bytes()
+
+
+def test_interrupted_fetch_leaves_the_local_store_consistent(tmp_path):
+    """A fetch killed mid-way: the local store verifies, has no tracking ref, and a rerun completes."""
+    remote = RedisRemote()
+    try:
+        a = _store(tmp_path, "a", remote)
+        big = _model(tmp_path, "big", random_bytes(96 << 20, "fetch-kill"))
+        a.commit(big, "models/m/big")
+        ops.push_refs(a, "origin", ["models/m/big"])
+        b = _store(tmp_path, "b", remote)
+        b_path = b.path
+        b.close()
+        env = dict(os.environ, PYTHONPATH=ROOT)
+        proc = subprocess.Popen([sys.executable, "-m", "casreg.cli", "--store", b_path, "fetch", "origin"],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        data_file = os.path.join(b_path, "data.mdb")
+        start_size = os.path.getsize(data_file)
+        while proc.poll() is None and os.path.getsize(data_file) == start_size:
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        with Repository(b_path) as b:
+            assert b.verify(full=True) == []
+            if b.list_refs():
+                pytest.fail("the fetch finished before the kill; the test proves nothing")
+            result = ops.fetch_refs(b, "origin")
+            assert result.refs == {"models/m/big": a.resolve("models/m/big")}
+            b.checkout("remotes/origin/models/m/big", str(tmp_path / "out"))
+        assert tree_files(tmp_path / "out") == tree_files(big)
+    finally:
+        remote.cleanup()
+
+
+def test_read_only_mysql_user_is_one_clear_line(tmp_path):
+    remote = MySQLRemote()
+    user = f"casreg_ro_{remote.prefix[1:7]}"
+    try:
+        remote.backend().close()  # create the tables as root
+        with remote.conn.cursor() as cur:
+            cur.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY 'ro'")
+            cur.execute(f"CREATE USER '{user}'@'localhost' IDENTIFIED BY 'ro'")
+            for host in ("%", "localhost"):
+                cur.execute(f"GRANT SELECT ON test.* TO '{user}'@'{host}'")
+        run_cli("init", cwd=tmp_path, check=0)
+        write_file(tmp_path / "m" / "w.bin", random_bytes(100_000, "ro"))
+        run_cli("commit", "m", "--ref", "models/m/v1", cwd=tmp_path, check=0)
+        url = remote.url.replace("root@", f"{user}@")
+        run_cli("remote", "add", "ro", url, cwd=tmp_path, check=0)
+        line = one_line_error(run_cli("push", "ro", "models/m/v1", cwd=tmp_path,
+                                      env={"CASREG_REMOTE_RO_PASSWORD": "ro"}))
+        assert "denied" in line.lower() or "may not write" in line
+        assert remote.backend().refs() == {}
+    finally:
+        with remote.conn.cursor() as cur:
+            for host in ("%", "localhost"):
+                cur.execute(f"DROP USER IF EXISTS '{user}'@'{host}'")
+        remote.cleanup()

@@ -9,6 +9,7 @@ decoded and re-hashed before it is kept; nothing corrupt enters the local store.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ..errors import CasregError, Corrupt
@@ -122,26 +123,34 @@ def _send(repo, backend: Backend, missing: dict[bytes, int], progress) -> tuple[
     from ..progress import NULL
     progress = progress or NULL
     progress.start("push", len(missing))
-    sent = nbytes = 0
     ids = sorted(missing, key=lambda oid: WRITE_ORDER.index(missing[oid]))
-    batch, size = [], 0
-    with repo.db.read() as txn:
-        for oid in ids:
-            value = txn.get(oid, db=repo.objects.table)
-            if value is None:
-                raise CasregError(f"object {oid.hex()} is missing locally; run `casreg verify`")
-            batch.append((oid, bytes(value)))
-            size += len(value)
-            if size >= SEND_BYTES:
-                backend.put_many(batch)
-                sent, nbytes = sent + len(batch), nbytes + size
-                progress.advance(len(batch))
-                repo.db.release_pages()
-                batch, size = [], 0
-    if batch:
-        backend.put_many(batch)
-        sent, nbytes = sent + len(batch), nbytes + size
-        progress.advance(len(batch))
+    sent = nbytes = 0
+    in_flight = None  # one batch uploads while the next is read from the store
+
+    def upload(batch, size):
+        nonlocal sent, nbytes, in_flight
+        if in_flight is not None:
+            in_flight.result()
+        if batch:
+            in_flight = uploader.submit(backend.put_many, batch)
+            sent, nbytes = sent + len(batch), nbytes + size
+            in_flight.add_done_callback(lambda _f, n=len(batch): progress.advance(n))
+
+    with ThreadPoolExecutor(1, thread_name_prefix="casreg-upload") as uploader:
+        batch, size = [], 0
+        with repo.db.read() as txn:
+            for oid in ids:
+                value = txn.get(oid, db=repo.objects.table)
+                if value is None:
+                    raise CasregError(f"object {oid.hex()} is missing locally; run `casreg verify`")
+                batch.append((oid, bytes(value)))
+                size += len(value)
+                if size >= SEND_BYTES:
+                    upload(batch, size)
+                    repo.db.release_pages()
+                    batch, size = [], 0
+        upload(batch, size)
+        upload([], 0)  # wait for the last one: the ref may move only after every object landed
     progress.done()
     return sent, nbytes
 
