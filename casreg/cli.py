@@ -404,6 +404,96 @@ def ls_remote(remote: str, as_json: bool = JSON_OPTION) -> None:
             print(f"{v.hex()} {k}")
 
 
+fate_app = typer.Typer(help="FATE-Flow models: import and export model_local_cache trees and archives.",
+                       no_args_is_help=True)
+app.add_typer(fate_app, name="fate")
+checkpoint_app = typer.Typer(help="FATE checkpoints (like `flow checkpoint list/get`).", no_args_is_help=True)
+app.add_typer(checkpoint_app, name="checkpoint")
+
+
+@fate_app.command("import")
+def fate_import(source: str = typer.Argument(..., help="model_local_cache dir, party dir, version dir or FATE .zip"),
+                force: bool = typer.Option(False, "--force", "-f", help="Replace versions whose content differs."),
+                as_json: bool = JSON_OPTION) -> None:
+    """One pipeline version per model version, one ref per checkpoint step; shared chunks stored once."""
+    from . import fate
+    with _repo() as repo:
+        report = fate.import_source(repo, source, force=force, progress=_progress(not as_json))
+    if as_json:
+        _emit(report.to_json())
+    else:
+        for ref in {**report.versions, **report.checkpoints}:
+            print(f"{'unchanged' if ref in report.unchanged else 'imported '} {ref}")
+        print(f"{human(report.new_stored_bytes)} new data stored")
+        for problem in report.problems:
+            print(f"casreg: refused checkpoint {problem}", file=sys.stderr)
+    if report.problems:
+        raise typer.Exit(1)
+
+
+@fate_app.command("export")
+def fate_export(ref: str, dest: str = typer.Argument(..., help="directory, or FILE.zip for FATE's archive form"),
+                force: bool = typer.Option(False, "--force", "-f")) -> None:
+    """Write a version back in FATE's layout (prints the archive's SHA-256 for a .zip)."""
+    from . import fate
+    with _repo(readonly=True) as repo:
+        digest = fate.export(repo, ref, dest, force=force)
+    print(f"sha256 {digest}  {dest}" if digest else f"exported {ref} into {os.path.abspath(dest)}")
+
+
+@app.command()
+def models(as_json: bool = JSON_OPTION) -> None:
+    """Every FATE model: number of versions, latest version, logical size."""
+    from . import fate
+    with _repo(readonly=True) as repo:
+        rows = fate.models(repo)
+    if as_json:
+        _emit(rows)
+    else:
+        for r in rows:
+            print(f"{r['model']}  versions {r['versions']}  latest {r['latest']}  {human(r['logical_bytes'])}")
+
+
+@app.command()
+def versions(model: str, as_json: bool = JSON_OPTION) -> None:
+    """Versions of a FATE model (party model id) with time, author, message, size."""
+    import datetime
+    from . import fate
+    with _repo(readonly=True) as repo:
+        rows = fate.versions(repo, model)
+    if as_json:
+        _emit(rows)
+        return
+    for r in rows:
+        when = datetime.datetime.fromtimestamp(r["time"]).astimezone().isoformat(timespec="seconds")
+        print(f"{r['version']}  {when}  {r['author']}  {human(r['size'])}  {r['message']}")
+
+
+@checkpoint_app.command("list")
+def checkpoint_list(model: str, version: str, as_json: bool = JSON_OPTION) -> None:
+    """Checkpoint steps of a model version."""
+    from . import fate
+    with _repo(readonly=True) as repo:
+        rows = fate.list_checkpoints(repo, model, version)
+    if as_json:
+        _emit(rows)
+    else:
+        for r in rows:
+            print(f"{r['component']}  {r['step_index']}#{r['step_name']}  {r['id'][:12]}")
+
+
+@checkpoint_app.command("get")
+def checkpoint_get(model: str, version: str, component: str,
+                   step: str = typer.Argument(..., help="step index or step name"), dest: str = typer.Argument(...),
+                   force: bool = typer.Option(False, "--force", "-f")) -> None:
+    """Restore one checkpoint step (by index or name) into DEST."""
+    from . import fate
+    with _repo(readonly=True) as repo:
+        ref = fate.find_checkpoint(repo, model, version, component, step)
+        repo.checkout(ref, dest, force=force)
+    print(f"checked out {ref} into {os.path.abspath(dest)}")
+
+
 def main() -> None:
     """Entry point: run the app, turning every expected failure into one line."""
     from .errors import CasregError

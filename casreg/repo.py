@@ -89,9 +89,10 @@ class CommitResult:
     logical_bytes: int
     new_chunks: int
     new_stored_bytes: int
+    moved: bool = True
 
     def to_json(self) -> dict:
-        return {"commit": self.id.hex(), "logical_bytes": self.logical_bytes,
+        return {"commit": self.id.hex(), "logical_bytes": self.logical_bytes, "moved": self.moved,
                 "new_chunks": self.new_chunks, "new_stored_bytes": self.new_stored_bytes}
 
 
@@ -262,11 +263,19 @@ class Repository:
 
     def commit(self, path: str, ref: str, *, message: str = "", parents: list[str] = (),
                meta: dict[str, str] | None = None, author: str | None = None, force: bool = False,
-               expect_old: str | None = None, progress=None) -> CommitResult:
-        """Store ``path`` (file or directory) as a new version and point ``ref`` at it."""
+               expect_old: str | None = None, unchanged_ok: bool = False, progress=None) -> CommitResult:
+        """Store ``path`` (file or directory) as a new version and point ``ref`` at it.
+
+        With ``unchanged_ok``, an existing ref whose version holds exactly this tree is left
+        alone (``moved`` is False): re-importing the same model stores nothing and moves nothing.
+        """
         check_ref_name(ref)
         progress = progress or progress_mod.NULL
-        expected = self._expected(ref, force, expect_old)
+        current = None
+        if unchanged_ok and not force and expect_old is None:
+            with self.db.read() as txn:
+                current = self.refs.get(txn, ref)
+        expected = current if current is not None else self._expected(ref, force, expect_old)
         parent_ids = [self.resolve(p) for p in parents]
         path = os.path.abspath(path)
         if not os.path.lexists(path):
@@ -279,6 +288,11 @@ class Repository:
             with Ingester(self.objects, Chunker(self.chunker_params), progress=progress.advance) as ing:
                 tree_id = self._store_node(root, ing, staged)
                 ing.flush()
+            if current is not None:
+                if self.read_commit(current).tree == tree_id:
+                    progress.done()
+                    return CommitResult(current, root.size, ing.new_chunks, ing.new_bytes, moved=False)
+                raise CasregError(f"ref {ref} already holds different content; use --force to replace it")
             commit = Commit(tree_id, parent_ids, author or default_author(), int(time.time()),
                             message, dict(meta or {}))
             commit_id = self._stage(staged, COMMIT, commit.encode())

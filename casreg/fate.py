@@ -1,0 +1,285 @@
+"""FATE-Flow 1.x models in and out: ``model_local_cache`` layout, archives, checkpoint steps.
+
+Names follow FATE's model registry so FATE users recognise them:
+- pipeline model: ``models/<party_model_id>/<model_version>``
+- checkpoint:     ``checkpoints/<party_model_id>/<model_version>/<component>/<step_index>#<step_name>``
+where ``party_model_id`` is ``<role>#<party_id>#<model_id>``.
+
+A pipeline version is the whole version directory as FATE keeps it (``define/``, ``pipeline.pb``,
+``variables/``, ``checkpoint/`` ...), so ``fate export`` writes it back byte-identical, file by file;
+each checkpoint step also gets its own ref (sharing every object with the version).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import stat
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+
+from .errors import CasregError, NotFound
+from .refs import check_ref_name
+
+ROLES = ("guest", "host", "arbiter", "local")
+_PARTY_MODEL_ID = re.compile(r"^(guest|host|arbiter|local)#[^#/]+#[^/]+$")
+_VERSION = re.compile(r"^[0-9A-Za-z_.-]+$")
+_STEP = re.compile(r"^(\d+)#([^/]+)$")
+VERSION_MARKERS = ("define", "variables", "pipeline.pb", "checkpoint", "run_parameters")
+
+
+def check_party_model_id(value: str) -> str:
+    if not _PARTY_MODEL_ID.match(value or ""):
+        raise CasregError(f"not a FATE party model id: {value!r} (expected <role>#<party_id>#<model_id>, "
+                          f"role one of {', '.join(ROLES)})")
+    return value
+
+
+def check_version(value: str) -> str:
+    if not _VERSION.match(value or ""):
+        raise CasregError(f"not a FATE model version: {value!r}")
+    return value
+
+
+def pipeline_ref(party_model_id: str, version: str) -> str:
+    return check_ref_name(f"models/{check_party_model_id(party_model_id)}/{check_version(version)}")
+
+
+def checkpoint_ref(party_model_id: str, version: str, component: str, step_index: int, step_name: str) -> str:
+    return check_ref_name(f"checkpoints/{check_party_model_id(party_model_id)}/{check_version(version)}/"
+                          f"{component}/{int(step_index)}#{step_name}")
+
+
+@dataclass
+class ImportReport:
+    versions: dict[str, bytes] = field(default_factory=dict)      # ref -> commit id
+    checkpoints: dict[str, bytes] = field(default_factory=dict)   # ref -> commit id
+    unchanged: list[str] = field(default_factory=list)            # refs already holding this content
+    new_stored_bytes: int = 0
+    problems: list[str] = field(default_factory=list)             # checkpoints refused, with why
+
+    def to_json(self) -> dict:
+        return {"versions": {k: v.hex() for k, v in self.versions.items()},
+                "checkpoints": {k: v.hex() for k, v in self.checkpoints.items()},
+                "unchanged": self.unchanged, "new_stored_bytes": self.new_stored_bytes, "problems": self.problems}
+
+
+def _is_version_dir(path: str) -> bool:
+    return any(os.path.exists(os.path.join(path, m)) for m in VERSION_MARKERS)
+
+
+def find_versions(source: str) -> list[tuple[str, str, str]]:
+    """(party_model_id, model_version, path) of every FATE model version under ``source``: a
+    model_local_cache directory, one party model directory, or one version directory."""
+    source = os.path.abspath(source)
+    if _is_version_dir(source):
+        party = os.path.basename(os.path.dirname(source))
+        return [(check_party_model_id(party), check_version(os.path.basename(source)), source)]
+    parties = [source] if _PARTY_MODEL_ID.match(os.path.basename(source)) else [
+        os.path.join(source, d) for d in sorted(os.listdir(source)) if _PARTY_MODEL_ID.match(d)]
+    found = []
+    for party in parties:
+        for version in sorted(os.listdir(party)):
+            path = os.path.join(party, version)
+            if os.path.isdir(path) and _is_version_dir(path):
+                found.append((os.path.basename(party), check_version(version), path))
+    if not found:
+        raise CasregError(f"{source} is not a FATE layout (no <role>#<party_id>#<model_id>/<version>/ "
+                          f"with define/, variables/ or checkpoint/)")
+    return found
+
+
+def checkpoint_steps(version_dir: str) -> list[tuple[str, int, str, str]]:
+    """(component, step_index, step_name, path) of every checkpoint step of a version."""
+    root = os.path.join(version_dir, "checkpoint")
+    steps = []
+    if os.path.isdir(root):
+        for component in sorted(os.listdir(root)):
+            for step in sorted(os.listdir(os.path.join(root, component))):
+                m = _STEP.match(step)
+                path = os.path.join(root, component, step)
+                if m and os.path.isdir(path):
+                    steps.append((component, int(m.group(1)), m.group(2), path))
+    return sorted(steps, key=lambda s: (s[0], s[1]))
+
+
+def check_checkpoint(step_dir: str, step_index: int, step_name: str) -> str | None:
+    """Why a checkpoint step does not match its database.yaml (None if it does), as FATE checks it."""
+    import yaml
+    db = os.path.join(step_dir, "database.yaml")
+    try:
+        with open(db, encoding="utf8") as f:
+            data = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError) as exc:
+        return f"cannot read database.yaml: {exc}"
+    if not isinstance(data, dict) or data.get("step_index") != step_index or data.get("step_name") != step_name:
+        return "database.yaml names another step"
+    for name, model in (data.get("models") or {}).items():
+        path = os.path.join(step_dir, model.get("filename", f"{name}.pb"))
+        try:
+            with open(path, "rb") as f:
+                actual = hashlib.sha1(f.read()).hexdigest()
+        except OSError:
+            return f"model file missing: {os.path.basename(path)}"
+        if actual != model.get("sha1"):
+            return f"{os.path.basename(path)} has SHA-1 {actual}, database.yaml says {model.get('sha1')}"
+    return None
+
+
+def parse_archive_name(path: str) -> tuple[str, str]:
+    """(party_model_id, model_version) from FATE's archive name ``<party_model_id>_<model_version>.zip``."""
+    stem = os.path.basename(path)[:-4] if path.endswith(".zip") else os.path.basename(path)
+    party, sep, version = stem.rpartition("_")
+    if not sep:
+        raise CasregError(f"{os.path.basename(path)} is not named like a FATE archive "
+                          f"(<role>#<party_id>#<model_id>_<model_version>.zip)")
+    return check_party_model_id(party), check_version(version)
+
+
+def safe_extract(archive: str, dest: str) -> None:
+    """Extract a zip into ``dest``, refusing any entry that would land outside it."""
+    try:
+        zf = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise CasregError(f"cannot read {archive}: not a valid zip (truncated or damaged: {exc})") from None
+    root = os.path.realpath(dest)
+    with zf:
+        for info in zf.infolist():
+            name = info.filename
+            parts = name.replace("\\", "/").split("/")
+            target = os.path.realpath(os.path.join(root, name))
+            if (name.startswith(("/", "\\")) or ".." in parts or re.match(r"^[A-Za-z]:", name)
+                    or not (target == root or target.startswith(root + os.sep))):
+                raise CasregError(f"{archive}: entry {name!r} would be written outside the destination; refusing")
+            if stat.S_ISLNK(info.external_attr >> 16):
+                raise CasregError(f"{archive}: entry {name!r} is a symlink; refusing")
+            if info.is_dir():
+                os.makedirs(target, exist_ok=True)
+                continue
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            try:
+                with zf.open(info) as src, open(target, "wb") as out:
+                    shutil.copyfileobj(src, out, 1 << 20)
+            except (zipfile.BadZipFile, EOFError, OSError) as exc:
+                raise CasregError(f"cannot read {archive}: damaged zip at {name!r} ({exc})") from None
+
+
+def import_source(repo, source: str, *, force: bool = False, progress=None) -> ImportReport:
+    """Import a FATE model_local_cache / party dir / version dir / archive .zip into the store."""
+    if not os.path.exists(source):
+        raise CasregError(f"no such file or directory: {source}")
+    if os.path.isfile(source):
+        party, version = parse_archive_name(source)
+        with tempfile.TemporaryDirectory(prefix="casreg-fate-") as tmp:
+            target = os.path.join(tmp, party, version)
+            os.makedirs(target)
+            safe_extract(source, target)
+            return _import_versions(repo, [(party, version, target)], force, progress)
+    return _import_versions(repo, find_versions(source), force, progress)
+
+
+def _import_versions(repo, versions, force: bool, progress) -> ImportReport:
+    report = ImportReport()
+    for party, version, path in versions:
+        meta = {"framework": "fate", "party_model_id": party, "model_version": version}
+        ref = pipeline_ref(party, version)
+        result = repo.commit(path, ref, message=f"fate import {party} {version}", meta=meta, force=force,
+                             unchanged_ok=True, progress=progress)
+        _record(report, report.versions, ref, result)
+        for component, index, name, step_dir in checkpoint_steps(path):
+            step_ref = checkpoint_ref(party, version, component, index, name)
+            problem = check_checkpoint(step_dir, index, name)
+            if problem:
+                report.problems.append(f"{step_ref}: {problem}")
+                continue
+            step_meta = dict(meta, component=component, step_index=str(index), step_name=name)
+            result = repo.commit(step_dir, step_ref, message=f"fate checkpoint {component} {index}#{name}",
+                                 meta=step_meta, force=force, unchanged_ok=True)
+            _record(report, report.checkpoints, step_ref, result)
+    return report
+
+
+def _record(report: ImportReport, into: dict, ref: str, result) -> None:
+    into[ref] = result.id
+    report.new_stored_bytes += result.new_stored_bytes
+    if not result.moved:
+        report.unchanged.append(ref)
+
+
+def export(repo, spec: str, dest: str, *, force: bool = False) -> str | None:
+    """Write a version back in FATE's layout: a directory, or FATE's archive form for ``*.zip``
+    (returns the archive's SHA-256, which FATE-Flow records and checks on restore)."""
+    if not dest.endswith(".zip"):
+        repo.checkout(spec, dest, force=force)
+        return None
+    if os.path.exists(dest) and not force:
+        raise CasregError(f"{dest} exists; use --force to replace it")
+    with tempfile.TemporaryDirectory(prefix="casreg-fate-", dir=os.path.dirname(os.path.abspath(dest))) as tmp:
+        tree = os.path.join(tmp, "tree")
+        repo.checkout(spec, tree)
+        partial = os.path.join(tmp, "archive.zip")
+        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as zf:
+            for dirpath, dirnames, filenames in os.walk(tree):
+                dirnames.sort()
+                rel = os.path.relpath(dirpath, tree)
+                if rel != ".":
+                    zf.write(dirpath, rel + "/")
+                for f in sorted(filenames):
+                    zf.write(os.path.join(dirpath, f), os.path.normpath(os.path.join(rel, f)))
+        os.replace(partial, dest)
+    digest = hashlib.sha256()
+    with open(dest, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# -- catalog ---------------------------------------------------------------------------------------
+def models(repo) -> list[dict]:
+    """Every FATE party model with its versions: count, latest, logical size."""
+    out: dict[str, dict] = {}
+    for ref, cid in repo.list_refs("models/"):
+        party, _, version = ref[len("models/"):].rpartition("/")
+        if not _PARTY_MODEL_ID.match(party):
+            continue
+        entry = out.setdefault(party, {"model": party, "versions": 0, "latest": None, "logical_bytes": 0})
+        entry["versions"] += 1
+        entry["logical_bytes"] += sum(row["size"] for row in repo.ls(ref))
+        if entry["latest"] is None or version > entry["latest"]:
+            entry["latest"] = version
+    return [out[k] for k in sorted(out)]
+
+
+def versions(repo, party_model_id: str) -> list[dict]:
+    prefix = f"models/{check_party_model_id(party_model_id)}/"
+    rows = []
+    for ref, cid in repo.list_refs(prefix):
+        c = repo.read_commit(cid)
+        rows.append({"version": ref[len(prefix):], "id": cid.hex(), "time": c.time, "author": c.author,
+                     "message": c.message, "size": sum(r["size"] for r in repo.ls(ref))})
+    if not rows:
+        raise NotFound(f"no versions of model {party_model_id}")
+    return sorted(rows, key=lambda r: r["version"])
+
+
+def list_checkpoints(repo, party_model_id: str, version: str) -> list[dict]:
+    prefix = f"checkpoints/{check_party_model_id(party_model_id)}/{check_version(version)}/"
+    rows = []
+    for ref, cid in repo.list_refs(prefix):
+        component, _, step = ref[len(prefix):].partition("/")
+        m = _STEP.match(step)
+        if m:
+            rows.append({"component": component, "step_index": int(m.group(1)), "step_name": m.group(2),
+                         "ref": ref, "id": cid.hex()})
+    return sorted(rows, key=lambda r: (r["component"], r["step_index"]))
+
+
+def find_checkpoint(repo, party_model_id: str, version: str, component: str, step: str) -> str:
+    """The ref of a checkpoint step named by its index or its name (as ``flow checkpoint get``)."""
+    for row in list_checkpoints(repo, party_model_id, version):
+        if row["component"] == component and (str(row["step_index"]) == step or row["step_name"] == step):
+            return row["ref"]
+    raise NotFound(f"no checkpoint {step!r} of {component} in {party_model_id} {version}")

@@ -1,0 +1,137 @@
+"""FATE-Flow models in and out of the registry, byte-identical, with FATE's own names."""
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import zipfile
+
+import pytest
+import yaml
+
+from tests.helpers import one_line_error, random_bytes, run_cli, tree_files, write_file
+
+FIXTURE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "fixtures",
+                       "fate", "guest#9999#guest-9999#host-10000#model_2020061215063879320146.zip")
+PARTY = "guest#9999#guest-9999#host-10000#model"
+VERSION = "2020061215063879320146"
+
+
+@pytest.fixture
+def work(tmp_path):
+    if not os.path.exists(FIXTURE):
+        pytest.fail(f"the FATE fixture is missing: {FIXTURE} (shared/ must sit beside the project)", pytrace=False)
+    run_cli("init", cwd=tmp_path, check=0)
+    return tmp_path
+
+
+def _unzip(path, dest):
+    with zipfile.ZipFile(path) as z:
+        z.extractall(dest)
+    return dest
+
+
+def _checkpoint(step_dir, index, name, payload: bytes, sha1=None):
+    write_file(os.path.join(step_dir, "HeteroLogisticRegressionParam.pb"), payload)
+    write_file(os.path.join(step_dir, "HeteroLogisticRegressionParam.json"), b'{"weight": 1}')
+    db = {"step_index": index, "step_name": name, "create_time": "2026-11-23T12:00:00",
+          "models": {"HeteroLogisticRegressionParam": {"filename": "HeteroLogisticRegressionParam.pb",
+                                                       "sha1": sha1 or hashlib.sha1(payload).hexdigest(),
+                                                       "buffer_name": "LRModelParam"}}}
+    write_file(os.path.join(step_dir, "database.yaml"), yaml.safe_dump(db).encode())
+
+
+def _cache_with_checkpoints(root, versions=("202611230001", "202611230002")):
+    """A model_local_cache tree: the real FATE model plus generated checkpoints and weights."""
+    weights = random_bytes(2 << 20, "lr-weights")
+    for n, version in enumerate(versions):
+        vdir = os.path.join(root, "model_local_cache", PARTY, version)
+        _unzip(FIXTURE, vdir)
+        weights = weights[:500_000] + random_bytes(20_000, f"step{n}") + weights[520_000:]
+        write_file(os.path.join(vdir, "variables", "data", "hetero_lr_0", "model", "weights.bin"), weights)
+        for index in (1, 2, 3):
+            _checkpoint(os.path.join(vdir, "checkpoint", "hetero_lr_0", f"{index}#step_{index}"), index,
+                        f"step_{index}", random_bytes(300_000, f"{version}-{index}"))
+    return os.path.join(root, "model_local_cache")
+
+
+def test_real_archive_round_trip_is_byte_identical_and_idempotent(work):
+    out = json.loads(run_cli("fate", "import", FIXTURE, "--json", cwd=work, check=0).stdout)
+    ref = f"models/{PARTY}/{VERSION}"
+    assert list(out["versions"]) == [ref] and out["new_stored_bytes"] > 0
+    again = json.loads(run_cli("fate", "import", FIXTURE, "--json", cwd=work, check=0).stdout)
+    assert again["unchanged"] == [ref] and again["new_stored_bytes"] == 0
+    assert len(json.loads(run_cli("reflog", ref, "--json", cwd=work, check=0).stdout)) == 1  # no ref moved
+    run_cli("fate", "export", ref, "exported", cwd=work, check=0)
+    assert tree_files(work / "exported") == tree_files(_unzip(FIXTURE, work / "original"))
+    line = run_cli("fate", "export", ref, "model.zip", cwd=work, check=0).stdout.decode()
+    digest = hashlib.sha256((work / "model.zip").read_bytes()).hexdigest()
+    assert line.startswith(f"sha256 {digest}")
+    assert tree_files(_unzip(work / "model.zip", work / "from-zip")) == tree_files(work / "original")
+    meta = json.loads(run_cli("show", ref, "--json", cwd=work, check=0).stdout)["meta"]
+    assert meta == {"framework": "fate", "party_model_id": PARTY, "model_version": VERSION}
+
+
+def test_cache_with_checkpoints_catalog_and_dedup(work):
+    cache = _cache_with_checkpoints(str(work / "fate"))
+    report = json.loads(run_cli("fate", "import", cache, "--json", cwd=work, check=0).stdout)
+    assert sorted(report["versions"]) == [f"models/{PARTY}/202611230001", f"models/{PARTY}/202611230002"]
+    assert f"checkpoints/{PARTY}/202611230002/hetero_lr_0/3#step_3" in report["checkpoints"]
+    assert len(report["checkpoints"]) == 6
+    stats = json.loads(run_cli("stats", "--json", cwd=work, check=0).stdout)
+    assert stats["dedup_ratio"] > 1.8  # the second version shares all but the edited chunks
+    models = json.loads(run_cli("models", "--json", cwd=work, check=0).stdout)
+    assert [(m["model"], m["versions"], m["latest"]) for m in models] == [(PARTY, 2, "202611230002")]
+    versions = json.loads(run_cli("versions", PARTY, "--json", cwd=work, check=0).stdout)
+    assert [v["version"] for v in versions] == ["202611230001", "202611230002"]
+    steps = json.loads(run_cli("checkpoint", "list", PARTY, "202611230001", "--json", cwd=work, check=0).stdout)
+    assert [(s["component"], s["step_index"], s["step_name"]) for s in steps] == [
+        ("hetero_lr_0", 1, "step_1"), ("hetero_lr_0", 2, "step_2"), ("hetero_lr_0", 3, "step_3")]
+    src = os.path.join(cache, PARTY, "202611230001", "checkpoint", "hetero_lr_0", "2#step_2")
+    run_cli("checkpoint", "get", PARTY, "202611230001", "hetero_lr_0", "2", "by-index", cwd=work, check=0)
+    run_cli("checkpoint", "get", PARTY, "202611230001", "hetero_lr_0", "step_2", "by-name", cwd=work, check=0)
+    assert tree_files(work / "by-index") == tree_files(src) == tree_files(work / "by-name")
+    run_cli("fate", "export", f"models/{PARTY}/202611230002", "v2", cwd=work, check=0)
+    assert tree_files(work / "v2") == tree_files(os.path.join(cache, PARTY, "202611230002"))
+
+
+def test_checkpoint_with_wrong_sha1_is_reported_not_taken(work):
+    vdir = work / "fate" / PARTY / "202611230009"
+    _unzip(FIXTURE, vdir)
+    _checkpoint(vdir / "checkpoint" / "hetero_lr_0" / "1#step_1", 1, "step_1", b"good model")
+    _checkpoint(vdir / "checkpoint" / "hetero_lr_0" / "2#step_2", 2, "step_2", b"tampered", sha1="0" * 40)
+    proc = run_cli("fate", "import", vdir, cwd=work)
+    assert proc.returncode == 1
+    assert "2#step_2" in proc.stderr.decode() and "SHA-1" in proc.stderr.decode()
+    refs = json.loads(run_cli("refs", "--json", cwd=work, check=0).stdout)
+    assert f"checkpoints/{PARTY}/202611230009/hetero_lr_0/1#step_1" in refs
+    assert f"checkpoints/{PARTY}/202611230009/hetero_lr_0/2#step_2" not in refs
+
+
+def _zip_with(path, entries):
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in entries:
+            z.writestr(name, data)
+    return path
+
+
+def test_bad_fate_input_is_one_clear_line(work):
+    (work / "plain").mkdir()
+    write_file(work / "plain" / "x.txt", b"x")
+    assert "not a FATE layout" in one_line_error(run_cli("fate", "import", "plain", cwd=work))
+    evil = _zip_with(work / f"{PARTY}_202611230003.zip", [("define/ok.yaml", b"a"), ("../../escape.txt", b"x")])
+    assert "outside the destination" in one_line_error(run_cli("fate", "import", evil, cwd=work))
+    assert not (work.parent / "escape.txt").exists()
+    data = open(FIXTURE, "rb").read()
+    truncated = work / f"{PARTY}_202611230004.zip"
+    truncated.write_bytes(data[: len(data) // 2])
+    assert "not a valid zip" in one_line_error(run_cli("fate", "import", truncated, cwd=work))
+    odd = _zip_with(work / "mymodel_1.zip", [("define/a", b"a")])
+    assert "not a FATE party model id" in one_line_error(run_cli("fate", "import", odd, cwd=work))
+    assert "no versions of model" in one_line_error(run_cli("versions", "guest#1#nope", cwd=work))
+    assert "not a FATE party model id" in one_line_error(run_cli("versions", "nope", cwd=work))
+    run_cli("fate", "import", FIXTURE, cwd=work, check=0)
+    assert "no checkpoint" in one_line_error(
+        run_cli("checkpoint", "get", PARTY, VERSION, "hetero_lr_0", "9", "out", cwd=work))
+    assert "unknown ref" in one_line_error(run_cli("fate", "export", f"models/{PARTY}/1", "out", cwd=work))
