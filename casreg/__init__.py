@@ -2,10 +2,13 @@
 
 __version__ = "0.1.0"
 
-__all__ = ["Repository", "CasregError", "__version__"]
+__all__ = ["Registry", "Repository", "CasregError", "__version__"]
 
 
 def __getattr__(name):  # lazy, so `import casreg` (and the CLI's --help) stays fast
+    if name == "Registry":
+        from .registry import Registry
+        return Registry
     if name == "Repository":
         from .repo import Repository
         return Repository

@@ -36,8 +36,8 @@ def _main(store: Optional[str] = STORE_OPTION) -> None:
 
 
 def _repo(readonly: bool = False):
-    from .repo import Repository
-    return Repository.open(state.store, readonly=readonly)
+    from .registry import Registry
+    return Registry.open(state.store, readonly=readonly)
 
 
 def _progress(enabled: bool = True):
@@ -416,9 +416,8 @@ def fate_import(source: str = typer.Argument(..., help="model_local_cache dir, p
                 force: bool = typer.Option(False, "--force", "-f", help="Replace versions whose content differs."),
                 as_json: bool = JSON_OPTION) -> None:
     """One pipeline version per model version, one ref per checkpoint step; shared chunks stored once."""
-    from . import fate
     with _repo() as repo:
-        report = fate.import_source(repo, source, force=force, progress=_progress(not as_json))
+        report = repo.fate_import(source, force=force, progress=_progress(not as_json))
     if as_json:
         _emit(report.to_json())
     else:
@@ -435,46 +434,44 @@ def fate_import(source: str = typer.Argument(..., help="model_local_cache dir, p
 def fate_export(ref: str, dest: str = typer.Argument(..., help="directory, or FILE.zip for FATE's archive form"),
                 force: bool = typer.Option(False, "--force", "-f")) -> None:
     """Write a version back in FATE's layout (prints the archive's SHA-256 for a .zip)."""
-    from . import fate
     with _repo(readonly=True) as repo:
-        digest = fate.export(repo, ref, dest, force=force)
+        digest = repo.fate_export(ref, dest, force=force)
     print(f"sha256 {digest}  {dest}" if digest else f"exported {ref} into {os.path.abspath(dest)}")
 
 
 @app.command()
 def models(as_json: bool = JSON_OPTION) -> None:
     """Every FATE model: number of versions, latest version, logical size."""
-    from . import fate
     with _repo(readonly=True) as repo:
-        rows = fate.models(repo)
+        rows = repo.models()
     if as_json:
         _emit(rows)
     else:
         for r in rows:
-            print(f"{r['model']}  versions {r['versions']}  latest {r['latest']}  {human(r['logical_bytes'])}")
+            print(f"{r['model']}  {r['state']}  versions {r['versions']}  latest {r['latest']}  "
+                  f"{human(r['logical_bytes'])}  {r['description']}")
 
 
 @app.command()
 def versions(model: str, as_json: bool = JSON_OPTION) -> None:
     """Versions of a FATE model (party model id) with time, author, message, size."""
     import datetime
-    from . import fate
     with _repo(readonly=True) as repo:
-        rows = fate.versions(repo, model)
+        rows = repo.versions(model)
     if as_json:
         _emit(rows)
         return
     for r in rows:
         when = datetime.datetime.fromtimestamp(r["time"]).astimezone().isoformat(timespec="seconds")
-        print(f"{r['version']}  {when}  {r['author']}  {human(r['size'])}  {r['message']}")
+        tags = f"  [{', '.join(r['tags'])}]" if r["tags"] else ""
+        print(f"{r['version']}  {r['state']:8}  {when}  {r['author']}  {human(r['size'])}  {r['message']}{tags}")
 
 
 @checkpoint_app.command("list")
 def checkpoint_list(model: str, version: str, as_json: bool = JSON_OPTION) -> None:
     """Checkpoint steps of a model version."""
-    from . import fate
     with _repo(readonly=True) as repo:
-        rows = fate.list_checkpoints(repo, model, version)
+        rows = repo.checkpoints(model, version)
     if as_json:
         _emit(rows)
     else:
@@ -487,11 +484,131 @@ def checkpoint_get(model: str, version: str, component: str,
                    step: str = typer.Argument(..., help="step index or step name"), dest: str = typer.Argument(...),
                    force: bool = typer.Option(False, "--force", "-f")) -> None:
     """Restore one checkpoint step (by index or name) into DEST."""
-    from . import fate
     with _repo(readonly=True) as repo:
-        ref = fate.find_checkpoint(repo, model, version, component, step)
-        repo.checkout(ref, dest, force=force)
+        ref = repo.checkpoint_get(model, version, component, step, dest, force=force)
     print(f"checked out {ref} into {os.path.abspath(dest)}")
+
+
+@checkpoint_app.command("deploy")
+def checkpoint_deploy(model: str, version: str, component: str, step: str,
+                      new_version: str = typer.Option(..., "--new-version", help="Model version to create."),
+                      alias: str = typer.Option("model", "--alias", help="variables/data/<component>/<alias>/")) -> None:
+    """Make a checkpoint step a new pipeline version (as FATE-Flow's deploy), sharing every byte."""
+    with _repo() as repo:
+        cid = repo.deploy_checkpoint(model, version, component, step, new_version, alias=alias)
+    print(f"models/{model}/{new_version} -> {cid.hex()}")
+
+
+tag_app = typer.Typer(help="Tags with a description (as FATE-Flow's `flow tag`).", no_args_is_help=True)
+app.add_typer(tag_app, name="tag")
+
+
+@tag_app.command("create")
+def tag_create(name: str, target: str, message: str = typer.Option("", "--message", "-m", help="Description."),
+               force: bool = typer.Option(False, "--force", "-f")) -> None:
+    """Tag a version."""
+    with _repo() as repo:
+        cid = repo.tag(name, target, description=message, force=force)
+    print(f"tags/{name} -> {cid.hex()}")
+
+
+@tag_app.command("list")
+def tag_list(as_json: bool = JSON_OPTION) -> None:
+    """Tags, their versions and descriptions."""
+    with _repo(readonly=True) as repo:
+        rows = repo.tags()
+    if as_json:
+        _emit(rows)
+    else:
+        for r in rows:
+            print(f"{r['name']}  {r['target'][:12]}  {r['description']}")
+
+
+@tag_app.command("delete")
+def tag_delete(name: str) -> None:
+    """Remove a tag (recorded in the reflog)."""
+    with _repo() as repo:
+        repo.delete_ref(f"tags/{name}")
+    print(f"deleted tag {name}")
+
+
+alias_app = typer.Typer(help="Aliases such as 'production' pointing at a model version.", no_args_is_help=True)
+app.add_typer(alias_app, name="alias")
+
+
+@alias_app.command("set")
+def alias_set(model: str, alias: str, version: str,
+              expect_old: Optional[str] = typer.Option(None, "--expect-old", help="Move only from this version id."),
+              force: bool = typer.Option(False, "--force", "-f")) -> None:
+    """Point an alias at a version (compare-and-swap with --expect-old)."""
+    with _repo() as repo:
+        cid = repo.set_alias(model, alias, version, expect_old=expect_old, force=force)
+    print(f"aliases/{model}/{alias} -> {version} ({cid.hex()[:12]})")
+
+
+@alias_app.command("list")
+def alias_list(model: str, as_json: bool = JSON_OPTION) -> None:
+    """Aliases of a model and the versions they name."""
+    with _repo(readonly=True) as repo:
+        rows = repo.aliases(model)
+    if as_json:
+        _emit(rows)
+    else:
+        for alias, version in sorted(rows.items()):
+            print(f"{alias} -> {version}")
+
+
+meta_app = typer.Typer(help="Metadata of versions and models (every change is a new, logged commit).",
+                       no_args_is_help=True)
+app.add_typer(meta_app, name="meta")
+
+
+@meta_app.command("get")
+def meta_get(target: str = typer.Argument(..., help="a version ref, or a model id with --model"),
+             model: bool = typer.Option(False, "--model", help="TARGET is a party model id.")) -> None:
+    """Print metadata as JSON."""
+    with _repo(readonly=True) as repo:
+        _emit(repo.model_meta(target) if model else repo.read_commit(repo.resolve(target)).meta)
+
+
+@meta_app.command("set")
+def meta_set(target: str, items: List[str] = typer.Argument(..., help="key=value (true/false/numbers typed)"),
+             model: bool = typer.Option(False, "--model", help="TARGET is a party model id."),
+             unset: List[str] = typer.Option([], "--unset", help="Remove a key (repeatable).")) -> None:
+    """Set metadata: description, author, framework, state, any custom property."""
+    from .registry import parse_value
+    updates = {k: parse_value(v) for k, v in _parse_meta(items).items()}
+    with _repo() as repo:
+        if model:
+            repo.set_model_meta(target, updates, remove=unset)
+        else:
+            repo.set_meta(target, updates, remove=unset)
+    print(f"updated {target}")
+
+
+@app.command("state")
+def set_state(target: str, value: str = typer.Argument(..., help="LIVE or ARCHIVED"),
+              model: bool = typer.Option(False, "--model", help="TARGET is a party model id.")) -> None:
+    """Mark a version (or a model) LIVE or ARCHIVED."""
+    with _repo() as repo:
+        repo.set_state(target, value, model=model)
+    print(f"{target}: {value.upper()}")
+
+
+@app.command("delete")
+def delete_version(ref: str) -> None:
+    """Delete a version's ref (restorable with `casreg restore` until gc)."""
+    with _repo() as repo:
+        old = repo.delete_version(ref)
+    print(f"deleted {ref} (was {old.hex()[:12]}); `casreg restore {ref}` brings it back until gc")
+
+
+@app.command("restore")
+def restore_version(ref: str) -> None:
+    """Bring back a deleted ref from the reflog."""
+    with _repo() as repo:
+        cid = repo.restore_version(ref)
+    print(f"restored {ref} -> {cid.hex()[:12]}")
 
 
 def main() -> None:

@@ -306,6 +306,52 @@ class Repository:
             progress.done()
         return CommitResult(commit_id, root.size, ing.new_chunks, ing.new_bytes)
 
+    def commit_tree(self, tree_id: bytes, ref: str, *, staged: dict | None = None, parents: list[bytes] = (),
+                    meta: dict | None = None, message: str = "", expected=None, author: str | None = None) -> bytes:
+        """A new version of an already stored tree (plus ``staged`` new trees), landed with the
+        ref move in one transaction. ``expected`` is the ref's required current value (CAS)."""
+        check_ref_name(ref)
+        staged = dict(staged or {})
+        commit = Commit(tree_id, list(parents), author or default_author(), int(time.time()), message, dict(meta or {}))
+        commit_id = self._stage(staged, COMMIT, commit.encode())
+
+        def land(txn):
+            self.objects.put_values(txn, staged.items())
+            self.refs.set_if_equals(txn, ref, expected, commit_id, who=commit.author,
+                                    message=f"commit: {message}" if message else "commit")
+        self.db.write(land)
+        return commit_id
+
+    def set_meta(self, ref: str, updates: dict, *, remove: list[str] = (), message: str = "") -> bytes:
+        """Change a version's metadata: a new commit (same tree, the old one as parent) and a CAS
+        ref move, so every change is in the history and the reflog, never a silent overwrite."""
+        current = self.resolve(ref)
+        old = self.read_commit(current)
+        meta = {k: v for k, v in old.meta.items() if k not in set(remove)}
+        meta.update(updates)
+        changed = ", ".join([f"{k}={v}" for k, v in updates.items()] + [f"-{k}" for k in remove])
+        return self.commit_tree(old.tree, ref, parents=[current], meta=meta, expected=current,
+                                message=message or f"meta: {changed}")
+
+    def tree_with(self, tree_id: bytes | None, path: str, entry: TreeEntry | None, staged: dict
+                  ) -> tuple[bytes, int]:
+        """(id, size) of ``tree_id`` with ``path`` replaced by ``entry`` (removed if None). New
+        trees are staged, everything else is shared; missing directories on the way are created."""
+        head, _, rest = path.strip("/").partition("/")
+        with self.db.read() as txn:
+            tree = self.objects.load(txn, tree_id, TREE) if tree_id else Tree([])
+        entries = [e for e in tree.entries if e.name != head]
+        if rest:
+            current = tree.get(head)
+            sub_id, sub_size = self.tree_with(current.id if current and current.kind == DIR else None,
+                                              rest, entry, staged)
+            entries.append(TreeEntry(head, DIR, 0o755, sub_size, id=sub_id))
+        elif entry is not None:
+            entry.name = head
+            entries.append(entry)
+        size = sum(e.size for e in entries if e.kind != LINK)
+        return self._stage(staged, TREE, Tree(entries).encode()), size
+
     def _expected(self, ref: str, force: bool, expect_old: str | None):
         """What the ref must point at for an update to go through (checked again when it lands)."""
         if force:

@@ -1,0 +1,195 @@
+"""``casreg.Registry``: the model-registry API (what the CLI calls), on top of the store.
+
+Everything is a ref, so every change is compare-and-swap and lands in the reflog:
+- versions ``models/<party_model_id>/<version>``, checkpoints ``checkpoints/.../<step_index>#<step_name>``;
+- tags ``tags/<name>`` (description in the tag's reflog entry, as FATE-Flow's ``flow tag``);
+- aliases ``aliases/<party_model_id>/<alias>`` (e.g. ``production``), moved with ``expect_old``;
+- model-level metadata ``modelmeta/<party_model_id>``: a commit of the empty tree whose metadata
+  map holds description, author, framework, custom properties and state;
+- metadata of a version or model changes by a new commit (same tree, old one as parent).
+"""
+
+from __future__ import annotations
+
+import os
+
+from . import fate
+from .errors import CasregError, NotFound
+from .objects.encoding import FILE, TREE, Tree, TreeEntry
+from .refs import ANY, check_ref_name
+from .repo import STORE_DIR, Repository, default_author
+
+STATES = ("LIVE", "ARCHIVED")
+
+
+def parse_value(text: str):
+    """A metadata value typed as a user means it: true/false, numbers, else the string."""
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+class Registry(Repository):
+    def __init__(self, path: str, *, readonly: bool = False):
+        """``path``: a store directory, or a project directory holding ``.casreg``."""
+        store = os.path.join(path, STORE_DIR)
+        super().__init__(store if os.path.isdir(store) else path, readonly=readonly)
+
+    # -- FATE ----------------------------------------------------------------------------------------
+    def fate_import(self, source: str, *, force: bool = False, progress=None) -> fate.ImportReport:
+        return fate.import_source(self, source, force=force, progress=progress)
+
+    def fate_export(self, spec: str, dest: str, *, force: bool = False) -> str | None:
+        return fate.export(self, spec, dest, force=force)
+
+    def models(self) -> list[dict]:
+        rows = fate.models(self)
+        for row in rows:
+            meta = self.model_meta(row["model"])
+            row["state"] = meta.get("state", "LIVE")
+            row["description"] = meta.get("description", "")
+        return rows
+
+    def versions(self, party_model_id: str) -> list[dict]:
+        rows = fate.versions(self, party_model_id)
+        tags = self.tags()
+        for row in rows:
+            commit = self.read_commit(bytes.fromhex(row["id"]))
+            row["state"] = commit.meta.get("state", "LIVE")
+            row["tags"] = sorted(t["name"] for t in tags if t["target"] == row["id"])
+        return rows
+
+    def checkpoints(self, party_model_id: str, version: str) -> list[dict]:
+        return fate.list_checkpoints(self, party_model_id, version)
+
+    def checkpoint_get(self, party_model_id: str, version: str, component: str, step: str, dest: str,
+                       *, force: bool = False) -> str:
+        ref = fate.find_checkpoint(self, party_model_id, version, component, step)
+        self.checkout(ref, dest, force=force)
+        return ref
+
+    def deploy_checkpoint(self, party_model_id: str, version: str, component: str, step: str,
+                          new_version: str, *, alias: str = "model") -> bytes:
+        """A new pipeline version whose ``variables/data/<component>/<alias>/`` holds the checkpoint's
+        models (``<name>.pb`` -> ``<name>``, ``<name>.json`` beside it), as FATE-Flow's deploy
+        does. Only trees and a commit are new: every file is shared with the checkpoint."""
+        base_ref = fate.pipeline_ref(party_model_id, version)
+        step_ref = fate.find_checkpoint(self, party_model_id, version, component, step)
+        target = fate.pipeline_ref(party_model_id, new_version)
+        check_ref_name(alias)
+        base = self.read_commit(self.resolve(base_ref))
+        with self.db.read() as txn:
+            step_tree = self.objects.load(txn, self.read_commit(self.resolve(step_ref)).tree, TREE)
+        files = []
+        for e in step_tree.entries:
+            if e.kind != FILE or e.name == "database.yaml":
+                continue
+            name = e.name[:-3] if e.name.endswith(".pb") else e.name
+            files.append(TreeEntry(name, FILE, e.mode, e.size, id=e.id))
+        if not files:
+            raise CasregError(f"{step_ref} holds no model files")
+        staged: dict = {}
+        folder = self._stage(staged, TREE, Tree(files).encode())
+        size = sum(f.size for f in files)
+        tree_id, _ = self.tree_with(base.tree, f"variables/data/{component}/{alias}",
+                                    TreeEntry(alias, "tree", 0o755, size, id=folder), staged)
+        meta = dict(base.meta, model_version=new_version, deployed_from=step_ref)
+        return self.commit_tree(tree_id, target, staged=staged, parents=[self.resolve(base_ref)], meta=meta,
+                                message=f"deploy {step_ref}", expected=None)
+
+    # -- tags and aliases ---------------------------------------------------------------------------
+    def tag(self, name: str, target: str, *, description: str = "", force: bool = False) -> bytes:
+        ref = check_ref_name(f"tags/{name}")
+        new = self.resolve(target)
+        with self.db.read() as txn:
+            exists = self.refs.get(txn, ref) is not None
+        if exists and not force:
+            raise CasregError(f"tag {name} already exists; use --force to move it")
+        self.db.write(lambda txn: self.refs.set_if_equals(txn, ref, ANY if force else None, new,
+                                                           who=default_author(), message=f"tag: {description}"))
+        return new
+
+    def tags(self) -> list[dict]:
+        rows = []
+        for ref, cid in self.list_refs("tags/"):
+            last = self.reflog(ref)[0]
+            description = last["message"][len("tag: "):] if last["message"].startswith("tag: ") else ""
+            rows.append({"name": ref[len("tags/"):], "target": cid.hex(), "description": description})
+        return rows
+
+    def set_alias(self, party_model_id: str, alias: str, version: str, *, expect_old: str | None = None,
+                  force: bool = False) -> bytes:
+        ref = check_ref_name(f"aliases/{fate.check_party_model_id(party_model_id)}/{alias}")
+        return self.update_ref(ref, fate.pipeline_ref(party_model_id, version), expect_old=expect_old,
+                               force=force, message=f"alias {alias} -> {version}")
+
+    def aliases(self, party_model_id: str) -> dict[str, str]:
+        prefix = f"aliases/{fate.check_party_model_id(party_model_id)}/"
+        by_id = {cid: ref.rsplit("/", 1)[1] for ref, cid in self.list_refs(f"models/{party_model_id}/")}
+        return {ref[len(prefix):]: by_id.get(cid, cid.hex()) for ref, cid in self.list_refs(prefix)}
+
+    # -- metadata and state -------------------------------------------------------------------------
+    def _model_meta_ref(self, party_model_id: str) -> str:
+        return check_ref_name(f"modelmeta/{fate.check_party_model_id(party_model_id)}")
+
+    def model_meta(self, party_model_id: str) -> dict:
+        try:
+            return dict(self.read_commit(self.resolve(self._model_meta_ref(party_model_id))).meta)
+        except NotFound:
+            return {}
+
+    def set_model_meta(self, party_model_id: str, updates: dict, *, remove: list[str] = ()) -> bytes:
+        if not self.list_refs(f"models/{party_model_id}/"):
+            raise NotFound(f"no versions of model {party_model_id}")
+        ref = self._model_meta_ref(party_model_id)
+        try:
+            return self.set_meta(ref, updates, remove=remove)
+        except NotFound:
+            staged: dict = {}
+            empty = self._stage(staged, TREE, Tree([]).encode())
+            meta = {k: v for k, v in updates.items() if k not in set(remove)}
+            return self.commit_tree(empty, ref, staged=staged, meta=meta, expected=None, message="model metadata")
+
+    def set_state(self, spec: str, state: str, *, model: bool = False) -> bytes:
+        state = state.upper()
+        if state not in STATES:
+            raise CasregError(f"state must be one of {', '.join(STATES)}")
+        return self.set_model_meta(spec, {"state": state}) if model else self.set_meta(spec, {"state": state})
+
+    # -- delete / restore ---------------------------------------------------------------------------
+    def delete_version(self, ref: str) -> bytes:
+        """Remove a version's ref; it stays restorable from the reflog until ``gc``."""
+        return self.delete_ref(ref)
+
+    def restore_version(self, ref: str) -> bytes:
+        """Bring back a deleted ref to where it pointed before its deletion."""
+        for entry in self.reflog(ref):
+            if entry["new"] is None and entry["old"]:
+                with self.db.read() as txn:
+                    if not self.objects.has(txn, bytes.fromhex(entry["old"])):
+                        raise CasregError(f"{ref} was garbage-collected; it cannot be restored")
+                return self.update_ref(ref, entry["old"], expect_old="none", message="restore")
+            break
+        raise CasregError(f"{ref} is not deleted")
+
+    # -- remotes ------------------------------------------------------------------------------------
+    def push(self, remote: str, refs: list[str], *, all_refs: bool = False, force: bool = False, progress=None):
+        from .remotes import ops
+        return ops.push_refs(self, remote, refs, all_refs=all_refs, force=force, progress=progress)
+
+    def fetch(self, remote: str, refs: list[str] | None = None, progress=None):
+        from .remotes import ops
+        return ops.fetch_refs(self, remote, refs, progress=progress)
+
+    def pull(self, remote: str, ref: str, *, force: bool = False, progress=None):
+        from .remotes import ops
+        return ops.pull_ref(self, remote, ref, force=force, progress=progress)
+
+
+__all__ = ["Registry", "STATES", "parse_value"]

@@ -1,0 +1,123 @@
+"""The registry layer: tags, aliases, metadata and state, delete/restore, deploy, FEDn, Python API."""
+
+import json
+import os
+
+import pytest
+
+import casreg
+from casreg.errors import CasregError, RefConflict
+from tests.helpers import one_line_error, random_bytes, run_cli, tree_files, write_file
+from tests.test_fate import FIXTURE, PARTY, _cache_with_checkpoints
+
+
+@pytest.fixture
+def reg(tmp_path):
+    casreg.Registry.init(str(tmp_path / ".casreg")).close()
+    r = casreg.Registry(str(tmp_path))  # a project directory holding .casreg works too
+    r.fate_import(_cache_with_checkpoints(str(tmp_path / "fate")))
+    yield r
+    r.close()
+
+
+V1, V2 = "202611230001", "202611230002"
+
+
+def test_tags_and_aliases_move_by_compare_and_swap(reg):
+    reg.tag("release-1", f"models/{PARTY}/{V1}", description="first release to the hospital cluster")
+    assert reg.tags() == [{"name": "release-1", "target": reg.resolve(f"models/{PARTY}/{V1}").hex(),
+                           "description": "first release to the hospital cluster"}]
+    with pytest.raises(CasregError, match="already exists"):
+        reg.tag("release-1", f"models/{PARTY}/{V2}")
+    v1 = reg.set_alias(PARTY, "production", V1)
+    reg.set_alias(PARTY, "production", V2, expect_old=v1.hex())
+    with pytest.raises(RefConflict):
+        reg.set_alias(PARTY, "production", V1, expect_old=v1.hex())  # someone moved it: stale view loses
+    assert reg.aliases(PARTY) == {"production": V2}
+    moves = reg.reflog(f"aliases/{PARTY}/production")
+    assert [m["new"] for m in moves] == [reg.resolve(f"models/{PARTY}/{V2}").hex(), v1.hex()]
+    assert reg.versions(PARTY)[0]["tags"] == ["release-1"]
+
+
+def test_metadata_and_state_are_versioned(reg):
+    ref = f"models/{PARTY}/{V2}"
+    before = reg.resolve(ref)
+    reg.set_meta(ref, {"description": "SecureBoost, 3 parties", "accuracy": 0.91, "validated": True})
+    reg.set_state(ref, "archived")
+    meta = reg.read_commit(reg.resolve(ref)).meta
+    assert meta["accuracy"] == 0.91 and meta["validated"] is True and meta["state"] == "ARCHIVED"
+    history = reg.log(ref)
+    assert len(history) == 3 and history[-1][0] == before  # two metadata commits on top of the import
+    assert reg.read_commit(reg.resolve(ref)).tree == reg.read_commit(before).tree
+    assert {v["version"]: v["state"] for v in reg.versions(PARTY)} == {V1: "LIVE", V2: "ARCHIVED"}
+    reg.set_model_meta(PARTY, {"description": "credit scoring", "owner": "risk-team"})
+    reg.set_state(PARTY, "LIVE", model=True)
+    [model] = reg.models()
+    assert model["description"] == "credit scoring" and model["state"] == "LIVE"
+    with pytest.raises(CasregError, match="LIVE, ARCHIVED"):
+        reg.set_state(ref, "DELETED")
+
+
+def test_delete_then_restore_until_gc(reg, tmp_path):
+    ref = f"models/{PARTY}/{V1}"
+    cid = reg.delete_version(ref)
+    assert ref not in dict(reg.list_refs())
+    assert reg.restore_version(ref) == cid
+    reg.delete_version(ref)
+    for step, _ in reg.list_refs(f"checkpoints/{PARTY}/{V1}/"):
+        reg.delete_ref(step)
+    reg.gc()
+    with pytest.raises(CasregError, match="garbage-collected"):
+        reg.restore_version(ref)
+
+
+def test_deploy_a_checkpoint_costs_no_storage(reg, tmp_path):
+    before = reg.stats()
+    cid = reg.deploy_checkpoint(PARTY, V1, "hetero_lr_0", "step_2", "202611239999")
+    after = reg.stats()
+    assert after["unique_chunk_bytes"] == before["unique_chunk_bytes"]
+    assert after["objects"]["manifest"] == before["objects"]["manifest"]
+    reg.checkout(f"models/{PARTY}/202611239999", str(tmp_path / "deployed"))
+    step = tmp_path / "fate" / "model_local_cache" / PARTY / V1 / "checkpoint" / "hetero_lr_0" / "2#step_2"
+    target = tmp_path / "deployed" / "variables" / "data" / "hetero_lr_0" / "model"
+    assert (target / "HeteroLogisticRegressionParam").read_bytes() == (step / "HeteroLogisticRegressionParam.pb").read_bytes()
+    assert (target / "HeteroLogisticRegressionParam.json").exists()
+    assert (tmp_path / "deployed" / "pipeline.pb").read_bytes() == (step.parents[2] / "pipeline.pb").read_bytes()
+    assert reg.read_commit(cid).meta["deployed_from"].endswith("hetero_lr_0/2#step_2")
+
+
+def test_fedn_model_storage(tmp_path):
+    from casreg.fedn import ModelStorage
+    storage = ModelStorage(str(tmp_path / "fedn-store"))
+    update = random_bytes(1 << 20, "round-1")
+    assert not storage.exist("3f2a-model")
+    assert storage.set_model("3f2a-model", update, {"round": 1})
+    assert storage.exist("3f2a-model")
+    assert storage.get("3f2a-model").read() == update
+    assert storage.get_ptr("3f2a-model").read() == update
+    assert storage.set_model_metadata("3f2a-model", {"round": 2, "loss": 0.12})
+    assert storage.get_model_metadata("3f2a-model") == {"round": 2, "loss": 0.12}
+    storage.set_model("4b1c-model", update[:-10] + b"0123456789")
+    assert storage.registry.stats()["unique_chunk_bytes"] < 1.2 * len(update)  # the second update dedups
+    assert storage.delete("3f2a-model") and not storage.exist("3f2a-model") and storage.get("3f2a-model") is None
+    assert storage.delete_all() and not storage.exist("4b1c-model")
+    storage.close()
+
+
+def test_registry_cli(tmp_path):
+    run_cli("init", cwd=tmp_path, check=0)
+    run_cli("fate", "import", FIXTURE, cwd=tmp_path, check=0)
+    ref = f"models/{PARTY}/2020061215063879320146"
+    run_cli("tag", "create", "golden", ref, "-m", "reference model", cwd=tmp_path, check=0)
+    assert json.loads(run_cli("tag", "list", "--json", cwd=tmp_path, check=0).stdout)[0]["description"] == \
+        "reference model"
+    run_cli("alias", "set", PARTY, "production", "2020061215063879320146", cwd=tmp_path, check=0)
+    run_cli("meta", "set", ref, "framework=fate", "auc=0.87", cwd=tmp_path, check=0)
+    meta = json.loads(run_cli("meta", "get", ref, cwd=tmp_path, check=0).stdout)
+    assert meta["auc"] == 0.87 and meta["framework"] == "fate"
+    run_cli("state", ref, "archived", cwd=tmp_path, check=0)
+    assert json.loads(run_cli("versions", PARTY, "--json", cwd=tmp_path, check=0).stdout)[0]["state"] == "ARCHIVED"
+    run_cli("delete", ref, cwd=tmp_path, check=0)
+    run_cli("restore", ref, cwd=tmp_path, check=0)
+    assert "state must be one of" in one_line_error(run_cli("state", ref, "gone", cwd=tmp_path))
+    assert "already exists" in one_line_error(run_cli("tag", "create", "golden", ref, cwd=tmp_path))
