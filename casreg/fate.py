@@ -167,10 +167,38 @@ def safe_extract(archive: str, dest: str) -> None:
                 raise CasregError(f"cannot read {archive}: damaged zip at {name!r} ({exc})") from None
 
 
+def find_v2_outputs(source: str) -> list[tuple[str, str, str]]:
+    """FATE 2.x model storage: ``<model_id>/<model_version>/<role>/<party_id>/<task_name>/<output_key>``
+    (one tar per task output). Returns (party_model_id, model_version, party dir) for each party."""
+    found = []
+    for model_id in sorted(os.listdir(source)):
+        model_dir = os.path.join(source, model_id)
+        if not os.path.isdir(model_dir):
+            continue
+        for version in sorted(os.listdir(model_dir)):
+            version_dir = os.path.join(model_dir, version)
+            if not os.path.isdir(version_dir):
+                continue
+            for role in sorted(os.listdir(version_dir)):
+                if role not in ROLES or not os.path.isdir(os.path.join(version_dir, role)):
+                    continue
+                for party_id in sorted(os.listdir(os.path.join(version_dir, role))):
+                    party_dir = os.path.join(version_dir, role, party_id)
+                    if os.path.isdir(party_dir):
+                        found.append((check_party_model_id(f"{role}#{party_id}#{model_id}"),
+                                      check_version(version), party_dir))
+    return found
+
+
 def import_source(repo, source: str, *, force: bool = False, progress=None) -> ImportReport:
-    """Import a FATE model_local_cache / party dir / version dir / archive .zip into the store."""
+    """Import a FATE model_local_cache / party dir / version dir / archive .zip (FATE 1.x), or a
+    FATE 2.x model storage directory, into the store."""
     if not os.path.exists(source):
         raise CasregError(f"no such file or directory: {source}")
+    if os.path.isdir(source) and not _is_version_dir(source):
+        v2 = find_v2_outputs(source)
+        if v2:
+            return _import_versions(repo, v2, force, progress, layout="2")
     if os.path.isfile(source):
         party, version = parse_archive_name(source)
         with tempfile.TemporaryDirectory(prefix="casreg-fate-") as tmp:
@@ -181,10 +209,10 @@ def import_source(repo, source: str, *, force: bool = False, progress=None) -> I
     return _import_versions(repo, find_versions(source), force, progress)
 
 
-def _import_versions(repo, versions, force: bool, progress) -> ImportReport:
+def _import_versions(repo, versions, force: bool, progress, layout: str = "1") -> ImportReport:
     report = ImportReport()
     for party, version, path in versions:
-        meta = {"framework": "fate", "party_model_id": party, "model_version": version}
+        meta = {"framework": "fate", "party_model_id": party, "model_version": version, "fate_layout": layout}
         ref = pipeline_ref(party, version)
         result = repo.commit(path, ref, message=f"fate import {party} {version}", meta=meta, force=force,
                              unchanged_ok=True, progress=progress)
@@ -213,6 +241,10 @@ def export(repo, spec: str, dest: str, *, force: bool = False) -> str | None:
     """Write a version back in FATE's layout: a directory, or FATE's archive form for ``*.zip``
     (returns the archive's SHA-256, which FATE-Flow records and checks on restore)."""
     if not dest.endswith(".zip"):
+        meta = repo.read_commit(repo.resolve(spec)).meta
+        if meta.get("fate_layout") == "2":  # back under <model_id>/<version>/<role>/<party_id>/
+            role, party_id, model_id = meta["party_model_id"].split("#", 2)
+            dest = os.path.join(dest, model_id, meta["model_version"], role, party_id)
         repo.checkout(spec, dest, force=force)
         return None
     if os.path.exists(dest) and not force:

@@ -70,7 +70,7 @@ def test_real_archive_round_trip_is_byte_identical_and_idempotent(work):
     assert line.startswith(f"sha256 {digest}")
     assert tree_files(_unzip(work / "model.zip", work / "from-zip")) == tree_files(work / "original")
     meta = json.loads(run_cli("show", ref, "--json", cwd=work, check=0).stdout)["meta"]
-    assert meta == {"framework": "fate", "party_model_id": PARTY, "model_version": VERSION}
+    assert meta == {"framework": "fate", "party_model_id": PARTY, "model_version": VERSION, "fate_layout": "1"}
 
 
 def test_cache_with_checkpoints_catalog_and_dedup(work):
@@ -135,3 +135,36 @@ def test_bad_fate_input_is_one_clear_line(work):
     assert "no checkpoint" in one_line_error(
         run_cli("checkpoint", "get", PARTY, VERSION, "hetero_lr_0", "9", "out", cwd=work))
     assert "unknown ref" in one_line_error(run_cli("fate", "export", f"models/{PARTY}/1", "out", cwd=work))
+
+
+def _v2_tree(root):
+    """FATE 2.x: <model_id>/<model_version>/<role>/<party_id>/<task_name>/<output_key> as tars."""
+    import tarfile
+    weights = random_bytes(1 << 20, "v2-weights")
+    for version, edit in (("0", b""), ("1", b"one more step")):
+        for role, party in (("guest", "9999"), ("host", "10000")):
+            task = os.path.join(root, "202611231200xyz", version, role, party, "lr_0")
+            os.makedirs(task, exist_ok=True)
+            with tarfile.open(os.path.join(task, "train_output_model"), "w") as tar:
+                data = weights[:300_000] + edit + weights[300_000:]
+                info = tarfile.TarInfo("model.json")
+                info.size, info.mtime = len(data), 1700000000
+                tar.addfile(info, io.BytesIO(data))
+            write_file(os.path.join(root, "202611231200xyz", version, role, party, "reader_0", "output_data"),
+                       b"meta of the reader output")
+    return root
+
+
+def test_fate_2_task_outputs_in_and_out(work):
+    root = _v2_tree(str(work / "fate2"))
+    report = json.loads(run_cli("fate", "import", root, "--json", cwd=work, check=0).stdout)
+    assert sorted(report["versions"]) == [
+        "models/guest#9999#202611231200xyz/0", "models/guest#9999#202611231200xyz/1",
+        "models/host#10000#202611231200xyz/0", "models/host#10000#202611231200xyz/1"]
+    stats = json.loads(run_cli("stats", "--json", cwd=work, check=0).stdout)
+    assert stats["dedup_ratio"] > 3  # the four tars share all but the chunks around the edit
+    run_cli("fate", "export", "models/host#10000#202611231200xyz/1", "out", cwd=work, check=0)
+    exported = work / "out" / "202611231200xyz" / "1" / "host" / "10000"
+    assert tree_files(exported) == tree_files(os.path.join(root, "202611231200xyz", "1", "host", "10000"))
+    again = json.loads(run_cli("fate", "import", root, "--json", cwd=work, check=0).stdout)
+    assert len(again["unchanged"]) == 4 and again["new_stored_bytes"] == 0
