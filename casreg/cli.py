@@ -71,11 +71,13 @@ def _parse_meta(items: List[str]) -> dict:
 
 
 @app.command()
-def init(path: Optional[str] = typer.Argument(None, help="Where to create the store (default: ./.casreg).")) -> None:
+def init(path: Optional[str] = typer.Argument(None, help="Where to create the store (default: ./.casreg)."),
+         codec: str = typer.Option("zstd", "--codec", help="zstd, or grouped (byte-grouped floats, smaller, slower)")
+         ) -> None:
     """Create a new store."""
     from .repo import STORE_DIR, Repository
     target = path or state.store or os.path.join(os.getcwd(), STORE_DIR)
-    repo = Repository.init(target)
+    repo = Repository.init(target, codec_name=codec)
     print(f"initialised casreg store at {repo.path}")
 
 

@@ -14,8 +14,10 @@ from ..errors import Corrupt
 
 RAW = 0
 ZSTD = 1
-CODEC_NAMES = {RAW: "raw", ZSTD: "zstd"}
+GROUPED = 2
+CODEC_NAMES = {RAW: "raw", ZSTD: "zstd", GROUPED: "grouped-zstd"}
 ZSTD_LEVEL = 3
+GROUPED_LEVEL = 1
 
 _local = threading.local()
 
@@ -34,9 +36,28 @@ def _decompressor() -> zstandard.ZstdDecompressor:
     return d
 
 
-def encode(data):
-    """(codec, payload): zstd when it shrinks the bytes, raw otherwise (``data`` itself, not a
-    copy: the caller copies it once into the stored value). Thread-safe."""
+def _plane_compressor() -> zstandard.ZstdCompressor:
+    c = getattr(_local, "plane_compressor", None)
+    if c is None:
+        c = _local.plane_compressor = zstandard.ZstdCompressor(level=GROUPED_LEVEL, write_checksum=False)
+    return c
+
+
+def encode(data, layout: tuple[int, int] | None = None, *, grouping: bool = False):
+    """(codec, payload) of the smallest form: with ``grouping``, byte-grouped planes when ``data``
+    holds numbers of a known or detected width; else zstd when it shrinks the bytes; else raw
+    (``data`` itself, not a copy: the caller copies it once into the stored value). Thread-safe.
+
+    ``layout`` is (element width, offset of the first whole element in ``data``), from the file's
+    own header when known (``grouping.safetensors_layout``); None lets the bytes speak.
+    """
+    if grouping:
+        from .grouping import detect_layout, group
+        layout = layout or detect_layout(data)
+        if layout is not None:
+            grouped = group(data, *layout, _plane_compressor())
+            if grouped is not None and len(grouped) < 0.97 * len(data):
+                return GROUPED, grouped
     packed = _compressor().compress(data)
     if len(packed) < len(data):
         return ZSTD, packed
@@ -52,6 +73,9 @@ def decode(codec: int, payload) -> bytes:
             return _decompressor().decompress(payload)
         except zstandard.ZstdError as exc:
             raise Corrupt(f"cannot decompress stored object: {exc}") from None
+    if codec == GROUPED:
+        from .grouping import ungroup
+        return ungroup(payload, _decompressor())
     raise Corrupt(f"unknown codec tag {codec}")
 
 
@@ -59,4 +83,7 @@ def raw_size(codec: int, payload) -> int:
     """The original length of a stored payload, without decoding it."""
     if codec == ZSTD:
         return zstandard.frame_content_size(payload)
+    if codec == GROUPED:
+        from .grouping import grouped_size
+        return grouped_size(payload)
     return len(payload)

@@ -22,6 +22,7 @@ from ..errors import CasregError
 from . import codec
 from .chunker import Chunker
 from .encoding import CHUNK, Manifest
+from .grouping import chunk_layout, safetensors_layout
 from .store import ObjectStore, pack
 
 BLOCK_SIZE = 4 << 20
@@ -49,9 +50,10 @@ class Ingester:
     """Stores files as chunks; one instance per commit, used from one thread."""
 
     def __init__(self, objects: ObjectStore, chunker: Chunker, *, workers: int = 2,
-                 progress: Callable[[int], None] | None = None):
+                 progress: Callable[[int], None] | None = None, grouping: bool = False):
         self.objects = objects
         self.chunker = chunker
+        self.grouping = grouping  # byte-grouped codec for numeric data (the store's codec setting)
         self.progress = progress or (lambda n: None)
         self.pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="casreg-chunk")
         self.hash_pool = ThreadPoolExecutor(1, thread_name_prefix="casreg-filehash")
@@ -78,8 +80,9 @@ class Ingester:
         self.close()
 
     # -- workers ---------------------------------------------------------------------------------
-    def _process(self, view: memoryview, cuts: list[tuple[int, int]]):
-        """Hash every chunk of one block; compress and pack the ones the store lacks."""
+    def _process(self, view: memoryview, cuts: list[tuple[int, int]], base: int = 0, layout=None):
+        """Hash every chunk of one block; compress and pack the ones the store lacks.
+        ``base`` is the block's offset in the file, ``layout`` the file's (width, data start)."""
         ids = [blake3.blake3(view[o:o + n]).digest() for o, n in cuts]
         missing = self.objects.missing(ids)
         fresh = []
@@ -91,7 +94,7 @@ class Ingester:
         values = []
         for i in fresh:
             o, n = cuts[i]
-            tag, payload = codec.encode(view[o:o + n])
+            tag, payload = codec.encode(view[o:o + n], chunk_layout(layout, base + o), grouping=self.grouping)
             values.append((ids[i], pack(CHUNK, tag, payload)))
         return [(cid, n) for cid, (_, n) in zip(ids, cuts)], values
 
@@ -152,6 +155,7 @@ class Ingester:
         pending: deque = deque()
         total = 0
         carry = 0
+        layout = None
         buf = self._buffer()
         try:
             while True:
@@ -166,9 +170,12 @@ class Ingester:
                 if not eof:  # the last chunk may grow with the next block: cut it again there
                     end = cuts[-1][0]
                     cuts = cuts[:-1]
+                if total == 0 and self.grouping:
+                    layout = safetensors_layout(view[:n])  # width of the tensors, if the file says
+                base = total  # the file offset of this buffer's first byte
                 total += end
                 hashed = self.hash_pool.submit(file_hash.update, view[:end])
-                pending.append((self.pool.submit(self._process, view, cuts), hashed, buf, end))
+                pending.append((self.pool.submit(self._process, view, cuts, base, layout), hashed, buf, end))
                 if eof:
                     break
                 while len(pending) >= IN_FLIGHT:

@@ -1,0 +1,157 @@
+"""Byte grouping: the planes of fixed-width numbers, each compressed on its own.
+
+Trained float weights barely compress as bytes (zstd -3: ~8% on fp32), but their sign/exponent
+byte is nearly constant. Splitting each w-byte element into w planes and compressing every plane in
+its own zstd frame (one Huffman table per plane) saves ~17% on fp32 (measured on all-MiniLM-L6-v2
+chunks: 1.20 vs 1.08 for plain zstd -3) at a higher speed. ZipNN and Hugging Face Xet do likewise.
+
+Payload: ``u8 width, u8 offset, u32 length`` then ``width`` x ``u32 (plane size | 1<<31 if raw)``,
+then ``offset`` raw head bytes, the planes, and the raw tail (the bytes after the last whole
+element). The chunk id stays the hash of the original bytes.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import zstandard
+
+from ..errors import Corrupt
+
+_HEAD = struct.Struct("<BBI")
+_RAW_FLAG = 1 << 31
+SAMPLE = 4096
+
+
+def group(data, width: int, offset: int, compressor: zstandard.ZstdCompressor) -> bytes | None:
+    """The grouped payload of ``data``, or None when it holds no whole element."""
+    arr = np.frombuffer(data, np.uint8)
+    count = (len(arr) - offset) // width
+    if count <= 0 or not (1 < width <= 8) or not (0 <= offset < width):
+        return None
+    planes = arr[offset:offset + count * width].reshape(count, width).T
+    sizes, frames = [], []
+    for plane in planes:
+        raw = plane.tobytes()
+        packed = compressor.compress(raw)
+        if len(packed) < len(raw):
+            sizes.append(len(packed))
+            frames.append(packed)
+        else:
+            sizes.append(len(raw) | _RAW_FLAG)
+            frames.append(raw)
+    return b"".join((_HEAD.pack(width, offset, len(arr)), struct.pack(f"<{width}I", *sizes),
+                     arr[:offset].tobytes(), *frames, arr[offset + count * width:].tobytes()))
+
+
+def grouped_size(payload) -> int:
+    return _HEAD.unpack_from(payload)[2]
+
+
+def ungroup(payload, decompressor: zstandard.ZstdDecompressor) -> bytes:
+    try:
+        width, offset, length = _HEAD.unpack_from(payload)
+        sizes = struct.unpack_from(f"<{width}I", payload, _HEAD.size)
+    except struct.error:
+        raise Corrupt("truncated grouped object") from None
+    count = (length - offset) // width
+    pos = _HEAD.size + 4 * width
+    head = bytes(payload[pos:pos + offset])
+    pos += offset
+    planes = np.empty((width, count), np.uint8)
+    try:
+        for i, size in enumerate(sizes):
+            n = size & ~_RAW_FLAG
+            frame = payload[pos:pos + n]
+            plane = bytes(frame) if size & _RAW_FLAG else decompressor.decompress(frame, max_output_size=count)
+            if len(plane) != count:
+                raise Corrupt("grouped object plane has the wrong size")
+            planes[i] = np.frombuffer(plane, np.uint8)
+            pos += n
+    except zstandard.ZstdError as exc:
+        raise Corrupt(f"cannot decompress grouped object: {exc}") from None
+    tail = bytes(payload[pos:])
+    if offset + count * width + len(tail) != length:
+        raise Corrupt("grouped object has the wrong length")
+    return b"".join((head, _interleave(planes), tail))
+
+
+_WORDS = {2: "<u2", 4: "<u4", 8: "<u8"}
+
+
+def _interleave(planes: np.ndarray) -> bytes:
+    """Planes (width x count) back to elements: for 2, 4 and 8 bytes by shifting whole words
+    (3x faster than a transposed copy), else by strided assignment."""
+    width, count = planes.shape
+    word = _WORDS.get(width)
+    if word is None:
+        out = np.empty(count * width, np.uint8)
+        for i in range(width):
+            out[i::width] = planes[i]
+        return out.tobytes()
+    wide = planes.astype(word)
+    value = wide[0].copy()
+    for i in range(1, width):
+        value |= wide[i] << np.array(8 * i, dtype=word)
+    return value.tobytes()
+
+
+def detect_layout(data) -> tuple[int, int] | None:
+    """(width, offset) when the bytes look like little-endian floats, else None.
+
+    The sign/exponent byte of trained weights takes few values; the mantissa bytes take nearly
+    all 256. Count distinct values per byte phase in a sample: one low phase in four means fp32
+    (that phase is the last byte of each element), two low phases two apart mean fp16/bf16.
+    """
+    arr = np.frombuffer(data, np.uint8)[:SAMPLE]
+    if len(arr) < 1024:
+        return None
+    distinct = [int(np.count_nonzero(np.bincount(arr[p::4], minlength=256))) for p in range(4)]
+    low = [p for p, d in enumerate(distinct) if d <= 48]
+    high = [p for p, d in enumerate(distinct) if d >= 120]
+    if len(low) == 1 and len(high) == 3:
+        return 4, (low[0] + 1) % 4
+    if len(low) == 2 and len(high) == 2 and abs(low[0] - low[1]) == 2:
+        return 2, (low[0] + 1) % 2
+    return None
+
+
+SAFETENSORS_WIDTHS = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2,
+                      "I16": 2, "U16": 2}
+
+
+def safetensors_layout(head: bytes) -> tuple[int, int] | None:
+    """(element width, start of the tensor data) of a safetensors file from its first bytes: the
+    width that holds most of the tensor bytes. None if ``head`` is not a safetensors header."""
+    import json
+    if len(head) < 8:
+        return None
+    size = int.from_bytes(head[:8], "little")
+    if not 2 <= size <= len(head) - 8 or head[8:9] != b"{":
+        return None
+    try:
+        header = json.loads(bytes(head[8:8 + size]))
+    except ValueError:
+        return None
+    by_width: dict[int, int] = {}
+    for name, info in header.items():
+        if name == "__metadata__" or not isinstance(info, dict):
+            continue
+        width = SAFETENSORS_WIDTHS.get(info.get("dtype"))
+        begin, end = (info.get("data_offsets") or [0, 0])[:2]
+        if width:
+            by_width[width] = by_width.get(width, 0) + int(end) - int(begin)
+    if not by_width:
+        return None
+    return max(by_width, key=by_width.get), 8 + size
+
+
+def chunk_layout(file_layout: tuple[int, int] | None, start: int) -> tuple[int, int] | None:
+    """The (width, offset) of a chunk starting at file offset ``start``, from the file's layout."""
+    if file_layout is None:
+        return None
+    width, data_start = file_layout
+    if start < data_start:
+        return None  # the header (JSON) or a chunk straddling it: let the bytes decide
+    return width, (data_start - start) % width
