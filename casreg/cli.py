@@ -51,6 +51,11 @@ def _emit(data) -> None:
     print(json.dumps(data, indent=2, sort_keys=True))
 
 
+def _when(timestamp: float) -> str:
+    import datetime
+    return datetime.datetime.fromtimestamp(timestamp).astimezone().isoformat(timespec="seconds")
+
+
 def human(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":
@@ -112,14 +117,13 @@ def commit(
 @app.command()
 def log(ref: str, as_json: bool = JSON_OPTION) -> None:
     """History of a version, newest first."""
-    import datetime
     with _repo(readonly=True) as repo:
         entries = repo.log(ref)
     if as_json:
         _emit([{"id": cid.hex(), **c.to_json()} for cid, c in entries])
         return
     for cid, c in entries:
-        when = datetime.datetime.fromtimestamp(c.time).astimezone().isoformat(timespec="seconds")
+        when = _when(c.time)
         print(f"version {cid.hex()}")
         print(f"Author: {c.author}\nDate:   {when}")
         for key, value in sorted(c.meta.items()):
@@ -192,14 +196,13 @@ def refs(prefix: str = typer.Argument("", help="Only refs starting with this."),
 @app.command()
 def reflog(ref: str, as_json: bool = JSON_OPTION) -> None:
     """Every move of a ref, newest first (deleted refs too)."""
-    import datetime
     with _repo(readonly=True) as repo:
         entries = repo.reflog(ref)
     if as_json:
         _emit(entries)
         return
     for e in entries:
-        when = datetime.datetime.fromtimestamp(e["time"]).astimezone().isoformat(timespec="seconds")
+        when = _when(e["time"])
         print(f"{(e['old'] or '-' * 12)[:12]} -> {(e['new'] or '-' * 12)[:12]} {when} {e['who']}: {e['message']}")
 
 
@@ -457,14 +460,13 @@ def models(as_json: bool = JSON_OPTION) -> None:
 @app.command()
 def versions(model: str, as_json: bool = JSON_OPTION) -> None:
     """Versions of a FATE model (party model id) with time, author, message, size."""
-    import datetime
     with _repo(readonly=True) as repo:
         rows = repo.versions(model)
     if as_json:
         _emit(rows)
         return
     for r in rows:
-        when = datetime.datetime.fromtimestamp(r["time"]).astimezone().isoformat(timespec="seconds")
+        when = _when(r["time"])
         tags = f"  [{', '.join(r['tags'])}]" if r["tags"] else ""
         print(f"{r['version']}  {r['state']:8}  {when}  {r['author']}  {human(r['size'])}  {r['message']}{tags}")
 

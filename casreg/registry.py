@@ -169,14 +169,13 @@ class Registry(Repository):
 
     def restore_version(self, ref: str) -> bytes:
         """Bring back a deleted ref to where it pointed before its deletion."""
-        for entry in self.reflog(ref):
-            if entry["new"] is None and entry["old"]:
-                with self.db.read() as txn:
-                    if not self.objects.has(txn, bytes.fromhex(entry["old"])):
-                        raise CasregError(f"{ref} was garbage-collected; it cannot be restored")
-                return self.update_ref(ref, entry["old"], expect_old="none", message="restore")
-            break
-        raise CasregError(f"{ref} is not deleted")
+        newest = self.reflog(ref)[0]
+        if newest["new"] is not None or not newest["old"]:
+            raise CasregError(f"{ref} is not deleted")
+        with self.db.read() as txn:
+            if not self.objects.has(txn, bytes.fromhex(newest["old"])):
+                raise CasregError(f"{ref} was garbage-collected; it cannot be restored")
+        return self.update_ref(ref, newest["old"], expect_old="none", message="restore")
 
     # -- remotes ------------------------------------------------------------------------------------
     def push(self, remote: str, refs: list[str], *, all_refs: bool = False, force: bool = False, progress=None):

@@ -6,7 +6,6 @@ import os
 from typing import Iterator
 from urllib.parse import unquote, urlsplit
 
-from ..refs import ANY  # noqa: F401  (documented: CAS goes through RefContainer)
 from .base import Backend, RemoteError
 
 

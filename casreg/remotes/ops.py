@@ -73,6 +73,7 @@ def clone(url: str, path: str, secrets: dict | None = None, progress=None):
     store = path if os.path.basename(os.path.normpath(path)) == STORE_DIR else os.path.join(path, STORE_DIR)
     be = open_backend(url, secrets)  # fail before creating anything
     be.close()
+    created = not os.path.exists(store)
     repo = Repository.init(store)
     try:
         config(repo).add("origin", url, secrets)
@@ -81,6 +82,9 @@ def clone(url: str, path: str, secrets: dict | None = None, progress=None):
             fast_forward(repo, ref, target, message="clone")
     except BaseException:
         repo.close()
+        if created:  # a failed clone leaves nothing behind
+            import shutil
+            shutil.rmtree(store, ignore_errors=True)
         raise
     return repo
 
