@@ -163,9 +163,8 @@ def test_missing_remote_object_is_reported(remote, tmp_path):
     assert {"id": victim.hex(), "kind": "chunk", "problem": "missing"} in ops.verify(a, "origin")
 
 
+@pytest.mark.parametrize("remote", ["redis", "mysql", "cos"], indirect=True)  # file://: test_crash.py
 def test_interrupted_push_then_rerun_moves_only_what_is_missing(remote, tmp_path):
-    if remote.kind == "file":
-        pytest.skip("a file:// remote is covered by the store's own kill -9 test")
     store = tmp_path / "a" / ".casreg"
     a = _store(tmp_path, "a", remote)
     big = _model(tmp_path, "big", random_bytes(96 << 20, "interrupted"))
