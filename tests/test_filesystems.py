@@ -50,3 +50,38 @@ def test_read_only_store_reads_but_refuses_writes(small_fs, tmp_path):
     run_cli("--store", store, "verify", "--full", check=0)
     line = one_line_error(run_cli("--store", store, "commit", src, "--ref", "m/v2"))
     assert "read-only" in line
+
+
+def test_unreadable_file_is_one_clear_line(tmp_path):
+    """Run as an unprivileged user (root reads everything), against a store it may write."""
+    import shutil
+    import sys
+    import tempfile
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        if os.environ.get("CI"):
+            pytest.fail("needs root and setpriv to drop privileges for this test")
+        pytest.skip("needs root and setpriv (util-linux) to run a command as another user")
+    work = tempfile.mkdtemp(prefix="casreg-unreadable-")
+    try:
+        os.chmod(work, 0o777)
+        model = os.path.join(work, "model")
+        write_file(os.path.join(model, "ok.bin"), random_bytes(50_000, "ok"))
+        secret = write_file(os.path.join(model, "secret.bin"), random_bytes(50_000, "secret"))
+        os.chmod(secret, 0o600)
+        for dirpath, dirs, files in os.walk(work):
+            for name in dirs + files:
+                if os.path.join(dirpath, name) != secret:
+                    os.chmod(os.path.join(dirpath, name), 0o777)
+        as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m", "casreg.cli",
+                     "--store", os.path.join(work, "store")]
+        env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), HOME=work)
+        init = subprocess.run(as_nobody + ["init"], capture_output=True, env=env, cwd=work)
+        assert init.returncode == 0, init.stderr
+        proc = subprocess.run(as_nobody + ["commit", model, "--ref", "m/v1"], capture_output=True, env=env, cwd=work)
+        line = one_line_error(proc)
+        assert "secret.bin" in line and "ermission denied" in line
+        refs = subprocess.run(as_nobody + ["refs", "--json"], capture_output=True, env=env, cwd=work)
+        assert refs.stdout.strip() == b"{}"
+        assert subprocess.run(as_nobody + ["verify", "--full"], capture_output=True, env=env, cwd=work).returncode == 0
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
