@@ -32,7 +32,7 @@ from .errors import CasregError, Corrupt, NotFound
 from .objects import codec
 from .objects.chunker import Chunker, ChunkerParams
 from .objects.encoding import (CHUNK, COMMIT, DIR, FILE, KIND_NAMES, LINK, MANIFEST, TREE,
-                               Commit, Manifest, Tree, TreeEntry, object_id)
+                               Commit, Tree, TreeEntry)
 from .objects.graph import reachable
 from .objects.ingest import Ingester
 from .objects.restore import Restorer
@@ -300,16 +300,8 @@ class Repository:
                     progress.done()
                     return CommitResult(current, root.size, ing.new_chunks, ing.new_bytes, moved=False)
                 raise CasregError(f"ref {ref} already holds different content; use --force to replace it")
-            commit = Commit(tree_id, parent_ids, author or default_author(), int(time.time()),
-                            message, dict(meta or {}))
-            commit_id = self._stage(staged, COMMIT, commit.encode())
-            who = commit.author
-
-            def land(txn):
-                self.objects.put_values(txn, staged.items())
-                self.refs.set_if_equals(txn, ref, expected, commit_id, who=who,
-                                        message=f"commit: {message}" if message else "commit")
-            self.db.write(land)
+            commit_id = self.commit_tree(tree_id, ref, staged=staged, parents=parent_ids, meta=meta,
+                                         message=message, expected=expected, author=author)
             progress.done()
         return CommitResult(commit_id, root.size, ing.new_chunks, ing.new_bytes)
 

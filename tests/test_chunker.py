@@ -1,6 +1,5 @@
 """Golden cut points: a chunker or library change that moves a boundary breaks dedup silently."""
 
-import io
 
 import blake3
 

@@ -1,6 +1,5 @@
 """Codecs: every stored form decodes to the original bytes; the chunk id never depends on it."""
 
-import os
 
 import numpy as np
 import pytest

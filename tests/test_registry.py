@@ -1,13 +1,12 @@
 """The registry layer: tags, aliases, metadata and state, delete/restore, deploy, FEDn, Python API."""
 
 import json
-import os
 
 import pytest
 
 import casreg
 from casreg.errors import CasregError, RefConflict
-from tests.helpers import one_line_error, random_bytes, run_cli, tree_files, write_file
+from tests.helpers import one_line_error, random_bytes, run_cli
 from tests.test_fate import FIXTURE, PARTY, _cache_with_checkpoints
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from casreg.objects.encoding import CHUNK, COMMIT, MANIFEST, TREE
+from casreg.objects.encoding import COMMIT, MANIFEST, TREE
 from tests.helpers import random_bytes, run_cli, write_file
 
 

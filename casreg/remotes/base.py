@@ -10,7 +10,7 @@ self-describing, and re-hashed by the receiver before it keeps anything.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 from ..errors import CasregError

@@ -54,8 +54,8 @@ class COSBackend(Backend):
         secret_id = secrets.get("secret_id") or os.environ.get("COS_SECRET_ID")
         secret_key = secrets.get("secret_key") or os.environ.get("COS_SECRET_KEY")
         if not (secret_id and secret_key):
-            raise RemoteError(f"COS needs a SecretId and SecretKey: set CASREG_REMOTE_<NAME>_SECRET_ID and "
-                              f"_SECRET_KEY (or COS_SECRET_ID / COS_SECRET_KEY), or use --fate-config")
+            raise RemoteError("COS needs a SecretId and SecretKey: set CASREG_REMOTE_<NAME>_SECRET_ID and "
+                              "_SECRET_KEY (or COS_SECRET_ID / COS_SECRET_KEY), or use --fate-config")
         options = {"Region": q["region"], "Scheme": q.get("scheme", "https"),
                    "SecretId": secret_id, "SecretKey": secret_key}
         if q.get("endpoint"):
