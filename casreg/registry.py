@@ -83,7 +83,8 @@ class Registry(Repository):
         step_ref = fate.find_checkpoint(self, party_model_id, version, component, step)
         target = fate.pipeline_ref(party_model_id, new_version)
         check_ref_name(alias)
-        base = self.read_commit(self.resolve(base_ref))
+        base_id = self.resolve(base_ref)
+        base = self.read_commit(base_id)
         with self.db.read() as txn:
             step_tree = self.objects.load(txn, self.read_commit(self.resolve(step_ref)).tree, TREE)
         files = []
@@ -100,7 +101,7 @@ class Registry(Repository):
         tree_id, _ = self.tree_with(base.tree, f"variables/data/{component}/{alias}",
                                     TreeEntry(alias, "tree", 0o755, size, id=folder), staged)
         meta = dict(base.meta, model_version=new_version, deployed_from=step_ref)
-        return self.commit_tree(tree_id, target, staged=staged, parents=[self.resolve(base_ref)], meta=meta,
+        return self.commit_tree(tree_id, target, staged=staged, parents=[base_id], meta=meta,
                                 message=f"deploy {step_ref}", expected=None)
 
     # -- tags and aliases ---------------------------------------------------------------------------

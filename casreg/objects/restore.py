@@ -19,7 +19,7 @@ import lmdb
 from ..errors import Corrupt
 from . import codec
 from .encoding import Manifest
-from .store import ObjectStore
+from .store import ObjectStore, decode_checked
 
 BATCH_BYTES = 4 << 20
 IN_FLIGHT = 3
@@ -37,9 +37,9 @@ def _decode_batch(batch) -> list:
         if tag == codec.ZSTD and len(payload) <= 64 + length // 1024 and cid == zero_chunk_id(length):
             out.append(None)  # only a near-empty frame can be all zeros: hash zeros just for those
             continue
-        data = codec.decode(tag, payload)
-        if len(data) != length or blake3.blake3(data).digest() != cid:
-            raise Corrupt(f"chunk {cid.hex()} does not match its hash")
+        data = decode_checked(cid, tag, payload)
+        if len(data) != length:
+            raise Corrupt(f"chunk {cid.hex()} does not match its manifest's length")
         out.append(data)
     return out
 

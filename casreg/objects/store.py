@@ -23,6 +23,15 @@ def pack(kind: int, codec_tag: int, payload) -> bytes:
     return b"".join((bytes((kind, codec_tag)), payload))
 
 
+def decode_checked(oid: bytes, tag: int, payload) -> bytes:
+    """The original bytes of a stored payload, refused (Corrupt) unless they hash to ``oid``.
+    The one place every reader (read, restore, verify, fetch) checks content against its id."""
+    data = codec.decode(tag, payload)
+    if object_id(data) != oid:
+        raise Corrupt(f"object {oid.hex()} does not match its hash")
+    return data
+
+
 def unpack(value) -> tuple[int, int, memoryview]:
     if len(value) < HEADER:
         raise Corrupt("stored object is truncated")
@@ -79,10 +88,7 @@ class ObjectStore:
     def read(self, txn: lmdb.Transaction, oid: bytes, *, verify: bool = True) -> bytes:
         """The original bytes of an object, checked against its id."""
         _, tag, payload = self.stored(txn, oid)
-        data = codec.decode(tag, payload)
-        if verify and object_id(data) != oid:
-            raise Corrupt(f"object {oid.hex()} does not match its hash")
-        return data
+        return decode_checked(oid, tag, payload) if verify else codec.decode(tag, payload)
 
     def load(self, txn: lmdb.Transaction, oid: bytes, kind: int):
         """A decoded manifest, tree or commit."""

@@ -13,10 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ..errors import CasregError, Corrupt
-from ..objects import codec
-from ..objects.encoding import CHUNK, COMMIT, DECODERS, KIND_NAMES, MANIFEST, TREE, object_id
+from ..objects.encoding import CHUNK, COMMIT, DECODERS, KIND_NAMES, MANIFEST, TREE
 from ..objects.graph import children, reachable
-from ..objects.store import unpack
+from ..objects.store import decode_checked, unpack
 from ..refs import check_ref_name
 from .base import Backend, RemoteError, batched
 
@@ -74,10 +73,10 @@ def verified(oid: bytes, value: bytes, expected_kind: int | None = None) -> byte
     if expected_kind is not None and kind != expected_kind:
         raise Corrupt(f"object {oid.hex()} from the remote is a {KIND_NAMES.get(kind, '?')}, "
                       f"expected a {KIND_NAMES[expected_kind]}; refusing it")
-    data = codec.decode(tag, payload)
-    if object_id(data) != oid:
-        raise Corrupt(f"object {oid.hex()} from the remote does not match its hash; refusing it")
-    return data
+    try:
+        return decode_checked(oid, tag, payload)
+    except Corrupt as exc:
+        raise Corrupt(f"{exc} (received from the remote); refusing it") from None
 
 
 # -- push ------------------------------------------------------------------------------------------
