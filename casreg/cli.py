@@ -77,7 +77,8 @@ def _parse_meta(items: List[str]) -> dict:
 
 @app.command()
 def init(path: Optional[str] = typer.Argument(None, help="Where to create the store (default: ./.casreg)."),
-         codec: str = typer.Option("zstd", "--codec", help="zstd, or grouped (byte-grouped floats, smaller, slower)")
+         codec: str = typer.Option("zstd", "--codec", help="zstd; grouped (byte-grouped floats: smaller); or delta "
+                                                          "(grouped, and new checkpoint versions as XOR deltas: smallest)")
          ) -> None:
     """Create a new store."""
     from .repo import STORE_DIR, Repository

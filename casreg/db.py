@@ -1,7 +1,8 @@
 """The one LMDB environment of a store: named databases, write transactions that grow the map.
 
 Databases: ``objects`` (id -> stored object), ``refs`` (name -> commit id),
-``reflog`` (name NUL seq -> JSON entry), ``config`` (key -> JSON value).
+``reflog`` (name NUL seq -> JSON entry), ``config`` (key -> JSON value), ``keyframes`` (file
+layout key -> delta keyframe, see ``objects/keyframes.py``; optional in a read-only open).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from .errors import CasregError
 
 T = TypeVar("T")
 
-DB_NAMES = ("objects", "refs", "reflog", "config")
+DB_NAMES = ("objects", "refs", "reflog", "config", "keyframes")
+OPTIONAL_DBS = ("keyframes",)
 # The map is a virtual reservation (LMDB does not allocate it on Linux); it doubles when full.
 INITIAL_MAP_SIZE = 1 << 36  # 64 GiB
 MAX_RETRIES = 8
@@ -62,7 +64,11 @@ class Database:
         self.dbs = {}
         try:
             for name in DB_NAMES:
-                self.dbs[name] = self.env.open_db(name.encode(), create=not readonly)
+                try:
+                    self.dbs[name] = self.env.open_db(name.encode(), create=not readonly)
+                except lmdb.NotFoundError:
+                    if name not in OPTIONAL_DBS:
+                        raise
         except lmdb.NotFoundError:
             raise CasregError(f"{path} is not a casreg store (missing database)") from None
         except lmdb.Error as exc:

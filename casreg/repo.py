@@ -41,8 +41,9 @@ from .refs import ANY, RefContainer, check_ref_name
 
 STORE_DIR = ".casreg"
 # zstd: every chunk zstd -3 (or raw); grouped: numeric chunks as byte-grouped planes (see
-# objects/grouping.py), smaller by ~9% on fp32 checkpoints, slower to commit and restore today.
-CODECS = ("zstd", "grouped")
+# objects/grouping.py), smaller by ~9% on fp32 checkpoints; delta: grouped, and a new version of a
+# large file stored as XOR deltas against its layout's keyframe (objects/delta.py).
+CODECS = ("zstd", "grouped", "delta")
 FORMAT = 1
 ENV_STORE = "CASREG_STORE"
 
@@ -119,7 +120,9 @@ class Repository:
         if config.get("format") != FORMAT:
             raise CasregError(f"{path}: unsupported store format {config.get('format')!r}")
         self.chunker_params = ChunkerParams.from_json(config["chunker"])
-        self.grouping = config.get("codec", {}).get("name") == "grouped"
+        self.codec_name = config.get("codec", {}).get("name", "zstd")
+        self.grouping = self.codec_name in ("grouped", "delta")
+        self.deltas = self.codec_name == "delta"
 
     # -- life cycle ------------------------------------------------------------------------------
     @classmethod
@@ -292,7 +295,7 @@ class Repository:
         with self._gc_lock(exclusive=False):
             progress.start("commit", root.size)
             with Ingester(self.objects, Chunker(self.chunker_params), progress=progress.advance,
-                          grouping=self.grouping) as ing:
+                          grouping=self.grouping, deltas=self.deltas) as ing:
                 tree_id = self._store_node(root, ing, staged)
                 ing.flush()
             if current is not None:
@@ -301,14 +304,17 @@ class Repository:
                     return CommitResult(current, root.size, ing.new_chunks, ing.new_bytes, moved=False)
                 raise CasregError(f"ref {ref} already holds different content; use --force to replace it")
             commit_id = self.commit_tree(tree_id, ref, staged=staged, parents=parent_ids, meta=meta,
-                                         message=message, expected=expected, author=author)
+                                         message=message, expected=expected, author=author,
+                                         keyframes=ing.keyframe_updates)
             progress.done()
         return CommitResult(commit_id, root.size, ing.new_chunks, ing.new_bytes)
 
     def commit_tree(self, tree_id: bytes, ref: str, *, staged: dict | None = None, parents: list[bytes] = (),
-                    meta: dict | None = None, message: str = "", expected=None, author: str | None = None) -> bytes:
+                    meta: dict | None = None, message: str = "", expected=None, author: str | None = None,
+                    keyframes: dict | None = None) -> bytes:
         """A new version of an already stored tree (plus ``staged`` new trees), landed with the
-        ref move in one transaction. ``expected`` is the ref's required current value (CAS)."""
+        ref move in one transaction. ``expected`` is the ref's required current value (CAS);
+        ``keyframes`` are delta keyframe index entries the commit's files made."""
         check_ref_name(ref)
         staged = dict(staged or {})
         commit = Commit(tree_id, list(parents), author or default_author(), int(time.time()), message, dict(meta or {}))
@@ -316,6 +322,8 @@ class Repository:
 
         def land(txn):
             self.objects.put_values(txn, staged.items())
+            for key, value in (keyframes or {}).items():
+                txn.put(key, value, db=self.db.dbs["keyframes"])
             self.refs.set_if_equals(txn, ref, expected, commit_id, who=commit.author,
                                     message=f"commit: {message}" if message else "commit")
         self.db.write(land)

@@ -15,9 +15,14 @@ from ..errors import Corrupt
 RAW = 0
 ZSTD = 1
 GROUPED = 2
-CODEC_NAMES = {RAW: "raw", ZSTD: "zstd", GROUPED: "grouped-zstd"}
+DELTA = 3
+CODEC_NAMES = {RAW: "raw", ZSTD: "zstd", GROUPED: "grouped-zstd", DELTA: "delta"}
 ZSTD_LEVEL = 3
-GROUPED_LEVEL = 1
+# Byte planes: zstd's fast strategy with 7-byte minimum matches. A sign/exponent plane holds few
+# distinct bytes, so short matches abound; skipping them leaves the work to the entropy coder,
+# which is both smaller (0.356 vs 0.397 of the plane) and ~1.7x faster both ways than level 1.
+PLANE_PARAMS = dict(window_log=18, hash_log=15, chain_log=15, search_log=1, min_match=7,
+                    target_length=0, strategy=zstandard.STRATEGY_FAST)
 
 _local = threading.local()
 
@@ -39,7 +44,8 @@ def _decompressor() -> zstandard.ZstdDecompressor:
 def _plane_compressor() -> zstandard.ZstdCompressor:
     c = getattr(_local, "plane_compressor", None)
     if c is None:
-        c = _local.plane_compressor = zstandard.ZstdCompressor(level=GROUPED_LEVEL, write_checksum=False)
+        params = zstandard.ZstdCompressionParameters(**PLANE_PARAMS, write_checksum=False)
+        c = _local.plane_compressor = zstandard.ZstdCompressor(compression_params=params)
     return c
 
 
@@ -64,8 +70,15 @@ def encode(data, layout: tuple[int, int] | None = None, *, grouping: bool = Fals
     return RAW, data
 
 
-def decode(codec: int, payload) -> bytes:
-    """The original bytes of a stored payload. Thread-safe."""
+def encode_delta(data, base_ids: list[bytes], bases: list, segments, layout: tuple[int, int]):
+    """The DELTA payload of ``data`` against aligned base bytes (see ``delta``), or None."""
+    from . import delta
+    return delta.encode(data, base_ids, bases, segments, layout, _plane_compressor())
+
+
+def decode(codec: int, payload, bases: list | None = None) -> bytes:
+    """The original bytes of a stored payload; a DELTA payload needs its ``bases`` decoded (in
+    ``delta.base_ids`` order). Thread-safe."""
     if codec == RAW:
         return bytes(payload)
     if codec == ZSTD:
@@ -76,6 +89,11 @@ def decode(codec: int, payload) -> bytes:
     if codec == GROUPED:
         from .grouping import ungroup
         return ungroup(payload, _decompressor())
+    if codec == DELTA:
+        from . import delta
+        if bases is None:
+            raise Corrupt("a delta object cannot be decoded without its bases")
+        return delta.apply(payload, bases, _decompressor())
     raise Corrupt(f"unknown codec tag {codec}")
 
 
@@ -86,4 +104,8 @@ def raw_size(codec: int, payload) -> int:
     if codec == GROUPED:
         from .grouping import grouped_size
         return grouped_size(payload)
+    if codec == DELTA:
+        from . import delta
+        from .grouping import grouped_size
+        return grouped_size(delta.parse(payload)[2])
     return len(payload)

@@ -1,4 +1,4 @@
-"""Walking the object graph: commits -> parents and trees -> manifests -> chunks.
+"""Walking the object graph: commits -> parents and trees -> manifests -> chunks -> delta bases.
 
 One walk serves ``verify`` (report what is missing or corrupt), ``gc`` (mark) and ``stats``.
 """
@@ -36,10 +36,11 @@ def children(kind: int, obj) -> Iterator[tuple[bytes, int]]:
 
 
 def reachable(objects: ObjectStore, txn: lmdb.Transaction, roots: Iterable[tuple[bytes, int]],
-              on_problem: Problem = _raise) -> dict[bytes, int]:
+              on_problem: Problem = _raise, *, bases: bool = True) -> dict[bytes, int]:
     """Every object reachable from ``roots`` (id, kind) -> its kind.
 
-    Structured objects are decoded and hash-checked; chunks are only checked for presence.
+    Structured objects are decoded and hash-checked; chunks are only checked for presence, and a
+    delta chunk leads to its bases (unless ``bases`` is False: what manifests name, nothing more).
     A missing or corrupt object is passed to ``on_problem`` (which by default raises).
     """
     seen: dict[bytes, int] = {}
@@ -50,8 +51,14 @@ def reachable(objects: ObjectStore, txn: lmdb.Transaction, roots: Iterable[tuple
             continue
         seen[oid] = kind
         if kind == CHUNK:
-            if not objects.has(txn, oid):
+            try:
+                base_ids = objects.delta_bases(txn, oid) if bases else ([] if objects.has(txn, oid) else None)
+            except CasregError as exc:
+                on_problem(oid, kind, f"corrupt: {exc}")
+                continue
+            if base_ids is None:
                 on_problem(oid, kind, "missing")
+            stack.extend((b, CHUNK) for b in base_ids or ())
             continue
         try:
             obj = objects.load(txn, oid, kind)

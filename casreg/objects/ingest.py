@@ -1,5 +1,8 @@
 """Streaming ingest: file -> chunks -> BLAKE3 ids -> zstd -> LMDB, on both cores.
 
+With deltas on (the store's codec), a new chunk of a file whose layout has a keyframe is stored
+as an XOR delta against the keyframe's aligned bytes when that is smaller (see ``delta``).
+
 The main thread reads the file in large blocks and cuts them (pyfastcdc); a worker pool hashes each
 block's chunks, asks the store which ones it lacks and compresses only those (BLAKE3 and zstd release
 the GIL); a single-thread executor feeds the whole-file hash in order; a writer thread lands the
@@ -19,11 +22,11 @@ from typing import Callable
 import blake3
 
 from ..errors import CasregError
-from . import codec
+from . import codec, delta, keyframes
 from .chunker import Chunker
-from .encoding import CHUNK, Manifest
-from .grouping import chunk_layout, safetensors_layout
-from .store import ObjectStore, pack
+from .encoding import CHUNK, Manifest, object_id
+from .grouping import chunk_layout, detect_layout, safetensors_layout
+from .store import ObjectStore, decode_checked, pack
 
 BLOCK_SIZE = 4 << 20
 IN_FLIGHT = 3
@@ -46,14 +49,26 @@ def _fingerprint(st: os.stat_result) -> tuple:
     return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
+class _DeltaFile:
+    """One file's delta state: its layout, its keyframe (None: stored whole) and what it stored."""
+
+    def __init__(self, layout: delta.FileLayout, found):
+        self.layout = layout
+        self.keyframe, self.uses = found if found else (None, 0)
+        self.new_chunks = 0
+        self.delta_chunks = 0
+
+
 class Ingester:
     """Stores files as chunks; one instance per commit, used from one thread."""
 
     def __init__(self, objects: ObjectStore, chunker: Chunker, *, workers: int = 2,
-                 progress: Callable[[int], None] | None = None, grouping: bool = False):
+                 progress: Callable[[int], None] | None = None, grouping: bool = False, deltas: bool = False):
         self.objects = objects
         self.chunker = chunker
-        self.grouping = grouping  # byte-grouped codec for numeric data (the store's codec setting)
+        self.grouping = grouping or deltas  # byte-grouped codec for numeric data (the store's codec)
+        self.keyframes = keyframes.KeyframeIndex(objects) if deltas else None
+        self.keyframe_updates: dict[bytes, bytes] = {}  # to land with the commit (see keyframes.py)
         self.progress = progress or (lambda n: None)
         self.pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="casreg-chunk")
         self.hash_pool = ThreadPoolExecutor(1, thread_name_prefix="casreg-filehash")
@@ -72,6 +87,8 @@ class Ingester:
         self.pool.shutdown(wait=True)
         self.hash_pool.shutdown(wait=True)
         self.writer.shutdown(wait=True)
+        if self.keyframes is not None:
+            self.keyframes.close()
 
     def __enter__(self) -> "Ingester":
         return self
@@ -80,9 +97,11 @@ class Ingester:
         self.close()
 
     # -- workers ---------------------------------------------------------------------------------
-    def _process(self, view: memoryview, cuts: list[tuple[int, int]], base: int = 0, layout=None):
+    def _process(self, view: memoryview, cuts: list[tuple[int, int]], base: int = 0, layout=None,
+                 dfile: _DeltaFile | None = None):
         """Hash every chunk of one block; compress and pack the ones the store lacks.
-        ``base`` is the block's offset in the file, ``layout`` the file's (width, data start)."""
+        ``base`` is the block's offset in the file, ``layout`` the file's (width, data start),
+        ``dfile`` its delta state."""
         ids = [blake3.blake3(view[o:o + n]).digest() for o, n in cuts]
         missing = self.objects.missing(ids)
         fresh = []
@@ -92,11 +111,43 @@ class Ingester:
                     self._seen.add(ids[i])
                     fresh.append(i)
         values = []
+        decoded: dict[int, bytes | None] = {}  # keyframe chunk index -> bytes (None: unusable)
         for i in fresh:
             o, n = cuts[i]
-            tag, payload = codec.encode(view[o:o + n], chunk_layout(layout, base + o), grouping=self.grouping)
+            tag, payload = self._encode(view[o:o + n], chunk_layout(layout, base + o), base + o, dfile, decoded)
             values.append((ids[i], pack(CHUNK, tag, payload)))
         return [(cid, n) for cid, (_, n) in zip(ids, cuts)], values
+
+    def _encode(self, data, layout, start: int, dfile: _DeltaFile | None, decoded: dict):
+        """(codec, payload) of a new chunk: a delta against the keyframe when that is clearly
+        smallest (< ``delta.ACCEPT`` of the bytes), else the smaller of delta and self-contained."""
+        if dfile is None or dfile.keyframe is None:
+            return codec.encode(data, layout, grouping=self.grouping)
+        layout = layout or detect_layout(data)
+        payload = self._delta(data, layout, start, dfile.layout, dfile.keyframe, decoded) if layout else None
+        if payload is not None and len(payload) < delta.ACCEPT * len(data):
+            return codec.DELTA, payload
+        tag, whole = codec.encode(data, layout, grouping=True)
+        if payload is not None and len(payload) < len(whole):
+            return codec.DELTA, payload
+        return tag, whole
+
+    @staticmethod
+    def _delta(data, layout, start: int, file_layout, keyframe: delta.Keyframe, decoded: dict) -> bytes | None:
+        plan = keyframe.plan(file_layout, start, len(data))
+        if plan is None:
+            return None
+        indexes, segments = plan
+        bases = []
+        for i in indexes:
+            if i not in decoded:
+                cid = keyframe.chunks[i][0]
+                tag, payload = keyframe.read_stored(cid)
+                decoded[i] = None if tag == codec.DELTA else decode_checked(cid, tag, payload)
+            if decoded[i] is None:
+                return None  # deltas are one deep: never against a delta
+            bases.append(decoded[i])
+        return codec.encode_delta(data, [keyframe.chunks[i][0] for i in indexes], bases, segments, layout)
 
     # -- main thread -----------------------------------------------------------------------------
     def _buffer(self) -> bytearray:
@@ -118,7 +169,7 @@ class Ingester:
         while self._writes:
             self._writes.popleft().result()
 
-    def _finish_block(self, pending: deque, chunks: list) -> None:
+    def _finish_block(self, pending: deque, chunks: list, dfile: _DeltaFile | None) -> None:
         batch, hashed, buf, nbytes = pending.popleft()
         ids, values = batch.result()
         hashed.result()
@@ -127,6 +178,9 @@ class Ingester:
         for _, value in values:
             self._unwritten_bytes += len(value)
             self.new_bytes += len(value)
+            if dfile is not None:
+                dfile.new_chunks += 1
+                dfile.delta_chunks += value[1] == codec.DELTA
         self.new_chunks += len(values)
         if self._unwritten_bytes >= FLUSH_BYTES:
             self._write_async()
@@ -143,19 +197,30 @@ class Ingester:
             before = os.fstat(fd)
             if not stat.S_ISREG(before.st_mode):
                 raise CasregError(f"not a regular file: {path}")
-            manifest = self._stream(f, path)
+            manifest = self._stream(f, path, before.st_size)
             after = os.fstat(fd)
         if _fingerprint(before) != _fingerprint(after) or manifest.size != before.st_size:
             raise CasregError(f"file changed while it was being read, refusing to store it: {path}")
         return manifest
 
-    def _stream(self, f, path: str) -> Manifest:
+    def _note_keyframe(self, dfile: _DeltaFile | None, manifest: Manifest) -> None:
+        """After a file: count a use of its keyframe, or make it the keyframe of its layout."""
+        if dfile is None:
+            return
+        if dfile.keyframe is not None:
+            if dfile.delta_chunks:
+                self.keyframe_updates[dfile.layout.key] = keyframes.pack(dfile.keyframe.manifest_id, dfile.uses + 1)
+        elif dfile.new_chunks:
+            self.keyframe_updates[dfile.layout.key] = keyframes.pack(object_id(manifest.encode()), 0)
+
+    def _stream(self, f, path: str, size: int) -> Manifest:
         file_hash = blake3.blake3()
         chunks: list[tuple[bytes, int]] = []
         pending: deque = deque()
         total = 0
         carry = 0
         layout = None
+        dfile = None
         buf = self._buffer()
         try:
             while True:
@@ -172,22 +237,28 @@ class Ingester:
                     cuts = cuts[:-1]
                 if total == 0 and self.grouping:
                     layout = safetensors_layout(view[:n])  # width of the tensors, if the file says
+                if total == 0 and self.keyframes is not None:
+                    file_layout = delta.file_layout(os.path.basename(path), size, view[:n])
+                    if file_layout is not None:
+                        dfile = _DeltaFile(file_layout, self.keyframes.find(file_layout))
                 base = total  # the file offset of this buffer's first byte
                 total += end
                 hashed = self.hash_pool.submit(file_hash.update, view[:end])
-                pending.append((self.pool.submit(self._process, view, cuts, base, layout), hashed, buf, end))
+                pending.append((self.pool.submit(self._process, view, cuts, base, layout, dfile), hashed, buf, end))
                 if eof:
                     break
                 while len(pending) >= IN_FLIGHT:
-                    self._finish_block(pending, chunks)
+                    self._finish_block(pending, chunks, dfile)
                 carry = n - end
                 nxt = self._buffer()
                 nxt[:carry] = view[end:n]
                 buf = nxt
             while pending:
-                self._finish_block(pending, chunks)
+                self._finish_block(pending, chunks, dfile)
         finally:
             for batch, hashed, _, _ in pending:  # on error: let workers finish with the buffers
                 batch.exception()
                 hashed.exception()
-        return Manifest(total, file_hash.digest(), chunks)
+        manifest = Manifest(total, file_hash.digest(), chunks)
+        self._note_keyframe(dfile, manifest)
+        return manifest

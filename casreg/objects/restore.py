@@ -1,5 +1,8 @@
 """Streaming restore: manifest -> chunks decoded and re-hashed on both cores, in file order.
 
+A delta chunk is rebuilt from its bases (self-contained chunks, looked up with the batch and
+decoded once per batch).
+
 The main thread looks the stored chunks up (zero-copy, inside one read transaction); a worker pool
 decompresses and checks each against its id; results come back in order with at most
 ``IN_FLIGHT`` batches alive. All-zero chunks are recognised by id and become holes in the output.
@@ -30,14 +33,16 @@ def zero_chunk_id(length: int) -> bytes:
     return blake3.blake3(bytes(length)).digest()
 
 
-def _decode_batch(batch) -> list:
-    """Original bytes of each (id, length, codec, payload), None for an all-zero chunk."""
+def _decode_batch(batch, bases: dict) -> list:
+    """Original bytes of each (id, length, codec, payload), None for an all-zero chunk; ``bases``
+    holds the stored form of every delta base the batch needs."""
     out = []
+    cache: dict = {}
     for cid, length, tag, payload in batch:
         if tag == codec.ZSTD and len(payload) <= 64 + length // 1024 and cid == zero_chunk_id(length):
             out.append(None)  # only a near-empty frame can be all zeros: hash zeros just for those
             continue
-        data = decode_checked(cid, tag, payload)
+        data = decode_checked(cid, tag, payload, bases.__getitem__, cache)
         if len(data) != length:
             raise Corrupt(f"chunk {cid.hex()} does not match its manifest's length")
         out.append(data)
@@ -59,24 +64,25 @@ class Restorer:
         self.close()
 
     def _batches(self, txn: lmdb.Transaction, manifest: Manifest):
-        batch, size = [], 0
+        batch, bases, size = [], {}, 0
         for cid, length in manifest.chunks:
             kind, tag, payload = self.objects.stored(txn, cid)
             batch.append((cid, length, tag, payload))
+            self.objects.add_bases(txn, tag, payload, bases)
             size += length
             if size >= BATCH_BYTES:
-                yield batch
-                batch, size = [], 0
+                yield batch, bases
+                batch, bases, size = [], {}, 0
         if batch:
-            yield batch
+            yield batch, bases
 
     def iter_chunks(self, txn: lmdb.Transaction, manifest: Manifest) -> Iterator[tuple[int, bytes | None]]:
         """(length, bytes or None for zeros) of each chunk in order, verified. ``txn`` must be open
         with ``buffers=True`` or not; it must stay open while this iterates."""
         pending: deque = deque()
         try:
-            for batch in self._batches(txn, manifest):
-                pending.append((self.pool.submit(_decode_batch, batch), [n for _, n, _, _ in batch]))
+            for batch, bases in self._batches(txn, manifest):
+                pending.append((self.pool.submit(_decode_batch, batch, bases), [n for _, n, _, _ in batch]))
                 while len(pending) >= IN_FLIGHT:
                     fut, lengths = pending.popleft()
                     yield from zip(lengths, fut.result())

@@ -11,7 +11,7 @@ import lmdb
 
 from ..db import Database
 from ..errors import Corrupt, NotFound
-from . import codec
+from . import codec, delta
 from .encoding import DECODERS, KIND_NAMES, object_id
 
 HEADER = 2
@@ -23,10 +23,29 @@ def pack(kind: int, codec_tag: int, payload) -> bytes:
     return b"".join((bytes((kind, codec_tag)), payload))
 
 
-def decode_checked(oid: bytes, tag: int, payload) -> bytes:
+def decode_checked(oid: bytes, tag: int, payload, base_of=None, cache: dict | None = None) -> bytes:
     """The original bytes of a stored payload, refused (Corrupt) unless they hash to ``oid``.
-    The one place every reader (read, restore, verify, fetch) checks content against its id."""
-    data = codec.decode(tag, payload)
+    The one place every reader (read, restore, verify, fetch) checks content against its id.
+
+    A delta needs its bases: ``base_of(id)`` gives a base's stored ``(codec, payload)`` (and raises
+    NotFound if it has none); decoded bases are kept in ``cache`` (id -> bytes) when given. A base
+    must be self-contained (deltas are one deep, see ``delta``)."""
+    bases = None
+    if tag == codec.DELTA:
+        bases = []
+        for bid in delta.base_ids(payload):
+            data = cache.get(bid) if cache is not None else None
+            if data is None:
+                if base_of is None:
+                    raise Corrupt(f"delta object {oid.hex()} needs its base {bid.hex()}")
+                base_tag, base_payload = base_of(bid)
+                if base_tag == codec.DELTA:
+                    raise Corrupt(f"delta object {oid.hex()} has a delta as its base ({bid.hex()})")
+                data = decode_checked(bid, base_tag, base_payload)
+                if cache is not None:
+                    cache[bid] = data
+            bases.append(data)
+    data = codec.decode(tag, payload, bases)
     if object_id(data) != oid:
         raise Corrupt(f"object {oid.hex()} does not match its hash")
     return data
@@ -85,10 +104,35 @@ class ObjectStore:
             raise NotFound(f"object {oid.hex()} is missing from the store")
         return unpack(value)
 
-    def read(self, txn: lmdb.Transaction, oid: bytes, *, verify: bool = True) -> bytes:
+    def read(self, txn: lmdb.Transaction, oid: bytes) -> bytes:
         """The original bytes of an object, checked against its id."""
         _, tag, payload = self.stored(txn, oid)
-        return decode_checked(oid, tag, payload) if verify else codec.decode(tag, payload)
+        return decode_checked(oid, tag, payload, self.base_reader(txn))
+
+    def base_reader(self, txn: lmdb.Transaction):
+        """``base_of`` for ``decode_checked``: a delta base's stored (codec, payload) in ``txn``."""
+        def base_of(bid: bytes) -> tuple[int, memoryview]:
+            _, tag, payload = self.stored(txn, bid)
+            return tag, payload
+        return base_of
+
+    def add_bases(self, txn: lmdb.Transaction, tag: int, payload, into: dict) -> None:
+        """Put the stored (codec, payload) of a delta's bases into ``into`` (id -> ...), looked up
+        here so that worker threads can decode without touching the transaction."""
+        if tag == codec.DELTA:
+            for bid in delta.base_ids(payload):
+                if bid not in into:
+                    _, base_tag, base_payload = self.stored(txn, bid)
+                    into[bid] = (base_tag, base_payload)
+
+    def delta_bases(self, txn: lmdb.Transaction, oid: bytes) -> list[bytes] | None:
+        """The base chunk ids of a stored chunk ([] unless it is a delta); None if it is missing."""
+        value = txn.get(oid, db=self.table)
+        if value is None:
+            return None
+        if len(value) > HEADER and value[1] == codec.DELTA:
+            return delta.base_ids(memoryview(value)[HEADER:])
+        return []
 
     def load(self, txn: lmdb.Transaction, oid: bytes, kind: int):
         """A decoded manifest, tree or commit."""
