@@ -21,3 +21,23 @@ def seaweed(tmp_path_factory):
     os.environ.setdefault("COS_SECRET_KEY", "casreg-test-secret")
     yield server
     server.stop()
+
+
+REMOTE_KINDS = ["file", "redis", "mysql", "cos"]
+
+
+@pytest.fixture(params=REMOTE_KINDS)
+def remote(request, tmp_path):
+    """One real remote of each kind (file://, Redis, MariaDB, SeaweedFS speaking COS)."""
+    from tests.remote_kinds import COSRemote, FileRemote, MySQLRemote, RedisRemote
+    kind = request.param
+    if kind == "file":
+        handle = FileRemote(tmp_path)
+    elif kind == "redis":
+        handle = RedisRemote()
+    elif kind == "mysql":
+        handle = MySQLRemote()
+    else:
+        handle = COSRemote(request.getfixturevalue("seaweed"))
+    yield handle
+    handle.cleanup()

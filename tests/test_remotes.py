@@ -17,24 +17,8 @@ from casreg.remotes import ops
 from casreg.remotes.sync import push
 from casreg.repo import Repository
 from tests.helpers import ROOT, one_line_error, random_bytes, run_cli, tree_files, write_file
-from tests.remote_kinds import COSRemote, FileRemote, MySQLRemote, RedisRemote
+from tests.remote_kinds import MySQLRemote, RedisRemote
 
-KINDS = ["file", "redis", "mysql", "cos"]
-
-
-@pytest.fixture(params=KINDS)
-def remote(request, tmp_path):
-    kind = request.param
-    if kind == "file":
-        handle = FileRemote(tmp_path)
-    elif kind == "redis":
-        handle = RedisRemote()
-    elif kind == "mysql":
-        handle = MySQLRemote()
-    else:
-        handle = COSRemote(request.getfixturevalue("seaweed"))
-    yield handle
-    handle.cleanup()
 
 
 def _store(tmp_path, name, remote=None) -> Repository:

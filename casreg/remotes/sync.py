@@ -5,6 +5,11 @@ remote ref tips it also has (a remote ref only ever points at a complete graph),
 remote about the rest in batches of ``HAVE_BATCH`` ids. Order of writes, on both sides: chunks,
 then manifests and trees, then commits, then the ref (compare-and-swap). Every object received is
 decoded and re-hashed before it is kept; nothing corrupt enters the local store.
+
+Deltas: a delta chunk is pushed as it is only when the remote holds its bases or gets them in the
+same push; otherwise it is re-encoded self-contained, so a push never sends a keyframe the pushed
+versions do not name. A fetched delta brings its bases with it (fetched first if not local), so
+the local store can always rebuild and verify what it holds on its own.
 """
 
 from __future__ import annotations
@@ -13,9 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ..errors import CasregError, Corrupt
+from ..objects import codec, delta
 from ..objects.encoding import CHUNK, COMMIT, DECODERS, KIND_NAMES, MANIFEST, TREE
 from ..objects.graph import children, reachable
-from ..objects.store import decode_checked, unpack
+from ..objects.store import decode_checked, pack, unpack
 from ..refs import check_ref_name
 from .base import Backend, RemoteError, batched
 
@@ -67,14 +73,15 @@ def is_ancestor(repo, ancestor: bytes, descendant: bytes) -> bool:
     return False
 
 
-def verified(oid: bytes, value: bytes, expected_kind: int | None = None) -> bytes:
-    """The original bytes of a received object, after checking kind, codec and hash."""
+def verified(oid: bytes, value: bytes, expected_kind: int | None = None, base_of=None, cache=None) -> bytes:
+    """The original bytes of a received object, after checking kind, codec and hash (a delta's
+    bases come from ``base_of``, see ``store.decode_checked``)."""
     kind, tag, payload = unpack(value)
     if expected_kind is not None and kind != expected_kind:
         raise Corrupt(f"object {oid.hex()} from the remote is a {KIND_NAMES.get(kind, '?')}, "
                       f"expected a {KIND_NAMES[expected_kind]}; refusing it")
     try:
-        return decode_checked(oid, tag, payload)
+        return decode_checked(oid, tag, payload, base_of, cache)
     except Corrupt as exc:
         raise Corrupt(f"{exc} (received from the remote); refusing it") from None
 
@@ -94,8 +101,8 @@ def push(repo, backend: Backend, names: list[str], *, force: bool = False, progr
         if old is not None and not force and not is_ancestor(repo, old, new):
             raise RemoteError(f"push of {name} rejected: the remote is at {old.hex()[:12]}, which is not in the "
                               f"history of {new.hex()[:12]} (non-fast-forward); fetch first or use --force")
-        missing = _missing_on_remote(repo, backend, new, remote_refs.values())
-        result.objects_sent, result.bytes_sent = _send(repo, backend, missing, progress)
+        missing, whole = _missing_on_remote(repo, backend, new, remote_refs.values())
+        result.objects_sent, result.bytes_sent = _send(repo, backend, missing, whole, progress)
         if not backend.set_ref_if_equals(name, old, new):
             raise RemoteError(f"push of {name} rejected: the remote ref moved while pushing "
                               f"(someone else pushed); fetch and try again")
@@ -104,21 +111,32 @@ def push(repo, backend: Backend, names: list[str], *, force: bool = False, progr
     return results
 
 
-def _missing_on_remote(repo, backend: Backend, tip: bytes, remote_tips) -> dict[bytes, int]:
+def _missing_on_remote(repo, backend: Backend, tip: bytes, remote_tips) -> tuple[dict[bytes, int], set[bytes]]:
+    """(objects to send -> kind, the delta chunks among them to send self-contained)."""
     with repo.db.read() as txn:
         known = [(t, COMMIT) for t in set(remote_tips) if repo.objects.has(txn, t)]
-        have = reachable(repo.objects, txn, known) if known else {}
-        want = reachable(repo.objects, txn, [(tip, COMMIT)])
-    candidates = [oid for oid in want if oid not in have]
-    present: set[bytes] = set()
-    for batch in batched(candidates, HAVE_BATCH):
-        present |= backend.has_many(batch)
-    return {oid: want[oid] for oid in candidates if oid not in present}
+        # what the versions name, not the local delta bases: the remote may hold those chunks whole
+        have = reachable(repo.objects, txn, known, bases=False) if known else {}
+        want = reachable(repo.objects, txn, [(tip, COMMIT)], bases=False)
+        candidates = [oid for oid in want if oid not in have]
+        present: set[bytes] = set()
+        for batch in batched(candidates, HAVE_BATCH):
+            present |= backend.has_many(batch)
+        missing = {oid: want[oid] for oid in candidates if oid not in present}
+        needs = {oid: repo.objects.delta_bases(txn, oid) for oid, kind in missing.items() if kind == CHUNK}
+    needs = {oid: bases for oid, bases in needs.items() if bases}
+    unknown = sorted({b for bases in needs.values() for b in bases} - have.keys() - present - missing.keys())
+    on_remote = set(have) | present | set(missing)
+    for batch in batched(unknown, HAVE_BATCH):
+        on_remote |= backend.has_many(batch)
+    whole = {oid for oid, bases in needs.items() if not on_remote.issuperset(bases)}
+    return missing, whole
 
 
-def _send(repo, backend: Backend, missing: dict[bytes, int], progress) -> tuple[int, int]:
+def _send(repo, backend: Backend, missing: dict[bytes, int], whole: set[bytes], progress) -> tuple[int, int]:
     """Send objects in write order (chunks first, commits last) in batches of about SEND_BYTES;
-    each batch is one ``put_many`` (one COS pack, one MySQL transaction, one Redis pipeline)."""
+    each batch is one ``put_many`` (one COS pack, one MySQL transaction, one Redis pipeline).
+    The delta chunks in ``whole`` are re-encoded self-contained first."""
     from ..progress import NULL
     progress = progress or NULL
     progress.start("push", len(missing))
@@ -142,6 +160,9 @@ def _send(repo, backend: Backend, missing: dict[bytes, int], progress) -> tuple[
                 value = txn.get(oid, db=repo.objects.table)
                 if value is None:
                     raise CasregError(f"object {oid.hex()} is missing locally; run `casreg verify`")
+                if oid in whole:
+                    tag, payload = codec.encode(repo.objects.read(txn, oid), None, grouping=True)
+                    value = pack(CHUNK, tag, payload)
                 batch.append((oid, bytes(value)))
                 size += len(value)
                 if size >= SEND_BYTES:
@@ -174,12 +195,9 @@ def fetch(repo, remote: str, backend: Backend, names: list[str] | None = None, *
     wanted = [needed[i] for i in missing_idx]
     progress.start("fetch", len(wanted))
     for batch in batched(wanted, GET_BATCH):
-        items = []
-        for oid, value in backend.get_many(batch):
-            verified(oid, value, CHUNK)
-            items.append((oid, value))
-            result.objects_received += 1
-            result.bytes_received += len(value)
+        items = _received_chunks(repo, backend, batch)
+        result.objects_received += len(items)
+        result.bytes_received += sum(len(v) for _, v in items)
         repo.db.write(lambda txn, items=items: repo.objects.put_values(txn, items))
         progress.advance(len(batch))
     progress.done()
@@ -197,6 +215,44 @@ def fetch(repo, remote: str, backend: Backend, names: list[str] | None = None, *
                 repo.refs.set_if_equals(txn, tracking, current, target, who=who, message=f"fetch {remote}")
     repo.db.write(land)
     return result
+
+
+def _received_chunks(repo, backend: Backend, ids: list[bytes]) -> list[tuple[bytes, bytes]]:
+    """Chunks fetched and verified, with the delta bases they need that the store lacks (those
+    listed first: they land before the deltas that name them)."""
+    received = dict(backend.get_many(ids))
+    received = {**_bases_for(backend, received, repo.objects.missing), **received}
+    with repo.db.read() as txn:
+        base_of = _base_reader(received, repo.objects.base_reader(txn))
+        cache: dict = {}
+        for oid, value in received.items():
+            verified(oid, value, CHUNK, base_of, cache)
+    return list(received.items())
+
+
+def _bases_for(backend: Backend, received: dict[bytes, bytes], missing=None) -> dict[bytes, bytes]:
+    """The delta bases the ``received`` chunks name but do not include, from the remote (only
+    those ``missing(ids)`` gives the indexes of, when given)."""
+    needed = set()
+    for value in received.values():
+        _, tag, payload = unpack(value)
+        if tag == codec.DELTA:
+            needed.update(delta.base_ids(payload))
+    needed = sorted(needed - received.keys())
+    if missing is not None:
+        needed = [needed[i] for i in missing(needed)]
+    return dict(backend.get_many(needed)) if needed else {}
+
+
+def _base_reader(received: dict[bytes, bytes], fallback=None):
+    def base_of(bid: bytes):
+        if bid in received:
+            _, tag, payload = unpack(received[bid])
+            return tag, payload
+        if fallback is None:
+            raise Corrupt(f"delta base {bid.hex()} is missing")
+        return fallback(bid)
+    return base_of
 
 
 def _discover(repo, backend: Backend, tips) -> tuple[dict[bytes, tuple[int, bytes]], set[bytes]]:
@@ -281,9 +337,16 @@ def verify_remote(backend: Backend, full: bool = False) -> list[dict]:
             problems.append({"id": oid.hex(), "kind": "chunk", "problem": "missing"})
     if full:
         for batch in batched([c for c in chunk_list if c in present], GET_BATCH):
-            for oid, value in backend.get_many(batch):
+            received = dict(backend.get_many(batch))
+            try:
+                base_of = _base_reader({**_bases_for(backend, received), **received})
+            except RemoteError as exc:
+                problems.append({"id": "", "kind": "chunk", "problem": f"delta base missing: {exc}"})
+                base_of = _base_reader(received)
+            cache: dict = {}
+            for oid, value in received.items():
                 try:
-                    verified(oid, value, CHUNK)
+                    verified(oid, value, CHUNK, base_of, cache)
                 except CasregError as exc:
                     problems.append({"id": oid.hex(), "kind": "chunk", "problem": f"corrupt: {exc}"})
     return problems

@@ -1,0 +1,303 @@
+"""Checkpoint deltas (codec ``delta``): XOR against the keyframe's aligned tensors, one deep,
+kept alive by gc, checked by verify, and moved by push/fetch only where the other side can use them."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from casreg.errors import CasregError
+from casreg.objects import codec, delta
+from casreg.objects.encoding import CHUNK, MANIFEST, TREE
+from casreg.objects.store import unpack
+from casreg.remotes import ops
+from casreg.repo import Repository
+from tests.helpers import tree_files, write_file
+
+RNG_SEED = 5
+
+
+def safetensors(tensors: dict[str, np.ndarray], metadata: dict | None = None, order=None) -> bytes:
+    """A safetensors file (the format is an 8-byte header length, JSON, then the raw tensors)."""
+    dtypes = {np.dtype(np.float32): "F32", np.dtype(np.float16): "F16", np.dtype(np.uint16): "BF16",
+              np.dtype(np.int8): "I8"}
+    header, blobs, pos = {}, [], 0
+    for name in order or tensors:
+        t = tensors[name]
+        header[name] = {"dtype": dtypes[t.dtype], "shape": list(t.shape), "data_offsets": [pos, pos + t.nbytes]}
+        blobs.append(t.tobytes())
+        pos += t.nbytes
+    if metadata:
+        header["__metadata__"] = metadata
+    head = json.dumps(header).encode()
+    head += b" " * (-len(head) % 8)
+    return len(head).to_bytes(8, "little") + head + b"".join(blobs)
+
+
+def bf16(x: np.ndarray) -> np.ndarray:
+    return (x.astype(np.float32).view(np.uint32) >> 16).astype(np.uint16)
+
+
+class Series:
+    """A model trained step by step: every float weight moves a little (a full fine-tune)."""
+
+    def __init__(self, seed: int = RNG_SEED):
+        self.rng = np.random.default_rng(seed)
+        r = self.rng
+        self.w = {"encoder.weight": (r.standard_normal(300_000) * 0.05).astype(np.float32),
+                  "encoder.bias": (r.standard_normal(1_001) * 0.01).astype(np.float32),
+                  "head.half": (r.standard_normal(150_000) * 0.05).astype(np.float32),
+                  "head.bf16": (r.standard_normal(100_000) * 0.05).astype(np.float32),
+                  "quant.int8": r.integers(-128, 127, 70_001, dtype=np.int8)}
+
+    def step(self, lr: float = 1e-4) -> None:
+        for name, t in self.w.items():
+            if t.dtype == np.float32:
+                self.w[name] = (t + np.float32(lr * t.std()) * self.rng.standard_normal(t.shape, dtype=np.float32))
+        q = self.w["quant.int8"].copy()
+        q[self.rng.integers(0, len(q), 500)] += 1
+        self.w["quant.int8"] = q
+
+    def file(self, metadata=None, order=None) -> bytes:
+        tensors = dict(self.w)
+        tensors["head.half"] = tensors["head.half"].astype(np.float16)
+        tensors["head.bf16"] = bf16(tensors["head.bf16"])
+        return safetensors(tensors, metadata, order)
+
+
+def _version(tmp_path, name: str, weights: bytes) -> str:
+    root = tmp_path / "src" / name
+    write_file(root / "model.safetensors", weights)
+    write_file(root / "config.json", b'{"hidden": 384}')
+    return str(root)
+
+
+def _codecs_of(repo: Repository, ref: str, path: str = "model.safetensors") -> list[tuple[bytes, int, object]]:
+    """(chunk id, codec, payload) of every chunk of one file of a version."""
+    with repo.db.read() as txn:
+        tree = repo.objects.load(txn, repo.read_commit(repo.resolve(ref)).tree, TREE)
+        manifest = repo.objects.load(txn, tree.get(path).id, MANIFEST)
+        out = []
+        for cid, _ in manifest.chunks:
+            _, tag, payload = repo.objects.stored(txn, cid)
+            out.append((cid, tag, bytes(payload)))
+        return out
+
+
+def _all_chunks(repo: Repository) -> dict[bytes, tuple[int, bytes]]:
+    with repo.db.read() as txn:
+        return {oid: (tag, bytes(payload)) for oid, kind, tag, payload in repo.objects.iter_stored(txn)
+                if kind == CHUNK}
+
+
+# -- the codec ------------------------------------------------------------------------------------
+def _sample(kind: str, rng) -> tuple[bytes, bytes, tuple[int, int]]:
+    """(keyframe bytes, new bytes, layout) for one kind of data."""
+    w = (rng.standard_normal(30_000) * 0.05).astype(np.float32)
+    moved = w + np.float32(1e-4 * w.std()) * rng.standard_normal(w.shape, dtype=np.float32)
+    if kind == "fp32":
+        return w.tobytes(), moved.tobytes(), (4, 0)
+    if kind == "fp16":
+        return w.astype(np.float16).tobytes(), moved.astype(np.float16).tobytes(), (2, 0)
+    if kind == "bf16":
+        return bf16(w).tobytes(), bf16(moved).tobytes(), (2, 0)
+    if kind == "int8":
+        q = rng.integers(-128, 127, 100_000, dtype=np.int8)
+        q2 = q.copy()
+        q2[::97] += 1
+        return q.tobytes(), q2.tobytes(), (2, 0)
+    text = b'{"vocab": ["the", "model", "weights"]}\n' * 2500
+    return text, text.replace(b"model", b"mode1"), (4, 0)
+
+
+@pytest.mark.parametrize("kind", ["fp32", "fp16", "bf16", "int8", "text"])
+def test_delta_codec_round_trips_with_split_bases_and_unaligned_bytes(kind):
+    rng = np.random.default_rng(11)
+    old, new, layout = _sample(kind, rng)
+    n = len(new)
+    # The keyframe cut into three chunks at odd places; the new chunk starts at an odd offset and
+    # the first 100 bytes have no counterpart (zeros): every segment kind and a chunk-crossing range.
+    cuts = [0, n // 3 + 1, 2 * n // 3 + 5, n]
+    bases = [old[a:b] for a, b in zip(cuts, cuts[1:])]
+    ids = [bytes([i]) * 32 for i in range(len(bases))]
+    chunk = new[3:]
+    segments = [(delta.ZEROS, 100), (103, len(chunk) - 100)]
+    payload = codec.encode_delta(chunk, ids, bases, segments, (layout[0], (layout[0] - 3) % layout[0]))
+    assert delta.base_ids(payload) == ids
+    assert codec.decode(codec.DELTA, payload, bases) == chunk
+    assert codec.raw_size(codec.DELTA, payload) == len(chunk)
+    if kind in ("fp32", "bf16", "int8"):  # a small step: the delta beats the self-contained form
+        _, whole = codec.encode(chunk, grouping=True)
+        assert len(payload) < 0.8 * len(whole), (len(payload), len(whole))
+    with pytest.raises(Exception, match="base"):
+        codec.decode(codec.DELTA, payload)
+    with pytest.raises(Exception, match="base"):
+        codec.decode(codec.DELTA, payload, bases[:2])
+
+
+def test_layout_aligns_tensors_by_name_whatever_their_order():
+    s = Series()
+    a = s.file()
+    b = s.file(metadata={"note": "x" * 300}, order=sorted(s.w, reverse=True))  # moved, longer header
+    la, lb = (delta.file_layout("model.safetensors", len(x), x) for x in (a, b))
+    assert la.key == lb.key and la.width == 4
+    begin, end = lb.tensors["head.half"][2:]
+    [(off, n)] = lb.to_base(la, begin + 10, 1000)
+    assert n == 1000 and a[off:off + n] == b[begin + 10:begin + 1010]
+    # a range that crosses from one tensor into the next maps piecewise, and the header to zeros
+    segments = lb.to_base(la, 0, lb.tensors[sorted(s.w, reverse=True)[0]][2] + 50)
+    assert segments[0][0] is None and segments[-1][1] == 50
+    other = Series(seed=9).file()
+    assert delta.file_layout("m", len(other), other).key == la.key  # same names, dtypes, shapes
+    s.w["extra"] = np.zeros(10, np.float32)
+    assert delta.file_layout("m", 0, s.file()) is None  # too small to be worth a keyframe
+    assert delta.file_layout("m", 2 << 20, s.file()).key != la.key
+
+
+# -- the store ------------------------------------------------------------------------------------
+def test_series_round_trips_and_is_smaller_than_grouped(tmp_path):
+    s = Series()
+    versions = []
+    for i in range(5):
+        if i == 3:  # a re-saved checkpoint: tensors in another order, a longer header
+            data = s.file(metadata={"epoch": "3"}, order=sorted(s.w, reverse=True))
+        else:
+            data = s.file()
+        versions.append(_version(tmp_path, f"v{i}", data))
+        s.step()
+    stored = {}
+    for name in ("grouped", "delta"):
+        repo = Repository.init(str(tmp_path / name), codec_name=name)
+        for i, v in enumerate(versions):
+            repo.commit(v, f"m/v{i}")
+        for i, v in enumerate(versions):
+            repo.checkout(f"m/v{i}", str(tmp_path / f"out-{name}-{i}"))
+            assert tree_files(tmp_path / f"out-{name}-{i}") == tree_files(v)
+        assert repo.verify(full=True) == []
+        stats = repo.stats()
+        stored[name] = stats["stored_chunk_bytes"]
+        if name == "delta":
+            assert stats["stored_bytes_by_codec"]["delta"] > 0
+            assert {tag for _, tag, _ in _codecs_of(repo, "m/v0")} <= {codec.GROUPED, codec.ZSTD, codec.RAW}
+            assert sum(tag == codec.DELTA for _, tag, _ in _codecs_of(repo, "m/v3")) > 10  # reordered: still deltas
+        repo.close()
+    assert stored["delta"] < 0.75 * stored["grouped"], stored
+
+
+def test_chain_depth_is_one_and_a_new_keyframe_comes_every_n_versions(tmp_path):
+    repo = Repository.init(str(tmp_path / "store"), codec_name="delta")
+    s = Series()
+    versions = []
+    for i in range(delta.KEYFRAME_EVERY + 2):
+        versions.append(_version(tmp_path, f"v{i}", s.file()))
+        repo.commit(versions[-1], f"m/v{i}")
+        s.step()
+    chunks = _all_chunks(repo)
+    for oid, (tag, payload) in chunks.items():  # no delta is ever the base of a delta
+        if tag == codec.DELTA:
+            assert all(chunks[b][0] != codec.DELTA for b in delta.base_ids(payload))
+    keyframe = {cid for cid, _, _ in _codecs_of(repo, "m/v0")}
+    second = {cid for cid, _, _ in _codecs_of(repo, f"m/v{delta.KEYFRAME_EVERY}")}
+    for i in range(1, delta.KEYFRAME_EVERY):  # the versions in between: deltas against v0
+        bases = {b for _, tag, p in _codecs_of(repo, f"m/v{i}") if tag == codec.DELTA for b in delta.base_ids(p)}
+        assert bases and bases <= keyframe
+    assert all(tag != codec.DELTA for _, tag, _ in _codecs_of(repo, f"m/v{delta.KEYFRAME_EVERY}"))
+    last = {b for _, tag, p in _codecs_of(repo, f"m/v{delta.KEYFRAME_EVERY + 1}") if tag == codec.DELTA
+            for b in delta.base_ids(p)}
+    assert last and last <= second
+    for i in (delta.KEYFRAME_EVERY - 1, delta.KEYFRAME_EVERY + 1):  # deepest chains restore exactly
+        repo.checkout(f"m/v{i}", str(tmp_path / f"out{i}"))
+        assert tree_files(tmp_path / f"out{i}") == tree_files(versions[i])
+    repo.close()
+
+
+def test_gc_keeps_the_bases_of_live_deltas(tmp_path):
+    repo = Repository.init(str(tmp_path / "store"), codec_name="delta")
+    s = Series()
+    v0 = _version(tmp_path, "v0", s.file())
+    s.step()
+    v1 = _version(tmp_path, "v1", s.file())
+    repo.commit(v0, "m/v0")
+    repo.commit(v1, "m/v1")
+    repo.delete_ref("m/v0")
+    result = repo.gc()
+    assert result["deleted_objects"] > 0  # v0's own manifest, tree and commit (and its unshared chunks)
+    assert repo.verify(full=True) == []
+    repo.checkout("m/v1", str(tmp_path / "out"))
+    assert tree_files(tmp_path / "out") == tree_files(v1)
+    # the keyframe's manifest is gone: the next version becomes a keyframe and restores too
+    s.step()
+    v2 = _version(tmp_path, "v2", s.file())
+    repo.commit(v2, "m/v2")
+    assert all(tag != codec.DELTA for _, tag, _ in _codecs_of(repo, "m/v2"))
+    repo.delete_ref("m/v1")
+    repo.delete_ref("m/v2")
+    repo.gc()
+    assert _all_chunks(repo) == {}
+    repo.close()
+
+
+def test_corrupt_or_missing_delta_base_is_found_by_verify(tmp_path):
+    repo = Repository.init(str(tmp_path / "store"), codec_name="delta")
+    s = Series()
+    repo.commit(_version(tmp_path, "v0", s.file()), "m/v0")
+    s.step()
+    repo.commit(_version(tmp_path, "v1", s.file()), "m/v1")
+    victim_delta, _, payload = next(c for c in _codecs_of(repo, "m/v1") if c[1] == codec.DELTA)
+    base = delta.base_ids(payload)[0]
+
+    def flip(txn):
+        value = bytearray(txn.get(base, db=repo.objects.table))
+        value[-1] ^= 0xFF
+        txn.put(base, bytes(value), db=repo.objects.table)
+    repo.db.write(flip)
+    problems = {p["id"]: p["problem"] for p in repo.verify(full=True)}
+    assert base.hex() in problems and victim_delta.hex() in problems
+    with pytest.raises(CasregError, match="does not match its hash|cannot"):
+        repo.checkout("m/v1", str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+    repo.db.write(lambda txn: txn.delete(base, db=repo.objects.table))
+    repo.delete_ref("m/v0")  # now only the delta names the base
+    assert {"id": base.hex(), "kind": "chunk", "problem": "missing"} in repo.verify()
+    repo.close()
+
+
+# -- remotes --------------------------------------------------------------------------------------
+def test_push_and_fetch_of_deltas(remote, tmp_path):
+    a = Repository.init(str(tmp_path / "a" / ".casreg"), codec_name="delta")
+    ops.config(a).add("origin", remote.url)
+    s = Series()
+    v = []
+    for i in range(3):
+        v.append(_version(tmp_path, f"v{i}", s.file()))
+        s.step()
+    a.commit(v[0], "m/v0")
+    a.commit(v[1], "m/v1")
+    assert any(tag == codec.DELTA for _, tag, _ in _codecs_of(a, "m/v1"))
+    # The remote lacks the keyframe: v1 goes self-contained, and v0's own chunks stay home.
+    [pushed] = ops.push_refs(a, "origin", ["m/v1"])
+    only_v0 = {c for c, _, _ in _codecs_of(a, "m/v0")} - {c for c, _, _ in _codecs_of(a, "m/v1")}
+    be = remote.backend()
+    assert be.has_many(sorted(only_v0)) == set()
+    sent = dict(be.get_many([c for c, _, _ in _codecs_of(a, "m/v1")]))
+    assert all(unpack(value)[1] != codec.DELTA for value in sent.values())
+    be.close()
+    # Once the remote holds the keyframe, a delta crosses as a delta: a fraction of the bytes.
+    ops.push_refs(a, "origin", ["m/v0"])
+    result = a.commit(v[2], "m/v2")
+    [pushed2] = ops.push_refs(a, "origin", ["m/v2"])
+    assert pushed2.bytes_sent <= 1.1 * result.new_stored_bytes + 4096
+    assert pushed2.bytes_sent < 0.75 * pushed.bytes_sent
+    assert ops.verify(a, "origin", full=True) == []
+    # A fetch of v2 alone brings the bases its deltas need: the store is complete on its own.
+    b = Repository.init(str(tmp_path / "b" / ".casreg"), codec_name="delta")
+    ops.config(b).add("origin", remote.url)
+    ops.fetch_refs(b, "origin", ["m/v2"])
+    assert any(tag == codec.DELTA for _, tag, _ in _codecs_of(b, "remotes/origin/m/v2"))
+    assert b.verify(full=True) == []
+    b.checkout("remotes/origin/m/v2", str(tmp_path / "out-b"))
+    assert tree_files(tmp_path / "out-b") == tree_files(v[2])
+    a.close()
+    b.close()
