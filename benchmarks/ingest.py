@@ -25,6 +25,7 @@ from benchmarks import corpus  # noqa: E402
 
 MB = 1e6
 NEW_DATA_VERSIONS = ("v00-base", "v04-full", "v05-full", "v06-full")  # versions with no chunk in common
+DELTA_VERSIONS = ("v04-full", "v05-full", "v06-full")  # stored as deltas with --codec delta
 
 
 def dir_size(path: str) -> int:
@@ -206,6 +207,13 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
+def print_rows(title: str, c: dict) -> None:
+    print(f"\n{title}, per version:  logical MB  commit s  commit MB/s  new stored MB  checkout MB/s")
+    for name, logical, seconds, new, co_seconds in c["rows"]:
+        print(f"  {name:18} {logical / MB:10.1f} {seconds:9.3f} {logical / MB / seconds:12.0f} {new / MB:14.1f}"
+              f" {logical / MB / co_seconds:14.0f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="casreg ingest benchmark")
     parser.add_argument("--work", default=os.path.join(HERE, ".work"))
@@ -218,10 +226,7 @@ def main() -> None:
           f"{os.cpu_count()} cores")
 
     c = bench_casreg(dirs, args.work)
-    print("\ncasreg, per version:  logical MB  commit s  commit MB/s  new stored MB  checkout MB/s")
-    for name, logical, seconds, new, co_seconds in c["rows"]:
-        print(f"  {name:18} {logical / MB:10.1f} {seconds:9.3f} {logical / MB / seconds:12.0f} {new / MB:14.1f}"
-              f" {logical / MB / co_seconds:14.0f}")
+    print_rows("casreg", c)
     print(f"\ncommit, new data:          {c['new_mbps']:7.0f} MB/s   (median of 3 fresh stores)")
     print(f"commit, already stored:    {c['again_mbps']:7.0f} MB/s   (target >= 1500)  {verdict(c['again_mbps'] >= 1500)}")
     print(f"checkout:                  {c['checkout_mbps']:7.0f} MB/s   (target >= 1000)  {verdict(c['checkout_mbps'] >= 1000)}")
@@ -231,9 +236,19 @@ def main() -> None:
 
     g = bench_casreg(dirs, args.work, "grouped")
     print(f"\nwith --codec grouped (byte-grouped floats): stored {g['stored'] / MB:.1f} MB = "
-          f"{g['stored'] / c['stored']:.3f}x of plain zstd (issue 5 target <= 0.8 with deltas); commit new "
+          f"{g['stored'] / c['stored']:.3f}x of plain zstd; commit new "
           f"{g['new_mbps']:.0f} MB/s ({g['new_mbps'] / c['new_mbps']:.2f}x), checkout {g['checkout_mbps']:.0f} MB/s "
           f"({g['checkout_mbps'] / c['checkout_mbps']:.2f}x), already stored {g['again_mbps']:.0f} MB/s")
+    d = bench_casreg(dirs, args.work, "delta")
+    print_rows("with --codec delta (grouped + checkpoint deltas)", d)
+    delta_rows = [r for r in d["rows"] if r[0] in DELTA_VERSIONS]
+    delta_checkout = sum(r[1] for r in delta_rows) / sum(r[4] for r in delta_rows) / MB
+    print(f"  stored {d['stored'] / MB:.1f} MB = {d['stored'] / c['stored']:.3f}x of plain zstd (target <= 0.8)  "
+          f"{verdict(d['stored'] <= 0.8 * c['stored'])}")
+    print(f"  commit new data {d['new_mbps']:.0f} MB/s = {d['new_mbps'] / c['new_mbps']:.2f}x of plain zstd "
+          f"(target >= 1)  {verdict(d['new_mbps'] >= c['new_mbps'])}")
+    print(f"  checkout of the delta versions {delta_checkout:.0f} MB/s (target >= 1000)  {verdict(delta_checkout >= 1000)}; "
+          f"all versions {d['checkout_mbps']:.0f} MB/s ({d['checkout_mbps'] / c['checkout_mbps']:.2f}x of plain zstd)")
 
     if args.big_gib:
         b = bench_big_file(args.work, args.big_gib)
@@ -253,7 +268,9 @@ def main() -> None:
             print(f"  casreg / borg commit of new data: {ratio:.2f}x  (target >= 3)  {verdict(ratio >= 3)}")
             sratio = c["stored"] / borg["stored"]
             print(f"  casreg / borg stored size:        {sratio:.3f}  (target <= 1)  {verdict(sratio <= 1)}")
-            print(f"  casreg grouped / borg stored:     {g['stored'] / borg['stored']:.3f}  (issue 5 target <= 0.65)")
+            print(f"  casreg grouped / borg stored:     {g['stored'] / borg['stored']:.3f}")
+            dratio = d["stored"] / borg["stored"]
+            print(f"  casreg delta / borg stored:       {dratio:.3f}  (target <= 0.65)  {verdict(dratio <= 0.65)}")
         else:
             print("\nborg not installed (apt-get install borgbackup): no comparison")
         if restic:
