@@ -30,6 +30,7 @@ from . import progress as progress_mod
 from .db import Database
 from .errors import CasregError, Corrupt, NotFound
 from .objects import codec
+from .objects.basecache import KeyframeCache
 from .objects.chunker import Chunker, ChunkerParams
 from .objects.encoding import (CHUNK, COMMIT, DIR, FILE, KIND_NAMES, LINK, MANIFEST, TREE,
                                Commit, Tree, TreeEntry)
@@ -607,7 +608,10 @@ class Repository:
             with self.db.read(buffers=True) as txn:
                 return sweep(txn, False)
         with self._gc_lock(exclusive=True):
-            return self.db.write(lambda txn: sweep(txn, True), buffers=True)
+            result = self.db.write(lambda txn: sweep(txn, True), buffers=True)
+            with self.db.read() as txn:  # decoded keyframes of manifests that are gone
+                KeyframeCache(self.path).prune(lambda oid: self.objects.has(txn, oid))
+            return result
 
 
 def _umask() -> int:

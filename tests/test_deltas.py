@@ -4,12 +4,15 @@ kept alive by gc, checked by verify, and moved by push/fetch only where the othe
 from __future__ import annotations
 
 import json
+import os
+import shutil
 
 import numpy as np
 import pytest
 
 from casreg.errors import CasregError
 from casreg.objects import codec, delta
+from casreg.objects.basecache import KeyframeCache
 from casreg.objects.encoding import CHUNK, MANIFEST, TREE
 from casreg.objects.store import unpack
 from casreg.remotes import ops
@@ -124,7 +127,7 @@ def test_delta_codec_round_trips_with_split_bases_and_unaligned_bytes(kind):
     ids = [bytes([i]) * 32 for i in range(len(bases))]
     chunk = new[3:]
     segments = [(delta.ZEROS, 100), (103, len(chunk) - 100)]
-    payload = codec.encode_delta(chunk, ids, bases, segments, (layout[0], (layout[0] - 3) % layout[0]))
+    payload = codec.encode_delta(chunk, b"k" * 32, ids, bases, segments, (layout[0], (layout[0] - 3) % layout[0]))
     assert delta.base_ids(payload) == ids
     assert codec.decode(codec.DELTA, payload, bases) == chunk
     assert codec.raw_size(codec.DELTA, payload) == len(chunk)
@@ -222,8 +225,10 @@ def test_gc_keeps_the_bases_of_live_deltas(tmp_path):
     repo.commit(v0, "m/v0")
     repo.commit(v1, "m/v1")
     repo.delete_ref("m/v0")
+    [cached] = os.listdir(KeyframeCache(repo.path).dir)
     result = repo.gc()
     assert result["deleted_objects"] > 0  # v0's own manifest, tree and commit (and its unshared chunks)
+    assert cached not in os.listdir(KeyframeCache(repo.path).dir)  # its decoded copy goes with it
     assert repo.verify(full=True) == []
     repo.checkout("m/v1", str(tmp_path / "out"))
     assert tree_files(tmp_path / "out") == tree_files(v1)
@@ -232,10 +237,12 @@ def test_gc_keeps_the_bases_of_live_deltas(tmp_path):
     v2 = _version(tmp_path, "v2", s.file())
     repo.commit(v2, "m/v2")
     assert all(tag != codec.DELTA for _, tag, _ in _codecs_of(repo, "m/v2"))
+    assert len(os.listdir(KeyframeCache(repo.path).dir)) == 1  # v2, the new keyframe
     repo.delete_ref("m/v1")
     repo.delete_ref("m/v2")
     repo.gc()
     assert _all_chunks(repo) == {}
+    assert os.listdir(KeyframeCache(repo.path).dir) == []
     repo.close()
 
 
@@ -244,7 +251,8 @@ def test_corrupt_or_missing_delta_base_is_found_by_verify(tmp_path):
     s = Series()
     repo.commit(_version(tmp_path, "v0", s.file()), "m/v0")
     s.step()
-    repo.commit(_version(tmp_path, "v1", s.file()), "m/v1")
+    v1 = _version(tmp_path, "v1", s.file())
+    repo.commit(v1, "m/v1")
     victim_delta, _, payload = next(c for c in _codecs_of(repo, "m/v1") if c[1] == codec.DELTA)
     base = delta.base_ids(payload)[0]
 
@@ -255,12 +263,48 @@ def test_corrupt_or_missing_delta_base_is_found_by_verify(tmp_path):
     repo.db.write(flip)
     problems = {p["id"]: p["problem"] for p in repo.verify(full=True)}
     assert base.hex() in problems and victim_delta.hex() in problems
+    # the decoded keyframe cache still holds the right bytes (checked by hash): v1 restores
+    repo.checkout("m/v1", str(tmp_path / "out"))
+    assert tree_files(tmp_path / "out") == tree_files(v1)
+    # without the cache the damage shows: one clear error, nothing half-written
+    shutil.rmtree(KeyframeCache(repo.path).dir)
     with pytest.raises(CasregError, match="does not match its hash|cannot"):
-        repo.checkout("m/v1", str(tmp_path / "out"))
-    assert not (tmp_path / "out").exists()
+        repo.checkout("m/v1", str(tmp_path / "out2"))
+    assert not (tmp_path / "out2").exists()
     repo.db.write(lambda txn: txn.delete(base, db=repo.objects.table))
     repo.delete_ref("m/v0")  # now only the delta names the base
     assert {"id": base.hex(), "kind": "chunk", "problem": "missing"} in repo.verify()
+    repo.close()
+
+
+def test_keyframe_cache_is_only_a_speed_up(tmp_path):
+    """A damaged or missing cache changes no byte: commits and restores check what they read."""
+    repo = Repository.init(str(tmp_path / "store"), codec_name="delta")
+    s = Series()
+    repo.commit(_version(tmp_path, "v0", s.file()), "m/v0")
+    [cached] = os.listdir(KeyframeCache(repo.path).dir)
+    path = os.path.join(KeyframeCache(repo.path).dir, cached)
+    with open(path, "r+b") as f:  # flip bytes all over the cached keyframe
+        for offset in range(0, os.path.getsize(path), 100_000):
+            f.seek(offset)
+            f.write(b"\xff\x00\xff")
+    versions = []
+    for i in (1, 2):
+        s.step()
+        versions.append(_version(tmp_path, f"v{i}", s.file()))
+        repo.commit(versions[-1], f"m/v{i}")
+        if i == 1:
+            os.unlink(path)
+    assert any(tag == codec.DELTA for _, tag, _ in _codecs_of(repo, "m/v2"))
+    assert repo.verify(full=True) == []
+    for i, v in enumerate(versions, 1):
+        repo.checkout(f"m/v{i}", str(tmp_path / f"out{i}"))
+        assert tree_files(tmp_path / f"out{i}") == tree_files(v)
+    repo.delete_ref("m/v0")
+    repo.delete_ref("m/v1")
+    repo.delete_ref("m/v2")
+    repo.gc()
+    assert os.listdir(KeyframeCache(repo.path).dir) == []
     repo.close()
 
 

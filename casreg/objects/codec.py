@@ -70,10 +70,10 @@ def encode(data, layout: tuple[int, int] | None = None, *, grouping: bool = Fals
     return RAW, data
 
 
-def encode_delta(data, base_ids: list[bytes], bases: list, segments, layout: tuple[int, int]):
+def encode_delta(data, keyframe_id: bytes, base_ids: list[bytes], bases: list, segments, layout: tuple[int, int]):
     """The DELTA payload of ``data`` against aligned base bytes (see ``delta``), or None."""
     from . import delta
-    return delta.encode(data, base_ids, bases, segments, layout, _plane_compressor())
+    return delta.encode(data, keyframe_id, base_ids, bases, segments, layout, _plane_compressor())
 
 
 def decode(codec: int, payload, bases: list | None = None) -> bytes:
@@ -107,5 +107,5 @@ def raw_size(codec: int, payload) -> int:
     if codec == DELTA:
         from . import delta
         from .grouping import grouped_size
-        return grouped_size(delta.parse(payload)[2])
+        return grouped_size(delta.parse(payload)[3])
     return len(payload)

@@ -15,7 +15,8 @@ Depth is bounded at one: a delta's bases are always self-contained chunks, so a 
 most two chunks per chunk. The bases are named by chunk id, so ``gc``, push and fetch see them as
 the delta chunk's children.
 
-Payload (codec tag ``DELTA``): ``u16 count`` then ``count`` 32-byte base chunk ids (in base file
+Payload (codec tag ``DELTA``): the keyframe's 32-byte manifest id (where its decoded bytes may be
+cached, see ``basecache``), ``u16 count`` then ``count`` 32-byte base chunk ids (in base file
 order), ``u16 segments`` then that many ``u32 start, u32 length``: the aligned base bytes are the
 concatenation of those ranges of the bases' concatenated bytes (``ZEROS`` as start: zero bytes),
 then the grouped payload (``grouping.group``) of ``chunk XOR aligned base``.
@@ -138,16 +139,18 @@ def _safetensors_tensors(head):
 
 
 # -- payload --------------------------------------------------------------------------------------
-def pack(base_ids: list[bytes], segments: list[tuple[int, int]], grouped: bytes) -> bytes:
-    return b"".join((_COUNT.pack(len(base_ids)), *base_ids, _COUNT.pack(len(segments)),
+def pack(keyframe_id: bytes, base_ids: list[bytes], segments: list[tuple[int, int]], grouped: bytes) -> bytes:
+    return b"".join((keyframe_id, _COUNT.pack(len(base_ids)), *base_ids, _COUNT.pack(len(segments)),
                      *(_SEGMENT.pack(s, n) for s, n in segments), grouped))
 
 
-def parse(payload) -> tuple[list[bytes], list[tuple[int, int]], memoryview]:
+def parse(payload) -> tuple[bytes, list[bytes], list[tuple[int, int]], memoryview]:
+    """(keyframe manifest id, base chunk ids, segments, grouped XOR) of a delta payload."""
     try:
         mv = memoryview(payload)
-        (count,) = _COUNT.unpack_from(mv)
-        pos = _COUNT.size
+        keyframe_id = bytes(mv[:32])
+        (count,) = _COUNT.unpack_from(mv, 32)
+        pos = 32 + _COUNT.size
         ids = [bytes(mv[pos + 32 * i:pos + 32 * (i + 1)]) for i in range(count)]
         pos += 32 * count
         (nseg,) = _COUNT.unpack_from(mv, pos)
@@ -156,14 +159,14 @@ def parse(payload) -> tuple[list[bytes], list[tuple[int, int]], memoryview]:
         pos += _SEGMENT.size * nseg
     except struct.error:
         raise Corrupt("truncated delta object") from None
-    if any(len(i) != 32 for i in ids):
+    if len(keyframe_id) != 32 or any(len(i) != 32 for i in ids):
         raise Corrupt("truncated delta object")
-    return ids, segments, mv[pos:]
+    return keyframe_id, ids, segments, mv[pos:]
 
 
 def base_ids(payload) -> list[bytes]:
     """The chunk ids a delta payload needs (its children in the object graph)."""
-    return parse(payload)[0]
+    return parse(payload)[1]
 
 
 def aligned(bases: list, segments: list[tuple[int, int]]) -> np.ndarray:
@@ -182,7 +185,7 @@ def aligned(bases: list, segments: list[tuple[int, int]]) -> np.ndarray:
 
 def apply(payload, bases: list, decompressor) -> bytes:
     """The original bytes of a delta payload, given its bases' decoded bytes (in ``base_ids`` order)."""
-    ids, segments, grouped = parse(payload)
+    _, ids, segments, grouped = parse(payload)
     if len(bases) != len(ids):
         raise Corrupt("delta object given the wrong number of bases")
     xor = np.frombuffer(grouping.ungroup(grouped, decompressor), np.uint8)
@@ -192,19 +195,19 @@ def apply(payload, bases: list, decompressor) -> bytes:
     return np.bitwise_xor(xor, base).tobytes()
 
 
-def encode(data, base_ids_: list[bytes], bases: list, segments: list[tuple[int, int]],
+def encode(data, keyframe_id: bytes, base_ids_: list[bytes], bases: list, segments: list[tuple[int, int]],
            layout: tuple[int, int], compressor) -> bytes | None:
     """The delta payload of ``data`` against the aligned base bytes, or None if it has no element."""
     xor = np.bitwise_xor(np.frombuffer(data, np.uint8), aligned(bases, segments))
     grouped = grouping.group(xor, *layout, compressor)
-    return None if grouped is None else pack(base_ids_, segments, grouped)
+    return None if grouped is None else pack(keyframe_id, base_ids_, segments, grouped)
 
 
 class Keyframe:
-    """A stored file used as the base of a new version's deltas: its manifest's chunk offsets and a
-    reader of its chunks' stored forms (thread-safe)."""
+    """A stored file used as the base of a new version's deltas: its manifest's chunk offsets and
+    ``read_base(index)``: a chunk's checked bytes, None if it is a delta itself (thread-safe)."""
 
-    def __init__(self, manifest_id: bytes, layout: FileLayout, chunks: list[tuple[bytes, int]], read_stored):
+    def __init__(self, manifest_id: bytes, layout: FileLayout, chunks: list[tuple[bytes, int]], read_base):
         self.manifest_id = manifest_id
         self.layout = layout
         self.chunks = chunks
@@ -214,7 +217,7 @@ class Keyframe:
             self.starts.append(pos)
             pos += n
         self.size = pos
-        self.read_stored = read_stored  # chunk id -> (codec tag, payload)
+        self.read_base = read_base
 
     def plan(self, layout: FileLayout, start: int, length: int):
         """(base chunk indexes, segments relative to their concatenation) aligning a new chunk of

@@ -23,10 +23,11 @@ import blake3
 
 from ..errors import CasregError
 from . import codec, delta, keyframes
+from .basecache import KeyframeCache
 from .chunker import Chunker
 from .encoding import CHUNK, Manifest, object_id
 from .grouping import chunk_layout, detect_layout, safetensors_layout
-from .store import ObjectStore, decode_checked, pack
+from .store import ObjectStore, pack
 
 BLOCK_SIZE = 4 << 20
 IN_FLIGHT = 3
@@ -52,11 +53,13 @@ def _fingerprint(st: os.stat_result) -> tuple:
 class _DeltaFile:
     """One file's delta state: its layout, its keyframe (None: stored whole) and what it stored."""
 
-    def __init__(self, layout: delta.FileLayout, found):
+    def __init__(self, layout: delta.FileLayout, found, cache: KeyframeCache):
         self.layout = layout
         self.keyframe, self.uses = found if found else (None, 0)
         self.new_chunks = 0
         self.delta_chunks = 0
+        # a file stored whole may become its layout's keyframe: keep its raw bytes for the cache
+        self.copy = cache.writer(layout.size) if self.keyframe is None else None
 
 
 class Ingester:
@@ -67,7 +70,8 @@ class Ingester:
         self.objects = objects
         self.chunker = chunker
         self.grouping = grouping or deltas  # byte-grouped codec for numeric data (the store's codec)
-        self.keyframes = keyframes.KeyframeIndex(objects) if deltas else None
+        self.cache = KeyframeCache(objects.db.path) if deltas else None
+        self.keyframes = keyframes.KeyframeIndex(objects, self.cache) if deltas else None
         self.keyframe_updates: dict[bytes, bytes] = {}  # to land with the commit (see keyframes.py)
         self.progress = progress or (lambda n: None)
         self.pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="casreg-chunk")
@@ -89,6 +93,7 @@ class Ingester:
         self.writer.shutdown(wait=True)
         if self.keyframes is not None:
             self.keyframes.close()
+            self.cache.close()
 
     def __enter__(self) -> "Ingester":
         return self
@@ -141,13 +146,12 @@ class Ingester:
         bases = []
         for i in indexes:
             if i not in decoded:
-                cid = keyframe.chunks[i][0]
-                tag, payload = keyframe.read_stored(cid)
-                decoded[i] = None if tag == codec.DELTA else decode_checked(cid, tag, payload)
+                decoded[i] = keyframe.read_base(i)
             if decoded[i] is None:
                 return None  # deltas are one deep: never against a delta
             bases.append(decoded[i])
-        return codec.encode_delta(data, [keyframe.chunks[i][0] for i in indexes], bases, segments, layout)
+        return codec.encode_delta(data, keyframe.manifest_id, [keyframe.chunks[i][0] for i in indexes],
+                                  bases, segments, layout)
 
     # -- main thread -----------------------------------------------------------------------------
     def _buffer(self) -> bytearray:
@@ -211,7 +215,12 @@ class Ingester:
             if dfile.delta_chunks:
                 self.keyframe_updates[dfile.layout.key] = keyframes.pack(dfile.keyframe.manifest_id, dfile.uses + 1)
         elif dfile.new_chunks:
-            self.keyframe_updates[dfile.layout.key] = keyframes.pack(object_id(manifest.encode()), 0)
+            manifest_id = object_id(manifest.encode())
+            self.keyframe_updates[dfile.layout.key] = keyframes.pack(manifest_id, 0)
+            if dfile.copy is not None:
+                dfile.copy.install(manifest_id)
+        if dfile.copy is not None:
+            dfile.copy.discard()
 
     def _stream(self, f, path: str, size: int) -> Manifest:
         file_hash = blake3.blake3()
@@ -240,10 +249,12 @@ class Ingester:
                 if total == 0 and self.keyframes is not None:
                     file_layout = delta.file_layout(os.path.basename(path), size, view[:n])
                     if file_layout is not None:
-                        dfile = _DeltaFile(file_layout, self.keyframes.find(file_layout))
+                        dfile = _DeltaFile(file_layout, self.keyframes.find(file_layout), self.cache)
                 base = total  # the file offset of this buffer's first byte
                 total += end
                 hashed = self.hash_pool.submit(file_hash.update, view[:end])
+                if dfile is not None and dfile.copy is not None:
+                    dfile.copy.write(view[:end])
                 pending.append((self.pool.submit(self._process, view, cuts, base, layout, dfile), hashed, buf, end))
                 if eof:
                     break
@@ -255,6 +266,10 @@ class Ingester:
                 buf = nxt
             while pending:
                 self._finish_block(pending, chunks, dfile)
+        except BaseException:
+            if dfile is not None and dfile.copy is not None:
+                dfile.copy.discard()
+            raise
         finally:
             for batch, hashed, _, _ in pending:  # on error: let workers finish with the buffers
                 batch.exception()

@@ -15,10 +15,11 @@ import struct
 import threading
 
 from ..errors import CasregError
-from . import delta
+from . import codec, delta
+from .basecache import KeyframeCache
 from .delta import KEYFRAME_EVERY, FileLayout, Keyframe
-from .encoding import MANIFEST
-from .store import ObjectStore
+from .encoding import MANIFEST, object_id
+from .store import ObjectStore, decode_checked
 
 _VALUE = struct.Struct("<32sI")
 
@@ -26,8 +27,9 @@ _VALUE = struct.Struct("<32sI")
 class KeyframeIndex:
     """Keyframe lookups for one commit; close() when done (it holds a read transaction)."""
 
-    def __init__(self, objects: ObjectStore):
+    def __init__(self, objects: ObjectStore, cache: KeyframeCache):
         self.objects = objects
+        self.cache = cache
         self.table = objects.db.dbs.get("keyframes")
         self._txn = None
         self._lock = threading.Lock()
@@ -41,6 +43,23 @@ class KeyframeIndex:
         with self._lock:  # workers share one read transaction, one at a time
             _, tag, payload = self.objects.stored(self._txn, oid)
             return tag, bytes(payload)
+
+    def _reader(self, manifest_id: bytes, chunks: list[tuple[bytes, int]]):
+        """``read_base`` for a keyframe: a chunk's bytes from the cache when they hash right,
+        else decoded from the store; None for a chunk stored as a delta (never a base)."""
+        starts, pos = [], 0
+        for _, n in chunks:
+            starts.append(pos)
+            pos += n
+
+        def read_base(i: int) -> bytes | None:
+            cid, n = chunks[i]
+            data = self.cache.read(manifest_id, starts[i], n)
+            if data is not None and object_id(data) == cid:
+                return data
+            tag, payload = self._read_stored(cid)
+            return None if tag == codec.DELTA else decode_checked(cid, tag, payload)
+        return read_base
 
     def find(self, layout: FileLayout) -> tuple[Keyframe, int] | None:
         """(keyframe, uses so far) for a new version of ``layout``, or None: store it whole."""
@@ -64,7 +83,7 @@ class KeyframeIndex:
         if base_layout is None or base_layout.key != layout.key or (
                 layout.tensors is None and manifest.size != layout.size):
             return None
-        return Keyframe(manifest_id, base_layout, manifest.chunks, self._read_stored), uses
+        return Keyframe(manifest_id, base_layout, manifest.chunks, self._reader(manifest_id, manifest.chunks)), uses
 
     def _layout_of(self, manifest) -> FileLayout | None:
         """A safetensors keyframe's own layout (its tensors may sit elsewhere: a longer header),

@@ -1,7 +1,7 @@
 """Streaming restore: manifest -> chunks decoded and re-hashed on both cores, in file order.
 
-A delta chunk is rebuilt from its bases (self-contained chunks, looked up with the batch and
-decoded once per batch).
+A delta chunk is rebuilt from its bases: read from the decoded keyframe cache when it has them
+(and they hash right), else looked up with the batch and decoded once per batch.
 
 The main thread looks the stored chunks up (zero-copy, inside one read transaction); a worker pool
 decompresses and checks each against its id; results come back in order with at most
@@ -19,9 +19,10 @@ from typing import Iterator
 import blake3
 import lmdb
 
-from ..errors import Corrupt
-from . import codec
-from .encoding import Manifest
+from ..errors import CasregError, Corrupt
+from . import codec, delta
+from .basecache import KeyframeCache
+from .encoding import MANIFEST, Manifest, object_id
 from .store import ObjectStore, decode_checked
 
 BATCH_BYTES = 4 << 20
@@ -33,11 +34,16 @@ def zero_chunk_id(length: int) -> bytes:
     return blake3.blake3(bytes(length)).digest()
 
 
-def _decode_batch(batch, bases: dict) -> list:
+def _decode_batch(batch, bases: dict, cached: dict, keyframes: KeyframeCache) -> list:
     """Original bytes of each (id, length, codec, payload), None for an all-zero chunk; ``bases``
-    holds the stored form of every delta base the batch needs."""
+    holds the stored form of every delta base the batch needs, ``cached`` where the keyframe
+    cache has some of them (id -> keyframe manifest id, offset, length)."""
     out = []
     cache: dict = {}
+    for base_id, (keyframe, offset, length) in cached.items():
+        data = keyframes.read(keyframe, offset, length)
+        if data is not None and object_id(data) == base_id:
+            cache[base_id] = data
     for cid, length, tag, payload in batch:
         if tag == codec.ZSTD and len(payload) <= 64 + length // 1024 and cid == zero_chunk_id(length):
             out.append(None)  # only a near-empty frame can be all zeros: hash zeros just for those
@@ -53,9 +59,35 @@ class Restorer:
     def __init__(self, objects: ObjectStore, *, workers: int = 2):
         self.objects = objects
         self.pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="casreg-restore")
+        self.keyframes = KeyframeCache(objects.db.path)
+        self._offsets: dict[bytes, dict | None] = {}  # keyframe manifest id -> chunk id -> (offset, length)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
+        self.keyframes.close()
+
+    def _cached(self, txn: lmdb.Transaction, tag: int, payload, into: dict) -> None:
+        """Where the keyframe cache holds the bases of a delta chunk, into ``into``."""
+        if tag != codec.DELTA:
+            return
+        keyframe, ids, _, _ = delta.parse(payload)
+        if keyframe not in self._offsets:
+            offsets = None
+            if self.keyframes.has(keyframe):
+                try:
+                    chunks = self.objects.load(txn, keyframe, MANIFEST).chunks
+                    offsets, pos = {}, 0
+                    for cid, n in chunks:
+                        offsets.setdefault(cid, (pos, n))
+                        pos += n
+                except CasregError:  # the keyframe's manifest is gone (gc): its chunks live on
+                    offsets = None
+            self._offsets[keyframe] = offsets
+        offsets = self._offsets[keyframe]
+        if offsets:
+            for bid in ids:
+                if bid in offsets and bid not in into:
+                    into[bid] = (keyframe, *offsets[bid])
 
     def __enter__(self) -> "Restorer":
         return self
@@ -64,25 +96,27 @@ class Restorer:
         self.close()
 
     def _batches(self, txn: lmdb.Transaction, manifest: Manifest):
-        batch, bases, size = [], {}, 0
+        batch, bases, cached, size = [], {}, {}, 0
         for cid, length in manifest.chunks:
             kind, tag, payload = self.objects.stored(txn, cid)
             batch.append((cid, length, tag, payload))
             self.objects.add_bases(txn, tag, payload, bases)
+            self._cached(txn, tag, payload, cached)
             size += length
             if size >= BATCH_BYTES:
-                yield batch, bases
-                batch, bases, size = [], {}, 0
+                yield batch, bases, cached
+                batch, bases, cached, size = [], {}, {}, 0
         if batch:
-            yield batch, bases
+            yield batch, bases, cached
 
     def iter_chunks(self, txn: lmdb.Transaction, manifest: Manifest) -> Iterator[tuple[int, bytes | None]]:
         """(length, bytes or None for zeros) of each chunk in order, verified. ``txn`` must be open
         with ``buffers=True`` or not; it must stay open while this iterates."""
         pending: deque = deque()
         try:
-            for batch, bases in self._batches(txn, manifest):
-                pending.append((self.pool.submit(_decode_batch, batch, bases), [n for _, n, _, _ in batch]))
+            for batch, bases, cached in self._batches(txn, manifest):
+                pending.append((self.pool.submit(_decode_batch, batch, bases, cached, self.keyframes),
+                                [n for _, n, _, _ in batch]))
                 while len(pending) >= IN_FLIGHT:
                     fut, lengths = pending.popleft()
                     yield from zip(lengths, fut.result())
