@@ -188,11 +188,12 @@ def apply(payload, bases: list, decompressor) -> bytes:
     _, ids, segments, grouped = parse(payload)
     if len(bases) != len(ids):
         raise Corrupt("delta object given the wrong number of bases")
-    xor = np.frombuffer(grouping.ungroup(grouped, decompressor), np.uint8)
+    xor = grouping.ungroup_array(grouped, decompressor)
     base = aligned(bases, segments)
     if len(base) != len(xor):
         raise Corrupt("delta object does not match its bases' length")
-    return np.bitwise_xor(xor, base).tobytes()
+    np.bitwise_xor(xor, base, out=xor)
+    return xor.tobytes()
 
 
 def encode(data, keyframe_id: bytes, base_ids_: list[bytes], bases: list, segments: list[tuple[int, int]],

@@ -22,7 +22,7 @@ import lmdb
 from ..errors import CasregError, Corrupt
 from . import codec, delta
 from .basecache import KeyframeCache
-from .encoding import MANIFEST, Manifest, object_id
+from .encoding import MANIFEST, Manifest
 from .store import ObjectStore, decode_checked
 
 BATCH_BYTES = 4 << 20
@@ -37,18 +37,31 @@ def zero_chunk_id(length: int) -> bytes:
 def _decode_batch(batch, bases: dict, cached: dict, keyframes: KeyframeCache) -> list:
     """Original bytes of each (id, length, codec, payload), None for an all-zero chunk; ``bases``
     holds the stored form of every delta base the batch needs, ``cached`` where the keyframe
-    cache has some of them (id -> keyframe manifest id, offset, length)."""
+    cache has some of them (id -> keyframe manifest id, offset, length).
+
+    Cached bases are used unchecked: a delta built on wrong base bytes fails its own hash check,
+    and is then rebuilt from the stored bases."""
     out = []
-    cache: dict = {}
+    from_cache: dict = {}
     for base_id, (keyframe, offset, length) in cached.items():
         data = keyframes.read(keyframe, offset, length)
-        if data is not None and object_id(data) == base_id:
-            cache[base_id] = data
+        if data is not None:
+            from_cache[base_id] = data
+    memo = dict(from_cache)
     for cid, length, tag, payload in batch:
         if tag == codec.ZSTD and len(payload) <= 64 + length // 1024 and cid == zero_chunk_id(length):
             out.append(None)  # only a near-empty frame can be all zeros: hash zeros just for those
             continue
-        data = decode_checked(cid, tag, payload, bases.__getitem__, cache)
+        try:
+            data = decode_checked(cid, tag, payload, bases.__getitem__, memo)
+        except Corrupt:
+            suspects = [b for b in delta.base_ids(payload) if b in from_cache] if tag == codec.DELTA else []
+            if not suspects:
+                raise
+            for b in suspects:  # distrust the cache for these bases from now on
+                del from_cache[b]
+                memo.pop(b, None)
+            data = decode_checked(cid, tag, payload, bases.__getitem__, memo)
         if len(data) != length:
             raise Corrupt(f"chunk {cid.hex()} does not match its manifest's length")
         out.append(data)
