@@ -1,6 +1,6 @@
 """Push the checkpoint series, version by version, to every remote kind; print what crossed.
 
-    python benchmarks/transfer.py [--kinds file,redis,mysql,cos]
+    python benchmarks/transfer.py [--kinds file,redis,mysql,cos] [--codec zstd|grouped|delta]
 
 Per push: objects and bytes sent, requests, seconds, next to what FATE-Flow's model store moves
 (the whole version as a zip archive). Checks the targets of issue #4: wire bytes at most 1.1x the
@@ -81,14 +81,14 @@ def remote_urls(kinds: list[str], work: str):
                 shutil.rmtree(server.workdir, ignore_errors=True)
 
 
-def bench_kind(kind: str, url: str, dirs: list[str], work: str) -> None:
+def bench_kind(kind: str, url: str, dirs: list[str], work: str, codec_name: str = "zstd") -> None:
     from casreg.remotes import open_backend
     from casreg.remotes.sync import push
     from casreg.repo import Repository
     store = os.path.join(work, f"src-{kind}")
     shutil.rmtree(store, ignore_errors=True)
-    repo = Repository.init(os.path.join(store, ".casreg"))
-    print(f"\n== {kind}: {url.split('?')[0]}")
+    repo = Repository.init(os.path.join(store, ".casreg"), codec_name=codec_name)
+    print(f"\n== {kind}: {url.split('?')[0]} (store codec {codec_name})")
     print("  version          objects   sent MB  wire MB  wire/sent  requests  seconds   MB/s  FATE zip MB  saved")
     total_wire = total_zip = 0
     ratios = []
@@ -138,12 +138,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="casreg transfer benchmark")
     parser.add_argument("--kinds", default="file,redis,mysql,cos")
     parser.add_argument("--work", default=os.path.join(HERE, ".work", "transfer"))
+    parser.add_argument("--codec", default="zstd", help="the pushing store's codec (delta: checkpoint deltas)")
     args = parser.parse_args()
     os.makedirs(args.work, exist_ok=True)
     dirs = corpus.build()
     for kind, url, cleanup in remote_urls(args.kinds.split(","), args.work):
         try:
-            bench_kind(kind, url, dirs, args.work)
+            bench_kind(kind, url, dirs, args.work, args.codec)
         finally:
             cleanup()
 

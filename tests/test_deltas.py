@@ -17,7 +17,7 @@ from casreg.objects.encoding import CHUNK, MANIFEST, TREE
 from casreg.objects.store import unpack
 from casreg.remotes import ops
 from casreg.repo import Repository
-from tests.helpers import tree_files, write_file
+from tests.helpers import one_line_error, run_cli, tree_files, write_file
 
 RNG_SEED = 5
 
@@ -344,3 +344,19 @@ def test_push_and_fetch_of_deltas(remote, tmp_path):
     assert tree_files(tmp_path / "out-b") == tree_files(v[2])
     a.close()
     b.close()
+
+
+def test_cli_delta_store_end_to_end(tmp_path):
+    store = tmp_path / "store"
+    run_cli("--store", store, "init", "--codec", "delta", check=0)
+    s = Series()
+    versions = []
+    for i in range(2):
+        versions.append(_version(tmp_path, f"v{i}", s.file()))
+        run_cli("--store", store, "commit", versions[-1], "--ref", f"m/v{i}", check=0)
+        s.step()
+    stats = json.loads(run_cli("--store", store, "stats", "--json", check=0).stdout)
+    assert stats["stored_bytes_by_codec"]["delta"] > 0
+    run_cli("--store", store, "checkout", "m/v1", tmp_path / "out", check=0)
+    assert tree_files(tmp_path / "out") == tree_files(versions[1])
+    assert "codec" in one_line_error(run_cli("--store", tmp_path / "x", "init", "--codec", "xdelta"))

@@ -30,10 +30,10 @@ def group(data, width: int, offset: int, compressor: zstandard.ZstdCompressor) -
     count = (len(arr) - offset) // width
     if count <= 0 or not (1 < width <= 8) or not (0 <= offset < width):
         return None
-    planes = arr[offset:offset + count * width].reshape(count, width).T
+    planes = np.ascontiguousarray(arr[offset:offset + count * width].reshape(count, width).T)
     sizes, frames = [], []
-    for plane in planes:
-        raw = plane.tobytes()
+    for plane in planes:  # contiguous rows: compressed in place, no copy
+        raw = memoryview(plane)
         packed = compressor.compress(raw)
         if len(packed) < len(raw):
             sizes.append(len(packed))
