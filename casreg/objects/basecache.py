@@ -2,8 +2,8 @@
 
 Without it, every commit and restore of a version stored as deltas decodes the keyframe's chunks
 from the store first, about half of the work. A file that becomes a keyframe is copied here as it
-is committed (from the bytes being read: no decoding), so later versions read their bases with
-one ``pread``. The cache only saves time: every range taken from it is checked against the chunk
+is committed (from the bytes being read: no decoding; tensor files only), so later versions read their bases
+with one ``pread``. The cache only saves time: every range taken from it is checked against the chunk
 id it stands for (BLAKE3) before use, and a miss or a mismatch falls back to the store. Deleting
 the directory is always safe; ``gc`` drops the files of keyframes it deletes; the total is kept
 under ``CASREG_KEYFRAME_CACHE`` bytes (default 4 GiB, 0 turns the cache off), oldest first.

@@ -58,8 +58,9 @@ class _DeltaFile:
         self.keyframe, self.uses = found if found else (None, 0)
         self.new_chunks = 0
         self.delta_chunks = 0
-        # a file stored whole may become its layout's keyframe: keep its raw bytes for the cache
-        self.copy = cache.writer(layout.size) if self.keyframe is None else None
+        # a tensor file stored whole may become its layout's keyframe: keep its raw bytes for the
+        # cache (other files could double the write traffic of a first commit for little gain)
+        self.copy = cache.writer(layout.size) if self.keyframe is None and layout.tensors is not None else None
 
 
 class Ingester:
