@@ -49,19 +49,20 @@ def _plane_compressor() -> zstandard.ZstdCompressor:
     return c
 
 
-def encode(data, layout: tuple[int, int] | None = None, *, grouping: bool = False):
+def encode(data, layout: tuple[int, int] | None = None, *, grouping: bool = False, hints=None):
     """(codec, payload) of the smallest form: with ``grouping``, byte-grouped planes when ``data``
     holds numbers of a known or detected width; else zstd when it shrinks the bytes; else raw
     (``data`` itself, not a copy: the caller copies it once into the stored value). Thread-safe.
 
     ``layout`` is (element width, offset of the first whole element in ``data``), from the file's
-    own header when known (``grouping.safetensors_layout``); None lets the bytes speak.
+    own header when known (``grouping.safetensors_layout``); None lets the bytes speak. ``hints``
+    (``grouping.PlaneHints``) lets a stream of chunks skip planes that never compress.
     """
     if grouping:
         from .grouping import detect_layout, group
         layout = layout or detect_layout(data)
         if layout is not None:
-            grouped = group(data, *layout, _plane_compressor())
+            grouped = group(data, *layout, _plane_compressor(), hints)
             if grouped is not None and len(grouped) < 0.97 * len(data):
                 return GROUPED, grouped
     packed = _compressor().compress(data)
@@ -70,10 +71,11 @@ def encode(data, layout: tuple[int, int] | None = None, *, grouping: bool = Fals
     return RAW, data
 
 
-def encode_delta(data, keyframe_id: bytes, base_ids: list[bytes], bases: list, segments, layout: tuple[int, int]):
+def encode_delta(data, keyframe_id: bytes, base_ids: list[bytes], bases: list, segments, layout: tuple[int, int],
+                 hints=None):
     """The DELTA payload of ``data`` against aligned base bytes (see ``delta``), or None."""
     from . import delta
-    return delta.encode(data, keyframe_id, base_ids, bases, segments, layout, _plane_compressor())
+    return delta.encode(data, keyframe_id, base_ids, bases, segments, layout, _plane_compressor(), hints)
 
 
 def decode(codec: int, payload, bases: list | None = None) -> bytes:

@@ -197,10 +197,10 @@ def apply(payload, bases: list, decompressor) -> bytes:
 
 
 def encode(data, keyframe_id: bytes, base_ids_: list[bytes], bases: list, segments: list[tuple[int, int]],
-           layout: tuple[int, int], compressor) -> bytes | None:
+           layout: tuple[int, int], compressor, hints: grouping.PlaneHints | None = None) -> bytes | None:
     """The delta payload of ``data`` against the aligned base bytes, or None if it has no element."""
     xor = np.bitwise_xor(np.frombuffer(data, np.uint8), aligned(bases, segments))
-    grouped = grouping.group(xor, *layout, compressor)
+    grouped = grouping.group(xor, *layout, compressor, hints)
     return None if grouped is None else pack(keyframe_id, base_ids_, segments, grouped)
 
 

@@ -24,7 +24,27 @@ _RAW_FLAG = 1 << 31
 SAMPLE = 4096
 
 
-def group(data, width: int, offset: int, compressor: zstandard.ZstdCompressor) -> bytes | None:
+class PlaneHints:
+    """What the planes of one stream of chunks (a file's whole chunks, or its deltas) came to.
+    The low mantissa bytes of trained weights are noise: once a plane has stayed raw for
+    ``STREAK`` chunks in a row it is stored raw without trying, except every ``PROBE``-th
+    chunk. Shared by worker threads; a lost update only costs one compression attempt."""
+    STREAK = 4
+    PROBE = 16
+
+    def __init__(self):
+        self.raw_streak = [0] * 8
+        self.seen = 0
+
+    def skip(self, plane: int) -> bool:
+        return self.raw_streak[plane] >= self.STREAK and self.seen % self.PROBE != 0
+
+    def note(self, plane: int, raw: bool) -> None:
+        self.raw_streak[plane] = self.raw_streak[plane] + 1 if raw else 0
+
+
+def group(data, width: int, offset: int, compressor: zstandard.ZstdCompressor,
+          hints: PlaneHints | None = None) -> bytes | None:
     """The grouped payload of ``data``, or None when it holds no whole element."""
     arr = np.frombuffer(data, np.uint8)
     count = (len(arr) - offset) // width
@@ -32,15 +52,19 @@ def group(data, width: int, offset: int, compressor: zstandard.ZstdCompressor) -
         return None
     planes = np.ascontiguousarray(arr[offset:offset + count * width].reshape(count, width).T)
     sizes, frames = [], []
-    for plane in planes:  # contiguous rows: compressed in place, no copy
+    if hints is not None:
+        hints.seen += 1
+    for i, plane in enumerate(planes):  # contiguous rows: compressed in place, no copy
         raw = memoryview(plane)
-        packed = compressor.compress(raw)
-        if len(packed) < len(raw):
+        packed = None if hints is not None and hints.skip(i) else compressor.compress(raw)
+        if packed is not None and len(packed) < len(raw):
             sizes.append(len(packed))
             frames.append(packed)
         else:
             sizes.append(len(raw) | _RAW_FLAG)
             frames.append(raw)
+        if hints is not None and packed is not None:
+            hints.note(i, len(packed) >= len(raw))
     return b"".join((_HEAD.pack(width, offset, len(arr)), struct.pack(f"<{width}I", *sizes),
                      arr[:offset].tobytes(), *frames, arr[offset + count * width:].tobytes()))
 

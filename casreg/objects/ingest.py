@@ -26,7 +26,7 @@ from . import codec, delta, keyframes
 from .basecache import KeyframeCache
 from .chunker import Chunker
 from .encoding import CHUNK, Manifest, object_id
-from .grouping import chunk_layout, detect_layout, safetensors_layout
+from .grouping import PlaneHints, chunk_layout, detect_layout, safetensors_layout
 from .store import ObjectStore, pack
 
 BLOCK_SIZE = 4 << 20
@@ -48,6 +48,17 @@ def _read_full(f, view: memoryview) -> int:
 
 def _fingerprint(st: os.stat_result) -> tuple:
     return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+class _FileCodec:
+    """How one file's new chunks are encoded: its tensor layout (element width, data start), its
+    delta state, and what its byte planes tend to come to (whole chunks and deltas apart)."""
+
+    def __init__(self):
+        self.layout: tuple[int, int] | None = None
+        self.dfile: _DeltaFile | None = None
+        self.whole_hints = PlaneHints()
+        self.delta_hints = PlaneHints()
 
 
 class _DeltaFile:
@@ -103,11 +114,9 @@ class Ingester:
         self.close()
 
     # -- workers ---------------------------------------------------------------------------------
-    def _process(self, view: memoryview, cuts: list[tuple[int, int]], base: int = 0, layout=None,
-                 dfile: _DeltaFile | None = None):
+    def _process(self, view: memoryview, cuts: list[tuple[int, int]], base: int, fc: _FileCodec):
         """Hash every chunk of one block; compress and pack the ones the store lacks.
-        ``base`` is the block's offset in the file, ``layout`` the file's (width, data start),
-        ``dfile`` its delta state."""
+        ``base`` is the block's offset in the file."""
         ids = [blake3.blake3(view[o:o + n]).digest() for o, n in cuts]
         missing = self.objects.missing(ids)
         fresh = []
@@ -120,27 +129,30 @@ class Ingester:
         decoded: dict[int, bytes | None] = {}  # keyframe chunk index -> bytes (None: unusable)
         for i in fresh:
             o, n = cuts[i]
-            tag, payload = self._encode(view[o:o + n], chunk_layout(layout, base + o), base + o, dfile, decoded)
+            tag, payload = self._encode(view[o:o + n], base + o, fc, decoded)
             values.append((ids[i], pack(CHUNK, tag, payload)))
         return [(cid, n) for cid, (_, n) in zip(ids, cuts)], values
 
-    def _encode(self, data, layout, start: int, dfile: _DeltaFile | None, decoded: dict):
+    def _encode(self, data, start: int, fc: _FileCodec, decoded: dict):
         """(codec, payload) of a new chunk: a delta against the keyframe when that is clearly
         smallest (< ``delta.ACCEPT`` of the bytes), else the smaller of delta and self-contained."""
+        layout = chunk_layout(fc.layout, start)
+        dfile = fc.dfile
         if dfile is None or dfile.keyframe is None:
-            return codec.encode(data, layout, grouping=self.grouping)
+            return codec.encode(data, layout, grouping=self.grouping, hints=fc.whole_hints)
         layout = layout or detect_layout(data)
-        payload = self._delta(data, layout, start, dfile.layout, dfile.keyframe, decoded) if layout else None
+        payload = self._delta(data, layout, start, fc, decoded) if layout else None
         if payload is not None and len(payload) < delta.ACCEPT * len(data):
             return codec.DELTA, payload
-        tag, whole = codec.encode(data, layout, grouping=True)
+        tag, whole = codec.encode(data, layout, grouping=True, hints=fc.whole_hints)
         if payload is not None and len(payload) < len(whole):
             return codec.DELTA, payload
         return tag, whole
 
     @staticmethod
-    def _delta(data, layout, start: int, file_layout, keyframe: delta.Keyframe, decoded: dict) -> bytes | None:
-        plan = keyframe.plan(file_layout, start, len(data))
+    def _delta(data, layout, start: int, fc: _FileCodec, decoded: dict) -> bytes | None:
+        keyframe = fc.dfile.keyframe
+        plan = keyframe.plan(fc.dfile.layout, start, len(data))
         if plan is None:
             return None
         indexes, segments = plan
@@ -152,7 +164,7 @@ class Ingester:
                 return None  # deltas are one deep: never against a delta
             bases.append(decoded[i])
         return codec.encode_delta(data, keyframe.manifest_id, [keyframe.chunks[i][0] for i in indexes],
-                                  bases, segments, layout)
+                                  bases, segments, layout, fc.delta_hints)
 
     # -- main thread -----------------------------------------------------------------------------
     def _buffer(self) -> bytearray:
@@ -229,7 +241,7 @@ class Ingester:
         pending: deque = deque()
         total = 0
         carry = 0
-        layout = None
+        fc = _FileCodec()
         dfile = None
         buf = self._buffer()
         try:
@@ -246,17 +258,18 @@ class Ingester:
                     end = cuts[-1][0]
                     cuts = cuts[:-1]
                 if total == 0 and self.grouping:
-                    layout = safetensors_layout(view[:n])  # width of the tensors, if the file says
+                    fc.layout = safetensors_layout(view[:n])  # width of the tensors, if the file says
                 if total == 0 and self.keyframes is not None:
                     file_layout = delta.file_layout(os.path.basename(path), size, view[:n])
                     if file_layout is not None:
-                        dfile = _DeltaFile(file_layout, self.keyframes.find(file_layout), self.cache)
+                        fc.dfile = _DeltaFile(file_layout, self.keyframes.find(file_layout), self.cache)
+                dfile = fc.dfile
                 base = total  # the file offset of this buffer's first byte
                 total += end
                 hashed = self.hash_pool.submit(file_hash.update, view[:end])
                 if dfile is not None and dfile.copy is not None:
                     dfile.copy.write(view[:end])
-                pending.append((self.pool.submit(self._process, view, cuts, base, layout, dfile), hashed, buf, end))
+                pending.append((self.pool.submit(self._process, view, cuts, base, fc), hashed, buf, end))
                 if eof:
                     break
                 while len(pending) >= IN_FLIGHT:
