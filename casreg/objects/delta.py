@@ -11,8 +11,8 @@ file maps each tensor by name (same dtype and shape) whatever its position; any 
 byte for byte onto a keyframe of the same name and size. Bytes with no counterpart (a header, a new
 tensor) are XORed with zeros, i.e. stored as themselves.
 
-Depth is bounded at one: a delta's bases are always self-contained chunks, so a restore decodes at
-most two chunks per chunk. The bases are named by chunk id, so ``gc``, push and fetch see them as
+Depth is bounded at one: a delta's bases are always self-contained chunks, so a restore decodes a
+delta's bases (usually two chunks) and nothing beyond them. The bases are named by chunk id, so ``gc``, push and fetch see them as
 the delta chunk's children.
 
 Payload (codec tag ``DELTA``): the keyframe's 32-byte manifest id (where its decoded bytes may be
@@ -50,7 +50,6 @@ class FileLayout:
     """What a file's bytes mean, for aligning it with another version of itself."""
     key: bytes  # files with equal keys can be aligned (same tensors, or same name and size)
     size: int
-    width: int | None  # element width for byte grouping (None: guess per chunk)
     data_start: int
     tensors: dict[str, tuple[str, tuple, int, int]] | None  # name -> dtype, shape, begin, end
 
@@ -108,34 +107,14 @@ def file_layout(name: str, size: int, head) -> FileLayout | None:
     delta. Safetensors headers give tensors by name; other files align byte for byte."""
     if size < MIN_FILE:
         return None
-    tensors = _safetensors_tensors(head)
+    tensors = grouping.safetensors_tensors(head)
     if tensors is None:
         return FileLayout(b"bytes\0" + name.encode("utf-8", "surrogateescape") + b"\0" + str(size).encode(),
-                          size, None, 0, None)
+                          size, 0, None)
     data_start, table = tensors
     shape_key = sorted((n, t[0], list(t[1])) for n, t in table.items())
     key = b"safetensors\0" + blake3.blake3(json.dumps(shape_key).encode()).digest()
-    layout = grouping.safetensors_layout(head)
-    return FileLayout(key, size, layout[0] if layout else None, data_start, table)
-
-
-def _safetensors_tensors(head):
-    if len(head) < 8:
-        return None
-    size = int.from_bytes(head[:8], "little")
-    if not 2 <= size <= len(head) - 8 or head[8:9] != b"{":
-        return None
-    try:
-        header = json.loads(bytes(head[8:8 + size]))
-        table = {}
-        for name, info in header.items():
-            if name == "__metadata__":
-                continue
-            begin, end = (int(x) for x in info["data_offsets"][:2])
-            table[name] = (str(info["dtype"]), tuple(info["shape"]), 8 + size + begin, 8 + size + end)
-    except (ValueError, TypeError, KeyError, AttributeError):
-        return None
-    return 8 + size, table
+    return FileLayout(key, size, data_start, table)
 
 
 # -- payload --------------------------------------------------------------------------------------
@@ -199,6 +178,8 @@ def apply(payload, bases: list, decompressor) -> bytes:
 def encode(data, keyframe_id: bytes, base_ids_: list[bytes], bases: list, segments: list[tuple[int, int]],
            layout: tuple[int, int], compressor, hints: grouping.PlaneHints | None = None) -> bytes | None:
     """The delta payload of ``data`` against the aligned base bytes, or None if it has no element."""
+    if len(base_ids_) > 0xFFFF or len(segments) > 0xFFFF:  # thousands of tiny tensors: not worth it
+        return None
     xor = np.bitwise_xor(np.frombuffer(data, np.uint8), aligned(bases, segments))
     grouped = grouping.group(xor, *layout, compressor, hints)
     return None if grouped is None else pack(keyframe_id, base_ids_, segments, grouped)

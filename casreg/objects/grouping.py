@@ -137,9 +137,10 @@ SAFETENSORS_WIDTHS = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4
                       "I16": 2, "U16": 2}
 
 
-def safetensors_layout(head: bytes) -> tuple[int, int] | None:
-    """(element width, start of the tensor data) of a safetensors file from its first bytes: the
-    width that holds most of the tensor bytes. None if ``head`` is not a safetensors header."""
+def safetensors_tensors(head) -> tuple[int, dict[str, tuple[str, tuple, int, int]]] | None:
+    """(start of the tensor data, name -> (dtype, shape, begin, end) as file offsets) of a
+    safetensors file from its first bytes; None if ``head`` is not (or not all of) its header.
+    The one parser of safetensors headers (layout for grouping, alignment for deltas)."""
     import json
     if len(head) < 8:
         return None
@@ -148,19 +149,32 @@ def safetensors_layout(head: bytes) -> tuple[int, int] | None:
         return None
     try:
         header = json.loads(bytes(head[8:8 + size]))
-    except ValueError:
+        table = {}
+        for name, info in header.items():
+            if name == "__metadata__":
+                continue
+            begin, end = (int(x) for x in info["data_offsets"][:2])
+            table[name] = (str(info["dtype"]), tuple(info["shape"]), 8 + size + begin, 8 + size + end)
+    except (ValueError, TypeError, KeyError, AttributeError):
         return None
+    return 8 + size, table
+
+
+def safetensors_layout(head) -> tuple[int, int] | None:
+    """(element width, start of the tensor data) of a safetensors file from its first bytes: the
+    width that holds most of the tensor bytes. None if ``head`` is not a safetensors header."""
+    parsed = safetensors_tensors(head)
+    if parsed is None:
+        return None
+    data_start, table = parsed
     by_width: dict[int, int] = {}
-    for name, info in header.items():
-        if name == "__metadata__" or not isinstance(info, dict):
-            continue
-        width = SAFETENSORS_WIDTHS.get(info.get("dtype"))
-        begin, end = (info.get("data_offsets") or [0, 0])[:2]
+    for dtype, _, begin, end in table.values():
+        width = SAFETENSORS_WIDTHS.get(dtype)
         if width:
-            by_width[width] = by_width.get(width, 0) + int(end) - int(begin)
+            by_width[width] = by_width.get(width, 0) + end - begin
     if not by_width:
         return None
-    return max(by_width, key=by_width.get), 8 + size
+    return max(by_width, key=by_width.get), data_start
 
 
 def chunk_layout(file_layout: tuple[int, int] | None, start: int) -> tuple[int, int] | None:
