@@ -216,6 +216,31 @@ def test_chain_depth_is_one_and_a_new_keyframe_comes_every_n_versions(tmp_path):
     repo.close()
 
 
+def test_a_version_made_of_deltas_never_becomes_a_keyframe(tmp_path):
+    """When the keyframe expires on a version whose chunks are mostly deltas already stored (a
+    re-saved checkpoint), that version is not the next keyframe: the next trained one is."""
+    repo = Repository.init(str(tmp_path / "store"), codec_name="delta")
+    s = Series()
+    for i in range(delta.KEYFRAME_EVERY):  # v0 keyframe, v1..v7 deltas: the keyframe is used up
+        if i:
+            s.step()
+        repo.commit(_version(tmp_path, f"v{i}", s.file()), f"m/v{i}")
+    # the same tensors as v7 re-saved with metadata: only the header chunk is new
+    resaved = _version(tmp_path, "resaved", s.file(metadata={"note": "re-saved"}))
+    repo.commit(resaved, "m/resaved")
+    assert any(tag == codec.DELTA for _, tag, _ in _codecs_of(repo, "m/resaved"))
+    s.step()
+    repo.commit(_version(tmp_path, "next", s.file()), "m/next")
+    assert all(tag != codec.DELTA for _, tag, _ in _codecs_of(repo, "m/next"))  # the new keyframe
+    s.step()
+    after = _version(tmp_path, "after", s.file())
+    repo.commit(after, "m/after")
+    assert sum(tag == codec.DELTA for _, tag, _ in _codecs_of(repo, "m/after")) > 10
+    repo.checkout("m/after", str(tmp_path / "out"))
+    assert tree_files(tmp_path / "out") == tree_files(after)
+    repo.close()
+
+
 def test_gc_keeps_the_bases_of_live_deltas(tmp_path):
     repo = Repository.init(str(tmp_path / "store"), codec_name="delta")
     s = Series()

@@ -148,18 +148,34 @@ def base_ids(payload) -> list[bytes]:
     return parse(payload)[1]
 
 
-def aligned(bases: list, segments: list[tuple[int, int]]) -> np.ndarray:
-    """The aligned base bytes: ``segments`` gathered from the concatenated ``bases``."""
-    joined = np.frombuffer(b"".join(bases), np.uint8) if len(bases) != 1 else np.frombuffer(bases[0], np.uint8)
-    parts = []
+def xor_aligned(out: np.ndarray, bases: list, segments: list[tuple[int, int]]) -> None:
+    """XOR the aligned base bytes into ``out`` in place: ``segments`` gathered from the
+    concatenated ``bases`` (a ZEROS segment leaves its bytes as they are), without joining them."""
+    arrays = [np.frombuffer(b, np.uint8) for b in bases]
+    starts, pos = [], 0
+    for a in arrays:
+        starts.append(pos)
+        pos += len(a)
+    at = 0
     for start, n in segments:
-        if start == ZEROS:
-            parts.append(np.zeros(n, np.uint8))
-        else:
-            if start + n > len(joined):
+        if at + n > len(out):
+            raise Corrupt("delta segments are longer than the chunk")
+        if start != ZEROS:
+            if start + n > pos:
                 raise Corrupt("delta segment lies outside its bases")
-            parts.append(joined[start:start + n])
-    return parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else np.zeros(0, np.uint8)
+            i = bisect.bisect_right(starts, start) - 1
+            done = 0
+            while done < n:
+                a = arrays[i]
+                lo = start + done - starts[i]
+                k = min(n - done, len(a) - lo)
+                piece = out[at + done:at + done + k]
+                np.bitwise_xor(piece, a[lo:lo + k], out=piece)
+                done += k
+                i += 1
+        at += n
+    if at != len(out):
+        raise Corrupt("delta object does not match its bases' length")
 
 
 def apply(payload, bases: list, decompressor) -> bytes:
@@ -167,12 +183,9 @@ def apply(payload, bases: list, decompressor) -> bytes:
     _, ids, segments, grouped = parse(payload)
     if len(bases) != len(ids):
         raise Corrupt("delta object given the wrong number of bases")
-    xor = grouping.ungroup_array(grouped, decompressor)
-    base = aligned(bases, segments)
-    if len(base) != len(xor):
-        raise Corrupt("delta object does not match its bases' length")
-    np.bitwise_xor(xor, base, out=xor)
-    return xor.tobytes()
+    out = grouping.ungroup_array(grouped, decompressor)
+    xor_aligned(out, bases, segments)
+    return out.tobytes()
 
 
 def encode(data, keyframe_id: bytes, base_ids_: list[bytes], bases: list, segments: list[tuple[int, int]],
@@ -180,7 +193,8 @@ def encode(data, keyframe_id: bytes, base_ids_: list[bytes], bases: list, segmen
     """The delta payload of ``data`` against the aligned base bytes, or None if it has no element."""
     if len(base_ids_) > 0xFFFF or len(segments) > 0xFFFF:  # thousands of tiny tensors: not worth it
         return None
-    xor = np.bitwise_xor(np.frombuffer(data, np.uint8), aligned(bases, segments))
+    xor = np.frombuffer(data, np.uint8).copy()
+    xor_aligned(xor, bases, segments)
     grouped = grouping.group(xor, *layout, compressor, hints)
     return None if grouped is None else pack(keyframe_id, base_ids_, segments, grouped)
 

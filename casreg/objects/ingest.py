@@ -221,19 +221,27 @@ class Ingester:
         return manifest
 
     def _note_keyframe(self, dfile: _DeltaFile | None, manifest: Manifest) -> None:
-        """After a file: count a use of its keyframe, or make it the keyframe of its layout."""
-        if dfile is None:
-            return
-        if dfile.keyframe is not None:
-            if dfile.delta_chunks:
-                self.keyframe_updates[dfile.layout.key] = keyframes.pack(dfile.keyframe.manifest_id, dfile.uses + 1)
-        elif dfile.new_chunks:
+        """After a file that stored new chunks: count a use of its keyframe (so that a keyframe
+        which no longer helps still expires), or make the file the keyframe of its layout, if
+        none of its chunks is a delta (a keyframe must be a base for every byte)."""
+        if dfile is None or not dfile.new_chunks:
+            pass
+        elif dfile.keyframe is not None:
+            self.keyframe_updates[dfile.layout.key] = keyframes.pack(dfile.keyframe.manifest_id, dfile.uses + 1)
+        elif not self._has_delta(manifest):
             manifest_id = object_id(manifest.encode())
             self.keyframe_updates[dfile.layout.key] = keyframes.pack(manifest_id, 0)
             if dfile.copy is not None:
                 dfile.copy.install(manifest_id)
-        if dfile.copy is not None:
+        if dfile is not None and dfile.copy is not None:
             dfile.copy.discard()
+
+    def _has_delta(self, manifest: Manifest) -> bool:
+        with self.objects.db.read(buffers=True) as txn:
+            try:
+                return any(self.objects.delta_bases(txn, cid) for cid, _ in manifest.chunks)
+            finally:
+                self.objects.db.release_pages()
 
     def _stream(self, f, path: str, size: int) -> Manifest:
         file_hash = blake3.blake3()
