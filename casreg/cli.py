@@ -240,6 +240,8 @@ def stats(as_json: bool = JSON_OPTION) -> None:
     print(f"total ratio:       {s['total_ratio']}x (logical / stored)")
     print("by codec:          " + ", ".join(f"{k} {human(v)}" for k, v in sorted(s["stored_bytes_by_codec"].items())))
     print("objects:           " + ", ".join(f"{k} {v}" for k, v in s["objects"].items()))
+    if s["keyframe_cache_bytes"]:
+        print(f"keyframe cache:    {human(s['keyframe_cache_bytes'])} (decoded delta bases; safe to delete)")
 
 
 @app.command()

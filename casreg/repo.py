@@ -575,7 +575,7 @@ class Repository:
             "dedup_ratio": round(logical / unique, 4) if unique else 1.0,
             "compression_ratio": round(unique / stored["chunk"], 4) if stored["chunk"] else 1.0,
             "total_ratio": round(logical / stored_total, 4) if stored_total else 1.0,
-            "objects": counts,
+            "objects": counts, "keyframe_cache_bytes": KeyframeCache(self.path).size(),
         }
 
     def verify(self, full: bool = False, progress=None) -> list[dict]:

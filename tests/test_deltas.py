@@ -382,6 +382,8 @@ def test_cli_delta_store_end_to_end(tmp_path):
         s.step()
     stats = json.loads(run_cli("--store", store, "stats", "--json", check=0).stdout)
     assert stats["stored_bytes_by_codec"]["delta"] > 0
+    assert stats["keyframe_cache_bytes"] == os.path.getsize(f"{versions[0]}/model.safetensors")
+    assert b"keyframe cache:" in run_cli("--store", store, "stats", check=0).stdout
     run_cli("--store", store, "checkout", "m/v1", tmp_path / "out", check=0)
     assert tree_files(tmp_path / "out") == tree_files(versions[1])
     assert "codec" in one_line_error(run_cli("--store", tmp_path / "x", "init", "--codec", "xdelta"))

@@ -79,6 +79,13 @@ class KeyframeCache:
                 gone += _unlink(os.path.join(self.dir, name))
         return gone
 
+    def size(self) -> int:
+        """Bytes the cache takes on disk."""
+        try:
+            return sum(e.stat().st_size for e in os.scandir(self.dir))
+        except OSError:
+            return 0
+
     # -- reading ---------------------------------------------------------------------------------
     def read(self, manifest_id: bytes, offset: int, length: int) -> bytes | None:
         """``length`` bytes at ``offset`` of a cached keyframe, or None. Unchecked: the caller
