@@ -387,3 +387,31 @@ def test_cli_delta_store_end_to_end(tmp_path):
     run_cli("--store", store, "checkout", "m/v1", tmp_path / "out", check=0)
     assert tree_files(tmp_path / "out") == tree_files(versions[1])
     assert "codec" in one_line_error(run_cli("--store", tmp_path / "x", "init", "--codec", "xdelta"))
+
+
+@pytest.mark.parametrize("remote", ["file", "redis"], indirect=True)
+def test_a_fetched_version_is_the_keyframe_of_the_next_local_one(remote, tmp_path):
+    """Federated rounds: a site pulls the global model, trains a step, pushes it back as deltas."""
+    hub = Repository.init(str(tmp_path / "hub" / ".casreg"), codec_name="delta")
+    ops.config(hub).add("origin", remote.url)
+    s = Series()
+    hub.commit(_version(tmp_path, "global", s.file()), "m/round1")
+    ops.push_refs(hub, "origin", ["m/round1"])
+    site = Repository.init(str(tmp_path / "site" / ".casreg"), codec_name="delta")
+    ops.config(site).add("origin", remote.url)
+    ops.fetch_refs(site, "origin", ["m/round1"])
+    assert os.listdir(KeyframeCache(site.path).dir)  # the fetched file, decoded for later deltas
+    s.step()
+    local = _version(tmp_path, "local", s.file())
+    result = site.commit(local, "m/round2-site", parents=["remotes/origin/m/round1"])
+    assert sum(tag == codec.DELTA for _, tag, _ in _codecs_of(site, "m/round2-site")) > 10
+    [pushed] = ops.push_refs(site, "origin", ["m/round2-site"])
+    assert pushed.bytes_sent <= 1.1 * result.new_stored_bytes + 4096
+    whole = sum(len(p) for _, _, p in _codecs_of(hub, "m/round1"))
+    assert pushed.bytes_sent < 0.75 * whole
+    ops.fetch_refs(hub, "origin", ["m/round2-site"])
+    hub.checkout("remotes/origin/m/round2-site", str(tmp_path / "out"))
+    assert tree_files(tmp_path / "out") == tree_files(local)
+    assert hub.verify(full=True) == [] and site.verify(full=True) == []
+    hub.close()
+    site.close()

@@ -86,18 +86,60 @@ class KeyframeIndex:
         return Keyframe(manifest_id, base_layout, manifest.chunks, self._reader(manifest_id, manifest.chunks)), uses
 
     def _layout_of(self, manifest) -> FileLayout | None:
-        """A safetensors keyframe's own layout (its tensors may sit elsewhere: a longer header),
-        from its header bytes, decoded from its first chunks."""
-        head, need = bytearray(), 8
-        for cid, _ in manifest.chunks:
-            if len(head) >= need:
-                break
-            head += self.objects.read(self._txn, cid)
-            if len(head) >= 8:
-                need = 8 + int.from_bytes(head[:8], "little")
-            if need > delta.MAX_HEADER:
-                return None
-        return delta.file_layout("", manifest.size, bytes(head))
+        return head_layout(self.objects, self._txn, manifest)
+
+
+def head_layout(objects: ObjectStore, txn, manifest) -> FileLayout | None:
+    """A stored safetensors file's layout (its tensors may sit elsewhere than in a newer version:
+    a longer header), from its header bytes, decoded from its first chunks; None otherwise."""
+    head, need = bytearray(), 8
+    for cid, _ in manifest.chunks:
+        if len(head) >= need:
+            break
+        head += objects.read(txn, cid)
+        if len(head) >= 8:
+            need = 8 + int.from_bytes(head[:8], "little")
+        if need > delta.MAX_HEADER:
+            return None
+    layout = delta.file_layout("", manifest.size, bytes(head))
+    return layout if layout is not None and layout.tensors is not None else None
+
+
+def adopt(objects: ObjectStore, manifest_ids, restorer) -> int:
+    """Make fetched safetensors files the keyframes of their layouts where a layout has none
+    (or lost it to gc), so that the next local version is stored, and pushed, as deltas against
+    what was fetched; their decoded bytes go to the keyframe cache. Files holding delta chunks
+    are skipped (a keyframe must be a base for every byte). Returns how many were adopted."""
+    table = objects.db.dbs.get("keyframes")
+    if table is None:
+        return 0
+    cache = KeyframeCache(objects.db.path)
+    updates: dict[bytes, bytes] = {}
+    with objects.db.read(buffers=True) as txn:
+        for manifest_id in manifest_ids:
+            manifest = objects.load(txn, manifest_id, MANIFEST)
+            if manifest.size < delta.MIN_FILE or any(objects.delta_bases(txn, c) for c, _ in manifest.chunks):
+                continue
+            layout = head_layout(objects, txn, manifest)
+            if layout is None or layout.key in updates:
+                continue
+            current = txn.get(layout.key, db=table)
+            if current is not None and objects.has(txn, _VALUE.unpack(current)[0]):
+                continue
+            updates[layout.key] = pack(manifest_id, 0)
+            copy = cache.writer(manifest.size)
+            if copy is not None:
+                for length, data in restorer.iter_chunks(txn, manifest):
+                    copy.write(data if data is not None else bytes(length))
+                copy.install(manifest_id)
+        objects.db.release_pages()
+    cache.close()
+    if updates:
+        def land(txn):
+            for key, value in updates.items():
+                txn.put(key, value, db=table)
+        objects.db.write(land)
+    return len(updates)
 
 
 def pack(manifest_id: bytes, uses: int) -> bytes:

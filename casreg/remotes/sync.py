@@ -214,6 +214,10 @@ def fetch(repo, remote: str, backend: Backend, names: list[str] | None = None, *
             if current != target:
                 repo.refs.set_if_equals(txn, tracking, current, target, who=who, message=f"fetch {remote}")
     repo.db.write(land)
+    if getattr(repo, "deltas", False):
+        from ..objects import keyframes
+        with repo._restorer() as restorer:
+            keyframes.adopt(repo.objects, [oid for oid, (kind, _) in ordered if kind == MANIFEST], restorer)
     return result
 
 
