@@ -189,6 +189,28 @@ def test_series_round_trips_and_is_smaller_than_grouped(tmp_path):
     assert stored["delta"] < 0.75 * stored["grouped"], stored
 
 
+def test_other_files_align_byte_for_byte_by_name_and_size(tmp_path):
+    """A raw float32 dump (a .npy-like blob, no safetensors header) deltas against the last
+    stored file of the same name and size; a file of another size is stored whole."""
+    repo = Repository.init(str(tmp_path / "store"), codec_name="delta")
+    rng = np.random.default_rng(3)
+    w = (rng.standard_normal(400_000) * 0.05).astype(np.float32)
+    versions = []
+    for i in range(3):
+        data = w.tobytes() if i < 2 else w[:-1000].tobytes()
+        versions.append(str(tmp_path / f"v{i}"))
+        write_file(tmp_path / f"v{i}" / "weights.bin", data)
+        repo.commit(versions[-1], f"m/v{i}")
+        w = w + np.float32(1e-4 * w.std()) * rng.standard_normal(w.shape, dtype=np.float32)
+    delta_chunks = [sum(tag == codec.DELTA for _, tag, _ in _codecs_of(repo, f"m/v{i}", "weights.bin"))
+                    for i in range(3)]
+    assert delta_chunks[0] == 0 and delta_chunks[1] > 10 and delta_chunks[2] == 0
+    for i, v in enumerate(versions):
+        repo.checkout(f"m/v{i}", str(tmp_path / f"out{i}"))
+        assert tree_files(tmp_path / f"out{i}") == tree_files(v)
+    repo.close()
+
+
 def test_chain_depth_is_one_and_a_new_keyframe_comes_every_n_versions(tmp_path):
     repo = Repository.init(str(tmp_path / "store"), codec_name="delta")
     s = Series()
