@@ -6,7 +6,7 @@ import pytest
 
 from casreg.errors import Corrupt
 from casreg.objects import codec
-from casreg.objects.grouping import chunk_layout, detect_layout, safetensors_layout
+from casreg.objects.grouping import chunk_layout, detect_layout, npy_layout, safetensors_layout, tensor_layout
 from casreg.repo import Repository
 from tests.helpers import random_bytes, tree_files, write_file
 
@@ -71,6 +71,21 @@ def test_safetensors_header_gives_width_and_alignment():
     assert chunk_layout(layout, len(head) + 6) == (4, 2)
     assert chunk_layout(layout, 0) is None
     assert safetensors_layout(b"PK\x03\x04 not safetensors") is None
+
+
+def test_npy_header_gives_width_and_alignment(tmp_path):
+    import io
+    for dtype, width in ((np.float32, 4), (np.float16, 2), (np.float64, 8), (np.int64, 8)):
+        buf = io.BytesIO()
+        np.save(buf, np.zeros(100, dtype))
+        data = buf.getvalue()
+        layout = tensor_layout(data[:4096])
+        assert layout == (width, len(data) - 100 * width)
+    buf = io.BytesIO()
+    np.save(buf, np.zeros(10, ">f4"))  # big-endian: not grouped by header
+    assert npy_layout(buf.getvalue()) is None
+    assert npy_layout(b"\x93NUMPY\x01\x00\x10\x00{'descr': garbage}") is None
+    assert tensor_layout(b"plain text, no header") is None
 
 
 def test_corrupt_grouped_payload_is_detected():

@@ -177,6 +177,38 @@ def safetensors_layout(head) -> tuple[int, int] | None:
     return max(by_width, key=by_width.get), data_start
 
 
+def npy_layout(head) -> tuple[int, int] | None:
+    """(element width, start of the data) of a little-endian numeric ``.npy`` file from its
+    first bytes, None otherwise."""
+    import ast
+    if bytes(head[:6]) != b"\x93NUMPY" or len(head) < 10:
+        return None
+    major = head[6]
+    if major == 1:
+        size, start = int.from_bytes(head[8:10], "little"), 10
+    elif major in (2, 3) and len(head) >= 12:
+        size, start = int.from_bytes(head[8:12], "little"), 12
+    else:
+        return None
+    try:
+        header = ast.literal_eval(bytes(head[start:start + size]).decode("latin1"))
+        descr = header["descr"]
+    except (ValueError, SyntaxError, KeyError, TypeError, MemoryError):
+        return None
+    if not isinstance(descr, str) or len(descr) < 3 or descr[0] not in "<|" or descr[1] not in "fiuc":
+        return None
+    try:
+        width = int(descr[2:])
+    except ValueError:
+        return None
+    return (width, start + size) if 1 < width <= 8 else None
+
+
+def tensor_layout(head) -> tuple[int, int] | None:
+    """(element width, start of the data) from a tensor file's own header: safetensors or .npy."""
+    return safetensors_layout(head) or npy_layout(head)
+
+
 def chunk_layout(file_layout: tuple[int, int] | None, start: int) -> tuple[int, int] | None:
     """The (width, offset) of a chunk starting at file offset ``start``, from the file's layout."""
     if file_layout is None:

@@ -26,7 +26,7 @@ from . import codec, delta, keyframes
 from .basecache import KeyframeCache
 from .chunker import Chunker
 from .encoding import CHUNK, Manifest, object_id
-from .grouping import PlaneHints, chunk_layout, detect_layout, safetensors_layout
+from .grouping import PlaneHints, chunk_layout, detect_layout, tensor_layout
 from .store import ObjectStore, pack
 
 BLOCK_SIZE = 4 << 20
@@ -266,7 +266,7 @@ class Ingester:
                     end = cuts[-1][0]
                     cuts = cuts[:-1]
                 if total == 0 and self.grouping:
-                    fc.layout = safetensors_layout(view[:n])  # width of the tensors, if the file says
+                    fc.layout = tensor_layout(view[:n])  # width of the tensors, if the file says
                 if total == 0 and self.keyframes is not None:
                     file_layout = delta.file_layout(os.path.basename(path), size, view[:n])
                     if file_layout is not None:
