@@ -47,6 +47,9 @@ class KeyframeCache:
         return CacheWriter(self, fd, path)
 
     def _install(self, path: str, manifest_id: bytes) -> None:
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(path, 0o644 & ~mask)  # readable like the store's data file (mkstemp made it 0600)
         os.replace(path, os.path.join(self.dir, manifest_id.hex()))
         self._evict()
 
@@ -108,9 +111,13 @@ class KeyframeCache:
                 path = os.path.join(self.dir, manifest_id.hex())
                 try:
                     self._fds[manifest_id] = os.open(path, os.O_RDONLY)
-                    os.utime(path)  # recently used: evicted last
                 except OSError:
                     self._fds[manifest_id] = None
+                else:
+                    try:
+                        os.utime(path)  # recently used: evicted last
+                    except OSError:  # a read-only store: still readable
+                        pass
             return self._fds[manifest_id]
 
     def close(self) -> None:
