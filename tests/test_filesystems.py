@@ -85,3 +85,19 @@ def test_unreadable_file_is_one_clear_line(tmp_path):
         assert subprocess.run(as_nobody + ["verify", "--full"], capture_output=True, env=env, cwd=work).returncode == 0
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def test_read_only_delta_store_restores_deltas(small_fs, tmp_path):
+    """Deltas and the keyframe cache on a store that has become read-only (a mounted archive)."""
+    from tests.test_deltas import Series, _version
+    store = small_fs / "store"
+    run_cli("--store", store, "init", "--codec", "delta", check=0)
+    s = Series()
+    run_cli("--store", store, "commit", _version(tmp_path, "v0", s.file()), "--ref", "m/v0", check=0)
+    s.step()
+    v1 = _version(tmp_path, "v1", s.file())
+    run_cli("--store", store, "commit", v1, "--ref", "m/v1", check=0)
+    subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], check=True)
+    run_cli("--store", store, "checkout", "m/v1", tmp_path / "out", check=0)
+    assert (tmp_path / "out" / "model.safetensors").read_bytes() == open(f"{v1}/model.safetensors", "rb").read()
+    run_cli("--store", store, "verify", "--full", check=0)
