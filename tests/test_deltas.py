@@ -437,3 +437,33 @@ def test_a_fetched_version_is_the_keyframe_of_the_next_local_one(remote, tmp_pat
     assert hub.verify(full=True) == [] and site.verify(full=True) == []
     hub.close()
     site.close()
+
+
+def test_push_lands_every_base_before_the_deltas_built_on_it(tmp_path, monkeypatch):
+    """A push cut off at any point must not leave a delta on the remote without its base: bases
+    go first, in earlier (or the same) batches. Batches of one object make the order visible."""
+    from casreg.remotes import open_backend, sync
+    a = Repository.init(str(tmp_path / "a"), codec_name="delta")
+    s = Series()
+    v0 = s.file()
+    a.commit(_version(tmp_path, "v0", v0), "m/v0")
+    s.step()
+    v1 = s.file()
+    a.commit(_version(tmp_path, "v1", v1), "m/v1")
+    # one version holding both files: the graph walk meets the deltas (b/) before their bases (a/)
+    write_file(tmp_path / "both" / "a" / "model.safetensors", v0)
+    write_file(tmp_path / "both" / "b" / "model.safetensors", v1)
+    a.commit(str(tmp_path / "both"), "m/both")
+    landed: list[bytes] = []
+    be = open_backend(f"file://{tmp_path}/remote", create=True)
+    put_many = be.put_many
+    be.put_many = lambda items: (landed.extend(oid for oid, _ in items), put_many(items))[1]
+    monkeypatch.setattr(sync, "SEND_BYTES", 1)
+    sync.push(a, be, ["m/both"])
+    position = {oid: i for i, oid in enumerate(landed)}
+    deltas = [(oid, p) for oid, tag, p in _codecs_of(a, "m/v1") if tag == codec.DELTA]
+    assert deltas and all(oid in position for oid, _ in deltas)  # sent as deltas: v0 goes too
+    for oid, payload in deltas:
+        assert all(position[b] < position[oid] for b in delta.base_ids(payload))
+    be.close()
+    a.close()

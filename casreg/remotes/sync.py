@@ -101,8 +101,8 @@ def push(repo, backend: Backend, names: list[str], *, force: bool = False, progr
         if old is not None and not force and not is_ancestor(repo, old, new):
             raise RemoteError(f"push of {name} rejected: the remote is at {old.hex()[:12]}, which is not in the "
                               f"history of {new.hex()[:12]} (non-fast-forward); fetch first or use --force")
-        missing, whole = _missing_on_remote(repo, backend, new, remote_refs.values())
-        result.objects_sent, result.bytes_sent = _send(repo, backend, missing, whole, progress)
+        missing, whole, as_delta = _missing_on_remote(repo, backend, new, remote_refs.values())
+        result.objects_sent, result.bytes_sent = _send(repo, backend, missing, whole, as_delta, progress)
         if not backend.set_ref_if_equals(name, old, new):
             raise RemoteError(f"push of {name} rejected: the remote ref moved while pushing "
                               f"(someone else pushed); fetch and try again")
@@ -111,8 +111,10 @@ def push(repo, backend: Backend, names: list[str], *, force: bool = False, progr
     return results
 
 
-def _missing_on_remote(repo, backend: Backend, tip: bytes, remote_tips) -> tuple[dict[bytes, int], set[bytes]]:
-    """(objects to send -> kind, the delta chunks among them to send self-contained)."""
+def _missing_on_remote(repo, backend: Backend, tip: bytes, remote_tips
+                       ) -> tuple[dict[bytes, int], set[bytes], set[bytes]]:
+    """(objects to send -> kind, the delta chunks among them to send self-contained, those to
+    send as deltas)."""
     with repo.db.read() as txn:
         known = [(t, COMMIT) for t in set(remote_tips) if repo.objects.has(txn, t)]
         # what the versions name, not the local delta bases: the remote may hold those chunks whole
@@ -130,17 +132,19 @@ def _missing_on_remote(repo, backend: Backend, tip: bytes, remote_tips) -> tuple
     for batch in batched(unknown, HAVE_BATCH):
         on_remote |= backend.has_many(batch)
     whole = {oid for oid, bases in needs.items() if not on_remote.issuperset(bases)}
-    return missing, whole
+    return missing, whole, set(needs) - whole
 
 
-def _send(repo, backend: Backend, missing: dict[bytes, int], whole: set[bytes], progress) -> tuple[int, int]:
-    """Send objects in write order (chunks first, commits last) in batches of about SEND_BYTES;
-    each batch is one ``put_many`` (one COS pack, one MySQL transaction, one Redis pipeline).
-    The delta chunks in ``whole`` are re-encoded self-contained first."""
+def _send(repo, backend: Backend, missing: dict[bytes, int], whole: set[bytes], as_delta: set[bytes],
+          progress) -> tuple[int, int]:
+    """Send objects in write order (chunks first, deltas after every other chunk, commits last)
+    in batches of about SEND_BYTES; each batch is one ``put_many`` (one COS pack, one MySQL
+    transaction, one Redis pipeline), so a base always lands before the deltas built on it, even
+    if the push is cut off. The delta chunks in ``whole`` are re-encoded self-contained."""
     from ..progress import NULL
     progress = progress or NULL
     progress.start("push", len(missing))
-    ids = sorted(missing, key=lambda oid: WRITE_ORDER.index(missing[oid]))
+    ids = sorted(missing, key=lambda oid: (WRITE_ORDER.index(missing[oid]), oid in as_delta))
     sent = nbytes = 0
     in_flight = None  # one batch uploads while the next is read from the store
 
