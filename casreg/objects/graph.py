@@ -11,7 +11,7 @@ import lmdb
 
 from ..errors import CasregError
 from .encoding import CHUNK, COMMIT, DIR, FILE, MANIFEST, TREE
-from .store import ObjectStore
+from .store import RELEASE_EVERY, ObjectStore
 
 Problem = Callable[[bytes, int, str], None]
 
@@ -50,6 +50,8 @@ def reachable(objects: ObjectStore, txn: lmdb.Transaction, roots: Iterable[tuple
         if oid in seen:
             continue
         seen[oid] = kind
+        if len(seen) % RELEASE_EVERY == 0:  # each lookup maps ~1 MB (see db.release_pages)
+            objects.db.release_pages()
         if kind == CHUNK:
             try:
                 base_ids = objects.delta_bases(txn, oid) if bases else ([] if objects.has(txn, oid) else None)

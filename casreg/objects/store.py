@@ -116,14 +116,15 @@ class ObjectStore:
             return tag, payload
         return base_of
 
-    def add_bases(self, txn: lmdb.Transaction, tag: int, payload, into: dict) -> None:
+    def add_bases(self, txn: lmdb.Transaction, tag: int, payload, into: dict, *, copy: bool = False) -> None:
         """Put the stored (codec, payload) of a delta's bases into ``into`` (id -> ...), looked up
-        here so that worker threads can decode without touching the transaction."""
+        here so that worker threads can decode without touching the transaction. With ``copy``
+        the payloads are copied out of the map (for random lookups that would each map ~1 MB)."""
         if tag == codec.DELTA:
             for bid in delta.base_ids(payload):
                 if bid not in into:
                     _, base_tag, base_payload = self.stored(txn, bid)
-                    into[bid] = (base_tag, base_payload)
+                    into[bid] = (base_tag, bytes(base_payload) if copy else base_payload)
 
     def delta_bases(self, txn: lmdb.Transaction, oid: bytes) -> list[bytes] | None:
         """The base chunk ids of a stored chunk ([] unless it is a delta); None if it is missing."""
@@ -143,10 +144,14 @@ class ObjectStore:
         return DECODERS[kind](self.read(txn, oid))
 
     def iter_stored(self, txn: lmdb.Transaction) -> Iterator[tuple[bytes, int, int, memoryview]]:
-        """(id, kind, codec, payload) of every stored object, in id order."""
-        for key, value in txn.cursor(db=self.table):
+        """(id, kind, codec, payload) of every stored object, in id order. The pages read are
+        unmapped as it goes (a payload still in use is faulted back in), so RSS stays flat."""
+        for n, (key, value) in enumerate(txn.cursor(db=self.table), 1):
             kind, tag, payload = unpack(value)
             yield bytes(key), kind, tag, payload
+            if n % RELEASE_EVERY == 0:
+                self.db.release_pages()
+        self.db.release_pages()
 
     def delete(self, txn: lmdb.Transaction, oid: bytes) -> bool:
         return txn.delete(oid, db=self.table)

@@ -38,7 +38,7 @@ def rehash_all(objects: ObjectStore, txn: lmdb.Transaction, progress, workers: i
         for item in objects.iter_stored(txn):
             oid, kind, tag, payload = item
             try:
-                objects.add_bases(txn, tag, payload, bases)
+                objects.add_bases(txn, tag, payload, bases, copy=True)
             except CasregError as exc:
                 yield oid, kind, f"corrupt: {exc}"
                 continue
@@ -51,6 +51,7 @@ def rehash_all(objects: ObjectStore, txn: lmdb.Transaction, progress, workers: i
                     fut, n = pending.popleft()
                     yield from fut.result()
                     progress.advance(n)
+                    objects.db.release_pages()  # RSS stays flat however large the store
         if batch:
             pending.append((pool.submit(_check_batch, batch, bases), len(batch)))
         while pending:
