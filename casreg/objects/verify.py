@@ -10,16 +10,18 @@ from typing import Iterator
 import lmdb
 
 from ..errors import CasregError
-from .store import ObjectStore, decode_checked
+from .store import RELEASE_EVERY, ObjectStore, decode_checked
 
 BATCH_BYTES = 16 << 20
 IN_FLIGHT = 4
 
 
-def _check_batch(batch, bases: dict) -> list[tuple[bytes, int, str]]:
+def _check_batch(batch, bases: dict, release) -> list[tuple[bytes, int, str]]:
     bad = []
     cache: dict = {}
-    for oid, kind, tag, payload in batch:
+    for n, (oid, kind, tag, payload) in enumerate(batch, 1):
+        if n % RELEASE_EVERY == 0:
+            release()  # the pages this worker faulted back in: RSS stays flat
         try:
             decode_checked(oid, tag, payload, bases.__getitem__, cache)
         except CasregError as exc:
@@ -45,7 +47,7 @@ def rehash_all(objects: ObjectStore, txn: lmdb.Transaction, progress, workers: i
             batch.append(item)
             size += len(payload)
             if size >= BATCH_BYTES:
-                pending.append((pool.submit(_check_batch, batch, bases), len(batch)))
+                pending.append((pool.submit(_check_batch, batch, bases, objects.db.release_pages), len(batch)))
                 batch, bases, size = [], {}, 0
                 while len(pending) >= IN_FLIGHT:
                     fut, n = pending.popleft()
@@ -53,7 +55,7 @@ def rehash_all(objects: ObjectStore, txn: lmdb.Transaction, progress, workers: i
                     progress.advance(n)
                     objects.db.release_pages()  # RSS stays flat however large the store
         if batch:
-            pending.append((pool.submit(_check_batch, batch, bases), len(batch)))
+            pending.append((pool.submit(_check_batch, batch, bases, objects.db.release_pages), len(batch)))
         while pending:
             fut, n = pending.popleft()
             yield from fut.result()
