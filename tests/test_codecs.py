@@ -1,6 +1,7 @@
 """Codecs: every stored form decodes to the original bytes; the chunk id never depends on it."""
 
 
+import blake3
 import numpy as np
 import pytest
 
@@ -115,3 +116,60 @@ def test_grouped_store_round_trip_stats_and_verify(tmp_path):
     repo.close()
     with pytest.raises(Exception, match="unknown codec"):
         Repository.init(str(tmp_path / "other"), codec_name="lzma")
+
+
+# Stored forms written by casreg on 2026-11-23 (codec 2 and 3): every later version must decode
+# them to the same bytes, or stores written today become unreadable. Weights are k / 64 (exact).
+GOLDEN_WEIGHTS_X64 = (
+    "-6 2 -15 11 5 -2 -2 2 -2 -2 6 4 -1 -1 1 -5 -3 4 -1 -11 -4 5 -2 -1 5 15 -6 11 -10 1 -9 11 7 9 -7 "
+    "5 -4 -4 4 7 2 -5 -7 12 5 6 17 -7 20 25 13 7 -5 8 -4 0 -2 2 10 -4 -8 -8 -8 -11 -7 10 -5 2 -10 1 "
+    "-14 -6 18 -5 9 4 -1 -5 10 -1 12 -6 0 4 3 -10 -5 -2 -7 5 5 -16 -14 -10 1 16 -3 2 -9 -8 -16 0 8 -3 "
+    "11 2 0 4 4 9 -6 -18 1 -5 0 13 -9 6 8 4 9 -4 -5 8 6 11 2 13 -2 -8 -16 -9 7 -12 -4 17 7 14 -8 -20 "
+    "12 -11 1 2 -8 12 12 4 0 2 -9 -2 -1 -7 7 -11 -4 -18 4 6 5 23 8 -8 21 -7 6 6 -7 11 3 5 -5 10 -7 "
+    "-14 11 -3 0 15 9 5 9 -6 6 9 6 -2 -30 4 1 -3 6 2 2 -12 -12 3 1 1 1 3 0 1 2 7 -4 6 5 1 -4 3 7 -9 0 "
+    "1 -5 -5 -12 -9 -12 -5 -4 -4 3 -2 -6 -6 -9 -2 -2 13 12 12 17 -10 5 6 4 17 20 8 5 -9 -9 6 -1 -11 "
+    "-1 3 7 -1 -2 0 1 -9 "
+)
+GOLDEN_MOVED_X64 = (
+    "-6 2 -15 11 5 -1 -2 2 -2 -2 6 4 -1 -1 1 -5 -3 4 -1 -11 -4 5 -2 -1 5 15 -6 11 -10 1 -9 12 7 9 -7 "
+    "5 -4 -4 5 7 2 -5 -7 12 5 6 17 -6 21 25 13 7 -5 8 -4 0 -2 2 10 -4 -8 -8 -8 -11 -7 10 -5 2 -10 1 "
+    "-14 -6 18 -5 9 4 -1 -5 10 -1 12 -5 0 5 3 -10 -5 -2 -7 5 5 -16 -14 -10 1 16 -2 2 -9 -8 -15 0 8 -3 "
+    "11 2 0 4 4 10 -6 -18 2 -5 0 13 -9 6 8 4 9 -4 -5 8 6 11 2 13 -2 -8 -16 -9 8 -11 -4 17 7 15 -8 -20 "
+    "12 -11 1 2 -7 12 12 5 0 3 -9 -2 -1 -7 7 -11 -3 -18 4 6 6 24 8 -8 21 -7 6 6 -7 11 3 5 -5 10 -7 "
+    "-14 11 -3 0 15 10 5 9 -6 6 9 6 -2 -29 4 1 -3 6 2 2 -12 -12 4 1 1 1 3 0 1 2 7 -4 6 5 1 -4 3 7 -8 "
+    "0 2 -5 -5 -12 -9 -12 -5 -4 -4 3 -2 -6 -6 -9 -2 -2 13 12 13 17 -10 5 6 4 17 20 8 5 -9 -9 6 -1 -11 "
+    "-1 3 7 -1 -2 0 1 -9 "
+)
+GOLDEN_GROUPED = (
+    "0403ff0300001200000012000000970000006900000000c0bd28b52ffd20ff4d000010000001007a0a600128b52ffd20"
+    "ff4d000010000001007a0a600128b52ffd20ff750400b28f2119b015241dcc654174a56c8415859a45204208a11eb7a5"
+    "399501f276f19944ba12530741069b108d5f0adb27c52f5d7bfc496ec41f180991548671841a2da7880a600b285d3c55"
+    "4fb6c9ed612714314bde820dadcb2309d60b92df86db93f187705bebe0233efad28284c73a6ab63db6bd5620d022a8ac"
+    "aefe96d4c86368e8ebf3ec3fad332c010001d00228b52ffd20ff050300f20f170ae0690c0900464d0d0ced0970a89050"
+    "925a45f5f3f727f900a9a3ae004544497594b34dc1662faf8d56391d4e204d1113f3946433df2c82235b201724692349"
+    "fd29b0c143ee89b427c936d853b7fceadb4cc42ddc097d8450df670a00"
+)
+GOLDEN_DELTA = (
+    "4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b02007f8b2392f9ea8846075e5147b105"
+    "40bcdf1d3dc095959943fda66772f6a6ac559b02765d9b8fde175aeb0b9437b633f78b20efb6f157aebd686ec1e59321"
+    "65170200ffffffff080000000c000000f40300000400fc0300001200000012000000630000002400000028b52ffd20ff"
+    "4d000010000001007a0a600128b52ffd20ff4d000010000001007a0a600128b52ffd20ffd50200340300700000800070"
+    "0020002008006000200040000000f00030e0700000001000e000002000400000c00000006078301800c0001011003982"
+    "313250433a9019c86d250bc82e700eac406b6e5017e4020c02da0089418b41500428b52ffd20ffdd0000703dbe000001"
+    "0001000300030001000510004a2c08c3d8c3262d02"
+)
+
+
+def _golden(ks: str) -> bytes:
+    return (np.array([int(k) for k in ks.split()], np.float32) / np.float32(64)).tobytes()
+
+
+def test_golden_stored_forms_still_decode():
+    from casreg.objects import delta
+    base, moved = _golden(GOLDEN_WEIGHTS_X64), _golden(GOLDEN_MOVED_X64)
+    grouped = bytes.fromhex(GOLDEN_GROUPED)
+    assert codec.decode(codec.GROUPED, grouped) == base[1:]  # a chunk starting inside an element
+    payload = bytes.fromhex(GOLDEN_DELTA)
+    assert delta.parse(payload)[0] == b"K" * 32
+    assert delta.base_ids(payload) == [blake3.blake3(base[:300]).digest(), blake3.blake3(base[300:]).digest()]
+    assert codec.decode(codec.DELTA, payload, [base[:300], base[300:]]) == moved[4:]
