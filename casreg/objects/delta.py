@@ -25,6 +25,7 @@ then the grouped payload (``grouping.group``) of ``chunk XOR aligned base``.
 from __future__ import annotations
 
 import bisect
+import itertools
 import json
 import struct
 from dataclasses import dataclass
@@ -148,14 +149,16 @@ def base_ids(payload) -> list[bytes]:
     return parse(payload)[1]
 
 
+def starts(lengths) -> list[int]:
+    """The offset of each piece in the concatenation of pieces of these lengths, then the total."""
+    return list(itertools.accumulate(lengths, initial=0))
+
+
 def xor_aligned(out: np.ndarray, bases: list, segments: list[tuple[int, int]]) -> None:
     """XOR the aligned base bytes into ``out`` in place: ``segments`` gathered from the
     concatenated ``bases`` (a ZEROS segment leaves its bytes as they are), without joining them."""
     arrays = [np.frombuffer(b, np.uint8) for b in bases]
-    starts, pos = [], 0
-    for a in arrays:
-        starts.append(pos)
-        pos += len(a)
+    *offsets, pos = starts(len(a) for a in arrays)
     at = 0
     for start, n in segments:
         if at + n > len(out):
@@ -163,11 +166,11 @@ def xor_aligned(out: np.ndarray, bases: list, segments: list[tuple[int, int]]) -
         if start != ZEROS:
             if start + n > pos:
                 raise Corrupt("delta segment lies outside its bases")
-            i = bisect.bisect_right(starts, start) - 1
+            i = bisect.bisect_right(offsets, start) - 1
             done = 0
             while done < n:
                 a = arrays[i]
-                lo = start + done - starts[i]
+                lo = start + done - offsets[i]
                 k = min(n - done, len(a) - lo)
                 piece = out[at + done:at + done + k]
                 np.bitwise_xor(piece, a[lo:lo + k], out=piece)
@@ -200,20 +203,21 @@ def encode(data, keyframe_id: bytes, base_ids_: list[bytes], bases: list, segmen
 
 
 class Keyframe:
-    """A stored file used as the base of a new version's deltas: its manifest's chunk offsets and
-    ``read_base(index)``: a chunk's checked bytes, None if it is a delta itself (thread-safe)."""
+    """A stored file used as the base of a new version's deltas: its manifest's chunks and their
+    offsets; ``fetch(chunk id, offset, length)`` gives a chunk's checked bytes, None if it is a
+    delta itself (thread-safe)."""
 
-    def __init__(self, manifest_id: bytes, layout: FileLayout, chunks: list[tuple[bytes, int]], read_base):
+    def __init__(self, manifest_id: bytes, layout: FileLayout, chunks: list[tuple[bytes, int]], fetch):
         self.manifest_id = manifest_id
         self.layout = layout
         self.chunks = chunks
-        self.starts = []
-        pos = 0
-        for _, n in chunks:
-            self.starts.append(pos)
-            pos += n
-        self.size = pos
-        self.read_base = read_base
+        self.starts = starts(n for _, n in chunks)[:-1]
+        self.fetch = fetch
+
+    def read_base(self, i: int) -> bytes | None:
+        """Keyframe chunk ``i``'s bytes, or None if it cannot be a base."""
+        cid, n = self.chunks[i]
+        return self.fetch(cid, self.starts[i], n)
 
     def plan(self, layout: FileLayout, start: int, length: int):
         """(base chunk indexes, segments relative to their concatenation) aligning a new chunk of

@@ -27,7 +27,7 @@ from .basecache import KeyframeCache
 from .chunker import Chunker
 from .encoding import CHUNK, Manifest, object_id
 from .grouping import PlaneHints, chunk_layout, detect_layout, tensor_layout
-from .store import RELEASE_EVERY, ObjectStore, pack
+from .store import ObjectStore, pack
 
 BLOCK_SIZE = 4 << 20
 IN_FLIGHT = 3
@@ -239,12 +239,7 @@ class Ingester:
     def _has_delta(self, manifest: Manifest) -> bool:
         with self.objects.db.read(buffers=True) as txn:
             try:
-                for n, (cid, _) in enumerate(manifest.chunks, 1):
-                    if self.objects.delta_bases(txn, cid):
-                        return True
-                    if n % RELEASE_EVERY == 0:  # each lookup maps ~1 MB (see db.release_pages)
-                        self.objects.db.release_pages()
-                return False
+                return self.objects.holds_delta(txn, manifest)
             finally:
                 self.objects.db.release_pages()
 

@@ -44,22 +44,16 @@ class KeyframeIndex:
             _, tag, payload = self.objects.stored(self._txn, oid)
             return tag, bytes(payload)
 
-    def _reader(self, manifest_id: bytes, chunks: list[tuple[bytes, int]]):
-        """``read_base`` for a keyframe: a chunk's bytes from the cache when they hash right,
-        else decoded from the store; None for a chunk stored as a delta (never a base)."""
-        starts, pos = [], 0
-        for _, n in chunks:
-            starts.append(pos)
-            pos += n
-
-        def read_base(i: int) -> bytes | None:
-            cid, n = chunks[i]
-            data = self.cache.read(manifest_id, starts[i], n)
+    def _fetcher(self, manifest_id: bytes):
+        """``Keyframe.fetch``: a chunk's bytes from the cache when they hash right, else decoded
+        from the store; None for a chunk stored as a delta (never a base)."""
+        def fetch(cid: bytes, offset: int, length: int) -> bytes | None:
+            data = self.cache.read(manifest_id, offset, length)
             if data is not None and object_id(data) == cid:
                 return data
             tag, payload = self._read_stored(cid)
             return None if tag == codec.DELTA else decode_checked(cid, tag, payload)
-        return read_base
+        return fetch
 
     def find(self, layout: FileLayout) -> tuple[Keyframe, int] | None:
         """(keyframe, uses so far) for a new version of ``layout``, or None: store it whole."""
@@ -83,7 +77,7 @@ class KeyframeIndex:
         if base_layout is None or base_layout.key != layout.key or (
                 layout.tensors is None and manifest.size != layout.size):
             return None
-        return Keyframe(manifest_id, base_layout, manifest.chunks, self._reader(manifest_id, manifest.chunks)), uses
+        return Keyframe(manifest_id, base_layout, manifest.chunks, self._fetcher(manifest_id)), uses
 
     def _layout_of(self, manifest) -> FileLayout | None:
         return head_layout(self.objects, self._txn, manifest)
@@ -118,7 +112,7 @@ def adopt(objects: ObjectStore, manifest_ids, restorer) -> int:
     with objects.db.read(buffers=True) as txn:
         for manifest_id in manifest_ids:
             manifest = objects.load(txn, manifest_id, MANIFEST)
-            if manifest.size < delta.MIN_FILE or any(objects.delta_bases(txn, c) for c, _ in manifest.chunks):
+            if manifest.size < delta.MIN_FILE or objects.holds_delta(txn, manifest):
                 continue
             layout = head_layout(objects, txn, manifest)
             if layout is None or layout.key in updates:

@@ -89,10 +89,9 @@ class Restorer:
             if self.keyframes.has(keyframe):
                 try:
                     chunks = self.objects.load(txn, keyframe, MANIFEST).chunks
-                    offsets, pos = {}, 0
-                    for cid, n in chunks:
+                    offsets = {}
+                    for (cid, n), pos in zip(chunks, delta.starts(n for _, n in chunks)):
                         offsets.setdefault(cid, (pos, n))
-                        pos += n
                 except CasregError:  # the keyframe's manifest is gone (gc): its chunks live on
                     offsets = None
             self._offsets[keyframe] = offsets

@@ -135,6 +135,15 @@ class ObjectStore:
             return delta.base_ids(memoryview(value)[HEADER:])
         return []
 
+    def holds_delta(self, txn: lmdb.Transaction, manifest) -> bool:
+        """True if any chunk of a file is stored as a delta (such a file is no keyframe)."""
+        for n, (cid, _) in enumerate(manifest.chunks, 1):
+            if self.delta_bases(txn, cid):
+                return True
+            if n % RELEASE_EVERY == 0:  # each lookup maps ~1 MB (see db.release_pages)
+                self.db.release_pages()
+        return False
+
     def load(self, txn: lmdb.Transaction, oid: bytes, kind: int):
         """A decoded manifest, tree or commit."""
         stored_kind, _, _ = self.stored(txn, oid)
