@@ -121,11 +121,16 @@ def test_racing_ref_updates_exactly_one_wins(remote, tmp_path):
     assert ops.ls_remote(a, "origin")["models/race/winner"] == wins[0]
 
 
-def test_corrupt_remote_object_is_refused_on_fetch(remote, tmp_path):
+def _pushed_chunk(remote, tmp_path, seed: str) -> tuple[Repository, bytes]:
+    """A store that pushed one version to ``remote``, and one of the chunks it sent."""
     a = _store(tmp_path, "a", remote)
-    a.commit(_model(tmp_path, "v", random_bytes(1 << 20, "c")), "models/m/v")
+    a.commit(_model(tmp_path, "v", random_bytes(1 << 20, seed)), "models/m/v")
     ops.push_refs(a, "origin", ["models/m/v"])
-    victim = next(oid for oid, kind in _objects(a) if kind == CHUNK)
+    return a, next(oid for oid, kind in _objects(a) if kind == CHUNK)
+
+
+def test_corrupt_remote_object_is_refused_on_fetch(remote, tmp_path):
+    a, victim = _pushed_chunk(remote, tmp_path, "c")
     remote.corrupt(victim)
     problems = ops.verify(a, "origin", full=True)
     assert [p["id"] for p in problems] == [victim.hex()]
@@ -139,10 +144,7 @@ def test_corrupt_remote_object_is_refused_on_fetch(remote, tmp_path):
 
 
 def test_missing_remote_object_is_reported(remote, tmp_path):
-    a = _store(tmp_path, "a", remote)
-    a.commit(_model(tmp_path, "v", random_bytes(1 << 20, "m")), "models/m/v")
-    ops.push_refs(a, "origin", ["models/m/v"])
-    victim = next(oid for oid, kind in _objects(a) if kind == CHUNK)
+    a, victim = _pushed_chunk(remote, tmp_path, "m")
     remote.delete(victim)
     assert {"id": victim.hex(), "kind": "chunk", "problem": "missing"} in ops.verify(a, "origin")
 
