@@ -78,9 +78,10 @@ def encode_delta(data, keyframe_id: bytes, base_ids: list[bytes], bases: list, s
     return delta.encode(data, keyframe_id, base_ids, bases, segments, layout, _plane_compressor(), hints)
 
 
-def decode(codec: int, payload, bases: list | None = None) -> bytes:
-    """The original bytes of a stored payload; a DELTA payload needs its ``bases`` decoded (in
-    ``delta.base_ids`` order). Thread-safe."""
+def decode(codec: int, payload, bases: list | None = None) -> bytes | memoryview:
+    """The original bytes of a stored payload (grouped and delta chunks come back as a read-only
+    memoryview of the decoded array, saving a copy); a DELTA payload needs its ``bases`` decoded
+    (in ``delta.base_ids`` order). Thread-safe."""
     if codec == RAW:
         return bytes(payload)
     if codec == ZSTD:

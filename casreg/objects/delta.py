@@ -181,14 +181,14 @@ def xor_aligned(out: np.ndarray, bases: list, segments: list[tuple[int, int]]) -
         raise Corrupt("delta object does not match its bases' length")
 
 
-def apply(payload, bases: list, decompressor) -> bytes:
+def apply(payload, bases: list, decompressor) -> memoryview:
     """The original bytes of a delta payload, given its bases' decoded bytes (in ``base_ids`` order)."""
     _, ids, segments, grouped = parse(payload)
     if len(bases) != len(ids):
         raise Corrupt("delta object given the wrong number of bases")
     out = grouping.ungroup_array(grouped, decompressor)
     xor_aligned(out, bases, segments)
-    return out.tobytes()
+    return memoryview(out).toreadonly()
 
 
 def encode(data, keyframe_id: bytes, base_ids_: list[bytes], bases: list, segments: list[tuple[int, int]],

@@ -18,6 +18,7 @@ import numpy as np
 import zstandard
 
 from ..errors import Corrupt
+from .planes import merge, split
 
 _HEAD = struct.Struct("<BBI")
 _RAW_FLAG = 1 << 31
@@ -50,12 +51,12 @@ def group(data, width: int, offset: int, compressor: zstandard.ZstdCompressor,
     count = (len(arr) - offset) // width
     if count <= 0 or not (1 < width <= 8) or not (0 <= offset < width):
         return None
-    planes = np.ascontiguousarray(arr[offset:offset + count * width].reshape(count, width).T)
+    planes = memoryview(split(arr[offset:offset + count * width], width))
     sizes, frames = [], []
     if hints is not None:
         hints.seen += 1
-    for i, plane in enumerate(planes):  # contiguous rows: compressed in place, no copy
-        raw = memoryview(plane)
+    for i in range(width):
+        raw = planes[i * count:(i + 1) * count]  # compressed in place, no copy
         packed = None if hints is not None and hints.skip(i) else compressor.compress(raw)
         if packed is not None and len(packed) < len(raw):
             sizes.append(len(packed))
@@ -73,14 +74,12 @@ def grouped_size(payload) -> int:
     return _HEAD.unpack_from(payload)[2]
 
 
-def ungroup(payload, decompressor: zstandard.ZstdDecompressor) -> bytes:
-    return ungroup_array(payload, decompressor).tobytes()
+def ungroup(payload, decompressor: zstandard.ZstdDecompressor) -> memoryview:
+    return memoryview(ungroup_array(payload, decompressor)).toreadonly()
 
 
 def ungroup_array(payload, decompressor: zstandard.ZstdDecompressor) -> np.ndarray:
-    """The original bytes of a grouped payload, as a writable uint8 array. Each plane is
-    decompressed straight into its column of the output: few, large numpy operations, because
-    many small ones keep the two restore workers waiting on each other for the GIL."""
+    """The original bytes of a grouped payload, as a writable uint8 array."""
     try:
         width, offset, length = _HEAD.unpack_from(payload)
         sizes = struct.unpack_from(f"<{width}I", payload, _HEAD.size)
@@ -95,18 +94,19 @@ def ungroup_array(payload, decompressor: zstandard.ZstdDecompressor) -> np.ndarr
     out[:offset] = src[pos:pos + offset]
     pos += offset
     end = offset + count * width
-    elements = out[offset:end].reshape(count, width)
+    planes = []
     try:
-        for i, size in enumerate(sizes):
+        for size in sizes:
             n = size & ~_RAW_FLAG
-            plane = src[pos:pos + n] if size & _RAW_FLAG else np.frombuffer(
-                decompressor.decompress(payload[pos:pos + n], max_output_size=count), np.uint8)
+            plane = src[pos:pos + n] if size & _RAW_FLAG else decompressor.decompress(
+                payload[pos:pos + n], max_output_size=count)
             if len(plane) != count:
                 raise Corrupt("grouped object plane has the wrong size")
-            elements[:, i] = plane
+            planes.append(plane)
             pos += n
     except zstandard.ZstdError as exc:
         raise Corrupt(f"cannot decompress grouped object: {exc}") from None
+    merge(out[offset:end], planes)
     if len(src) - pos != length - end:
         raise Corrupt("grouped object has the wrong length")
     out[end:] = src[pos:]

@@ -23,7 +23,7 @@ def pack(kind: int, codec_tag: int, payload) -> bytes:
     return b"".join((bytes((kind, codec_tag)), payload))
 
 
-def decode_checked(oid: bytes, tag: int, payload, base_of=None, cache: dict | None = None) -> bytes:
+def decode_checked(oid: bytes, tag: int, payload, base_of=None, cache: dict | None = None) -> bytes | memoryview:
     """The original bytes of a stored payload, refused (Corrupt) unless they hash to ``oid``.
     The one place every reader (read, restore, verify, fetch) checks content against its id.
 

@@ -1,0 +1,9 @@
+"""Only the C part of the build; everything else is in pyproject.toml."""
+
+from setuptools import Extension, setup
+
+setup(ext_modules=[
+    # optional: without a compiler casreg installs anyway and uses numpy (casreg/objects/planes.py)
+    Extension("casreg.objects._planes", ["casreg/objects/_planes.c"], optional=True,
+              extra_compile_args=["-O3"]),
+])
