@@ -11,7 +11,7 @@ import lmdb
 
 from ..db import Database
 from ..errors import Corrupt, NotFound
-from . import codec, delta
+from . import codec, delta, heap
 from .encoding import DECODERS, KIND_NAMES, object_id
 
 HEADER = 2
@@ -64,6 +64,7 @@ class ObjectStore:
     def __init__(self, db: Database):
         self.db = db
         self.table = db.dbs["objects"]
+        heap.keep_freed_memory()  # chunk buffers churn: reuse them, don't fault in fresh pages
 
     # -- writing ---------------------------------------------------------------------------------
     def encode(self, kind: int, data) -> tuple[bytes, bytes]:
