@@ -1,5 +1,6 @@
 """Codecs: every stored form decodes to the original bytes; the chunk id never depends on it."""
 
+import os
 
 import blake3
 import numpy as np
@@ -87,6 +88,61 @@ def test_npy_header_gives_width_and_alignment(tmp_path):
     assert npy_layout(buf.getvalue()) is None
     assert npy_layout(b"\x93NUMPY\x01\x00\x10\x00{'descr': garbage}") is None
     assert tensor_layout(b"plain text, no header") is None
+
+
+TORCH = os.path.join(os.path.dirname(__file__), "fixtures", "torch")  # made by make.py there
+
+
+def _first_storage(path: str) -> tuple[int, int]:
+    """Where the first ``data/`` record's header and bytes start, from zipfile's own reading."""
+    import struct
+    import zipfile
+    with zipfile.ZipFile(path) as z, open(path, "rb") as f:
+        info = next(i for i in z.infolist() if "/data/" in i.filename)
+        f.seek(info.header_offset)
+        local = f.read(30)
+        return info.header_offset, info.header_offset + 30 + sum(struct.unpack("<HH", local[26:30]))
+
+
+@pytest.mark.parametrize("name,width", [("fp32_state_dict.pt", 4), ("bf16_checkpoint.pt", 2), ("int64.pt", 8)])
+def test_torch_checkpoint_gives_width_and_alignment(name, width):
+    path = os.path.join(TORCH, name)
+    data = open(path, "rb").read()
+    header, start = _first_storage(path)
+    assert start % 64 == 0
+    assert tensor_layout(data[:4096]) == (width, start)
+    assert tensor_layout(data[:start]) == (width, start)
+    assert tensor_layout(data[:header + 20]) is None  # a head that stops short of the storages
+    tag, payload = codec.encode(data[start:], (width, 0), grouping=True)
+    assert tag == codec.GROUPED and len(payload) < len(codec.encode(data[start:])[1])  # planes pay
+    assert codec.decode(tag, payload) == data[start:]
+
+
+def test_torch_pickle_is_read_without_running_it(tmp_path):
+    import pickle
+    import zipfile
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'ran'}",))
+    path = tmp_path / "evil.pt"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("evil/data.pkl", pickle.dumps({"w": Evil()}, protocol=2))
+        z.writestr("evil/data/0", bytes(4000))
+    assert tensor_layout(path.read_bytes()) is None  # names no storage
+    assert not (tmp_path / "ran").exists()
+    with zipfile.ZipFile(tmp_path / "other.zip", "w") as z:  # any other zip
+        z.writestr("readme.txt", "hello")
+    assert tensor_layout((tmp_path / "other.zip").read_bytes()) is None
+
+
+def test_torch_checkpoints_round_trip_grouped(tmp_path):
+    repo = Repository.init(str(tmp_path / "store"), codec_name="grouped")
+    repo.commit(TORCH, "models/torch/v1")
+    repo.checkout("models/torch/v1", str(tmp_path / "out"))
+    assert tree_files(str(tmp_path / "out")) == tree_files(TORCH)
+    assert repo.verify(full=True) == []
+    repo.close()
 
 
 def test_corrupt_grouped_payload_is_detected():

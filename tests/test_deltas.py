@@ -208,6 +208,32 @@ def test_other_files_align_byte_for_byte_by_name_and_size(tmp_path):
     for i, v in enumerate(versions):
         repo.checkout(f"m/v{i}", str(tmp_path / f"out{i}"))
         assert tree_files(tmp_path / f"out{i}") == tree_files(v)
+    cache_dir = KeyframeCache(repo.path).dir
+    assert not os.path.isdir(cache_dir) or not os.listdir(cache_dir)  # a headerless blob: no raw copy
+    repo.close()
+
+
+def test_torch_checkpoints_delta_with_a_cached_keyframe(tmp_path):
+    """A torch.save file deltas byte for byte like any other file, and because its zip head names
+    its tensor width, its keyframe is kept raw in the cache like a safetensors one."""
+    head = open(os.path.join(os.path.dirname(__file__), "fixtures", "torch", "fp32_state_dict.pt"), "rb").read()
+    repo = Repository.init(str(tmp_path / "store"), codec_name="delta")
+    rng = np.random.default_rng(5)
+    w = (rng.standard_normal(400_000) * 0.05).astype(np.float32)
+    versions = []
+    for i in range(2):  # a real torch head, then more floats: stands for a bigger state dict
+        versions.append(str(tmp_path / f"v{i}"))
+        write_file(tmp_path / f"v{i}" / "model.pt", head + w.tobytes())
+        repo.commit(versions[-1], f"m/v{i}")
+        w = w + np.float32(1e-4 * w.std()) * rng.standard_normal(w.shape, dtype=np.float32)
+    assert sum(tag == codec.DELTA for _, tag, _ in _codecs_of(repo, "m/v1", "model.pt")) > 10
+    [cached] = os.listdir(KeyframeCache(repo.path).dir)
+    with open(os.path.join(KeyframeCache(repo.path).dir, cached), "rb") as f, \
+            open(os.path.join(versions[0], "model.pt"), "rb") as first:
+        assert f.read() == first.read()  # the keyframe, raw
+    for i, v in enumerate(versions):
+        repo.checkout(f"m/v{i}", str(tmp_path / f"out{i}"))
+        assert tree_files(tmp_path / f"out{i}") == tree_files(v)
     repo.close()
 
 

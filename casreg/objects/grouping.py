@@ -205,8 +205,10 @@ def npy_layout(head) -> tuple[int, int] | None:
 
 
 def tensor_layout(head) -> tuple[int, int] | None:
-    """(element width, start of the data) from a tensor file's own header: safetensors or .npy."""
-    return safetensors_layout(head) or npy_layout(head)
+    """(element width, start of the data) from a tensor file's own header: safetensors, .npy or
+    a torch.save zip."""
+    from .torchzip import torch_layout
+    return safetensors_layout(head) or npy_layout(head) or torch_layout(head)
 
 
 def chunk_layout(file_layout: tuple[int, int] | None, start: int) -> tuple[int, int] | None:

@@ -64,14 +64,14 @@ class _FileCodec:
 class _DeltaFile:
     """One file's delta state: its layout, its keyframe (None: stored whole) and what it stored."""
 
-    def __init__(self, layout: delta.FileLayout, found, cache: KeyframeCache):
+    def __init__(self, layout: delta.FileLayout, found, cache: KeyframeCache, tensor_file: bool):
         self.layout = layout
         self.keyframe, self.uses = found if found else (None, 0)
         self.new_chunks = 0
         self.delta_chunks = 0
         # a tensor file stored whole may become its layout's keyframe: keep its raw bytes for the
         # cache (other files could double the write traffic of a first commit for little gain)
-        self.copy = cache.writer(layout.size) if self.keyframe is None and layout.tensors is not None else None
+        self.copy = cache.writer(layout.size) if self.keyframe is None and tensor_file else None
 
 
 class Ingester:
@@ -270,7 +270,9 @@ class Ingester:
                 if total == 0 and self.keyframes is not None:
                     file_layout = delta.file_layout(os.path.basename(path), size, view[:n])
                     if file_layout is not None:
-                        fc.dfile = _DeltaFile(file_layout, self.keyframes.find(file_layout), self.cache)
+                        found = self.keyframes.find(file_layout)
+                        tensors = file_layout.tensors is not None or fc.layout is not None
+                        fc.dfile = _DeltaFile(file_layout, found, self.cache, tensors)
                 dfile = fc.dfile
                 base = total  # the file offset of this buffer's first byte
                 total += end
