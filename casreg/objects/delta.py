@@ -34,9 +34,9 @@ import blake3
 import numpy as np
 
 from ..errors import Corrupt
-from . import grouping
+from . import grouping, kernels
 
-ZEROS = 0xFFFFFFFF
+ZEROS = kernels.ZEROS
 KEYFRAME_EVERY = 8  # a file's 8th version after its keyframe is stored whole and becomes the next
 MIN_FILE = 1 << 20  # smaller files are not worth a keyframe
 MAX_HEADER = 16 << 20  # a safetensors header longer than this is not parsed for alignment
@@ -157,28 +157,10 @@ def starts(lengths) -> list[int]:
 def xor_aligned(out: np.ndarray, bases: list, segments: list[tuple[int, int]]) -> None:
     """XOR the aligned base bytes into ``out`` in place: ``segments`` gathered from the
     concatenated ``bases`` (a ZEROS segment leaves its bytes as they are), without joining them."""
-    arrays = [np.frombuffer(b, np.uint8) for b in bases]
-    *offsets, pos = starts(len(a) for a in arrays)
-    at = 0
-    for start, n in segments:
-        if at + n > len(out):
-            raise Corrupt("delta segments are longer than the chunk")
-        if start != ZEROS:
-            if start + n > pos:
-                raise Corrupt("delta segment lies outside its bases")
-            i = bisect.bisect_right(offsets, start) - 1
-            done = 0
-            while done < n:
-                a = arrays[i]
-                lo = start + done - offsets[i]
-                k = min(n - done, len(a) - lo)
-                piece = out[at + done:at + done + k]
-                np.bitwise_xor(piece, a[lo:lo + k], out=piece)
-                done += k
-                i += 1
-        at += n
-    if at != len(out):
-        raise Corrupt("delta object does not match its bases' length")
+    try:
+        kernels.xor_segments(out, bases, segments)
+    except ValueError as exc:
+        raise Corrupt(str(exc)) from None
 
 
 def apply(payload, bases: list, decompressor) -> memoryview:

@@ -18,7 +18,7 @@ import numpy as np
 import zstandard
 
 from ..errors import Corrupt
-from .planes import merge, split
+from .kernels import merge, split
 
 _HEAD = struct.Struct("<BBI")
 _RAW_FLAG = 1 << 31

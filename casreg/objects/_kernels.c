@@ -1,0 +1,250 @@
+/* The byte loops under the grouped and delta codecs (kernels.py has the numpy versions).
+ *
+ * split(src, width) -> bytes      plane i holds byte i of every element, planes back to back
+ * merge(out, planes) -> None      the inverse, written into a writable buffer
+ * xor_segments(out, bases, segments) -> None
+ *                                 XOR into out the ranges (start, length) of the bases'
+ *                                 concatenation, one after the other (start 0xFFFFFFFF: zeros):
+ *                                 the aligned base bytes of a checkpoint delta (see delta.py)
+ *
+ * numpy needs several strided copies per chunk (~3.5 GB/s) with Python work between them; each of
+ * these is one call that checks its arguments, then runs with the GIL released.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+static void split_bytes(const uint8_t *src, uint8_t *dst, Py_ssize_t count, int width)
+{
+    if (width == 4) {
+        uint8_t *p0 = dst, *p1 = dst + count, *p2 = dst + 2 * count, *p3 = dst + 3 * count;
+        for (Py_ssize_t j = 0; j < count; j++) {
+            uint32_t v;
+            memcpy(&v, src + 4 * j, 4);
+            p0[j] = (uint8_t)v;
+            p1[j] = (uint8_t)(v >> 8);
+            p2[j] = (uint8_t)(v >> 16);
+            p3[j] = (uint8_t)(v >> 24);
+        }
+    } else if (width == 2) {
+        uint8_t *p0 = dst, *p1 = dst + count;
+        for (Py_ssize_t j = 0; j < count; j++) {
+            p0[j] = src[2 * j];
+            p1[j] = src[2 * j + 1];
+        }
+    } else {
+        for (int i = 0; i < width; i++) {
+            uint8_t *p = dst + i * count;
+            for (Py_ssize_t j = 0; j < count; j++)
+                p[j] = src[(Py_ssize_t)width * j + i];
+        }
+    }
+}
+
+static void merge_bytes(const uint8_t **planes, uint8_t *dst, Py_ssize_t count, int width)
+{
+    if (width == 4) {
+        const uint8_t *p0 = planes[0], *p1 = planes[1], *p2 = planes[2], *p3 = planes[3];
+        for (Py_ssize_t j = 0; j < count; j++) {
+            uint32_t v = (uint32_t)p0[j] | ((uint32_t)p1[j] << 8) | ((uint32_t)p2[j] << 16) |
+                         ((uint32_t)p3[j] << 24);
+            memcpy(dst + 4 * j, &v, 4);
+        }
+    } else if (width == 2) {
+        const uint8_t *p0 = planes[0], *p1 = planes[1];
+        for (Py_ssize_t j = 0; j < count; j++) {
+            dst[2 * j] = p0[j];
+            dst[2 * j + 1] = p1[j];
+        }
+    } else {
+        for (int i = 0; i < width; i++) {
+            const uint8_t *p = planes[i];
+            for (Py_ssize_t j = 0; j < count; j++)
+                dst[(Py_ssize_t)width * j + i] = p[j];
+        }
+    }
+}
+
+static PyObject *split(PyObject *self, PyObject *args)
+{
+    Py_buffer src;
+    int width;
+    if (!PyArg_ParseTuple(args, "y*i", &src, &width))
+        return NULL;
+    if (width < 1 || width > 8 || src.len % width != 0) {
+        PyBuffer_Release(&src);
+        PyErr_SetString(PyExc_ValueError, "split: width must be 1..8 and divide the length");
+        return NULL;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, src.len);
+    if (out != NULL) {
+        uint8_t *dst = (uint8_t *)PyBytes_AS_STRING(out);
+        Py_BEGIN_ALLOW_THREADS
+        split_bytes((const uint8_t *)src.buf, dst, src.len / width, width);
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&src);
+    return out;
+}
+
+static PyObject *merge(PyObject *self, PyObject *args)
+{
+    Py_buffer out;
+    PyObject *seq;
+    Py_buffer views[8];
+    const uint8_t *planes[8];
+    Py_ssize_t width = 0, count, i;
+    PyObject *result = NULL;
+
+    if (!PyArg_ParseTuple(args, "w*O", &out, &seq))
+        return NULL;
+    PyObject *fast = PySequence_Fast(seq, "merge: planes must be a sequence");
+    if (fast == NULL)
+        goto done_out;
+    width = PySequence_Fast_GET_SIZE(fast);
+    if (width < 1 || width > 8 || out.len % width != 0) {
+        PyErr_SetString(PyExc_ValueError, "merge: 1..8 planes whose count divides the output");
+        width = 0;
+        goto done;
+    }
+    count = out.len / width;
+    for (i = 0; i < width; i++) {
+        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(fast, i), &views[i], PyBUF_SIMPLE) < 0) {
+            width = i;
+            goto done;
+        }
+        if (views[i].len != count) {
+            PyErr_SetString(PyExc_ValueError, "merge: a plane has the wrong length");
+            width = i + 1;
+            goto done;
+        }
+        planes[i] = (const uint8_t *)views[i].buf;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    merge_bytes(planes, (uint8_t *)out.buf, count, (int)width);
+    Py_END_ALLOW_THREADS
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    for (i = 0; i < width; i++)
+        PyBuffer_Release(&views[i]);
+    Py_DECREF(fast);
+done_out:
+    PyBuffer_Release(&out);
+    return result;
+}
+
+#define ZEROS 0xFFFFFFFFu
+
+typedef struct {
+    unsigned long long start, length;
+} segment;
+
+static void xor_bytes(uint8_t *dst, const uint8_t *src, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++)
+        dst[i] ^= src[i];
+}
+
+/* XOR the bases' concatenated bytes [start, start + length) into dst */
+static void xor_range(uint8_t *dst, const Py_buffer *bases, Py_ssize_t nbases, unsigned long long start,
+                      unsigned long long length)
+{
+    Py_ssize_t i = 0;
+    while (i < nbases && start >= (unsigned long long)bases[i].len) {
+        start -= bases[i].len;
+        i++;
+    }
+    while (length > 0 && i < nbases) {
+        unsigned long long avail = bases[i].len - start;
+        unsigned long long k = length < avail ? length : avail;
+        xor_bytes(dst, (const uint8_t *)bases[i].buf + start, (Py_ssize_t)k);
+        dst += k;
+        length -= k;
+        start = 0;
+        i++;
+    }
+}
+
+static PyObject *xor_segments(PyObject *self, PyObject *args)
+{
+    Py_buffer out;
+    PyObject *base_seq, *segment_seq;
+    PyObject *bases_fast = NULL, *segments_fast = NULL, *result = NULL;
+    Py_buffer *bases = NULL;
+    segment *segments = NULL;
+    Py_ssize_t nbases = 0, got = 0, nsegments, i;
+    unsigned long long total = 0, at = 0;
+
+    if (!PyArg_ParseTuple(args, "w*OO", &out, &base_seq, &segment_seq))
+        return NULL;
+    bases_fast = PySequence_Fast(base_seq, "xor_segments: bases must be a sequence");
+    segments_fast = bases_fast ? PySequence_Fast(segment_seq, "xor_segments: segments must be a sequence") : NULL;
+    if (segments_fast == NULL)
+        goto done;
+    nbases = PySequence_Fast_GET_SIZE(bases_fast);
+    nsegments = PySequence_Fast_GET_SIZE(segments_fast);
+    bases = PyMem_Calloc(nbases ? nbases : 1, sizeof(Py_buffer));
+    segments = PyMem_Calloc(nsegments ? nsegments : 1, sizeof(segment));
+    if (bases == NULL || segments == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (got = 0; got < nbases; got++) {
+        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(bases_fast, got), &bases[got], PyBUF_SIMPLE) < 0)
+            goto done;
+        total += bases[got].len;
+    }
+    for (i = 0; i < nsegments; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(segments_fast, i);
+        if (!PyArg_ParseTuple(item, "KK;xor_segments: a segment is (start, length)", &segments[i].start,
+                              &segments[i].length))
+            goto done;
+        if (segments[i].length > (unsigned long long)out.len - at) {
+            PyErr_SetString(PyExc_ValueError, "delta segments are longer than the chunk");
+            goto done;
+        }
+        if (segments[i].start != ZEROS &&
+            (segments[i].start > total || segments[i].length > total - segments[i].start)) {
+            PyErr_SetString(PyExc_ValueError, "delta segment lies outside its bases");
+            goto done;
+        }
+        at += segments[i].length;
+    }
+    if (at != (unsigned long long)out.len) {
+        PyErr_SetString(PyExc_ValueError, "delta object does not match its bases' length");
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    uint8_t *dst = (uint8_t *)out.buf;
+    for (i = 0; i < nsegments; i++) {
+        if (segments[i].start != ZEROS)
+            xor_range(dst, bases, nbases, segments[i].start, segments[i].length);
+        dst += segments[i].length;
+    }
+    Py_END_ALLOW_THREADS
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    for (i = 0; i < got; i++)
+        PyBuffer_Release(&bases[i]);
+    PyMem_Free(bases);
+    PyMem_Free(segments);
+    Py_XDECREF(bases_fast);
+    Py_XDECREF(segments_fast);
+    PyBuffer_Release(&out);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"split", split, METH_VARARGS, "split(src, width) -> bytes: the byte planes of src, back to back."},
+    {"merge", merge, METH_VARARGS, "merge(out, planes): interleave the planes into the writable out."},
+    {"xor_segments", xor_segments, METH_VARARGS,
+     "xor_segments(out, bases, segments): XOR ranges of the bases' concatenation into out."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__kernels(void) { return PyModule_Create(&module); }

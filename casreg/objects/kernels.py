@@ -1,0 +1,75 @@
+"""The byte loops under the grouped and delta codecs.
+
+- ``split(src, width)``: ``count`` elements of ``width`` bytes -> ``width`` planes (byte ``i`` of
+  every element), back to back; ``merge(out, planes)`` interleaves them again.
+- ``xor_segments(out, bases, segments)``: XOR into ``out`` the ranges ``(start, length)`` of the
+  bases' concatenated bytes, one after the other (``start`` 0xFFFFFFFF: zeros, left as they are).
+  Raises ValueError unless the segments cover ``out`` exactly and lie inside the bases.
+
+They come from the C module ``_kernels`` (built on install; each is one call that runs with the
+GIL released). Where it could not be built, the numpy versions below give the same bytes, more
+slowly. ``NATIVE`` says which run; the tests hold both to each other.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+
+import numpy as np
+
+ZEROS = 0xFFFFFFFF
+
+
+def split_numpy(src, width: int) -> bytes:
+    arr = np.frombuffer(src, np.uint8)
+    if not 1 <= width <= 8 or len(arr) % width:
+        raise ValueError("split: width must be 1..8 and divide the length")
+    return np.ascontiguousarray(arr.reshape(-1, width).T).tobytes()
+
+
+def merge_numpy(out, planes) -> None:
+    width = len(planes)
+    dst = np.frombuffer(out, np.uint8)
+    if not 1 <= width <= 8 or len(dst) % width:
+        raise ValueError("merge: 1..8 planes whose count divides the output")
+    elements = dst.reshape(-1, width)
+    for i, plane in enumerate(planes):
+        plane = np.frombuffer(plane, np.uint8)
+        if len(plane) != len(elements):
+            raise ValueError("merge: a plane has the wrong length")
+        elements[:, i] = plane
+
+
+def xor_segments_numpy(out, bases, segments) -> None:
+    dst = np.frombuffer(out, np.uint8)
+    arrays = [np.frombuffer(b, np.uint8) for b in bases]
+    *offsets, total = itertools.accumulate((len(a) for a in arrays), initial=0)
+    at = 0
+    for start, n in segments:
+        if at + n > len(dst):
+            raise ValueError("delta segments are longer than the chunk")
+        if start != ZEROS:
+            if start + n > total:
+                raise ValueError("delta segment lies outside its bases")
+            i = bisect.bisect_right(offsets, start) - 1
+            done = 0
+            while done < n:
+                a = arrays[i]
+                lo = start + done - offsets[i]
+                k = min(n - done, len(a) - lo)
+                piece = dst[at + done:at + done + k]
+                np.bitwise_xor(piece, a[lo:lo + k], out=piece)
+                done += k
+                i += 1
+        at += n
+    if at != len(dst):
+        raise ValueError("delta object does not match its bases' length")
+
+
+try:
+    from ._kernels import merge, split, xor_segments
+    NATIVE = True
+except ImportError:  # no compiler at install time: same bytes, slower
+    split, merge, xor_segments = split_numpy, merge_numpy, xor_segments_numpy
+    NATIVE = False

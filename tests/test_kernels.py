@@ -1,0 +1,91 @@
+"""The byte kernels: the C versions and their numpy fallbacks give the same bytes and refuse the same input."""
+
+import os
+import shutil
+import sysconfig
+
+import numpy as np
+import pytest
+
+from casreg.objects import kernels
+
+
+def _can_build() -> bool:
+    cc = (sysconfig.get_config_var("CC") or "").split()
+    header = os.path.join(sysconfig.get_paths()["include"], "Python.h")
+    return bool(cc) and shutil.which(cc[0]) is not None and os.path.exists(header)
+
+
+def test_native_kernels_are_built_where_a_compiler_exists():
+    if not _can_build():
+        pytest.skip("no C compiler or Python headers here: casreg runs on the numpy fallback")
+    assert kernels.NATIVE, "casreg/objects/_kernels.c was not built: reinstall with `pip install -e .`"
+
+
+@pytest.mark.parametrize("width", [1, 2, 3, 4, 8])
+@pytest.mark.parametrize("count", [0, 1, 7, 4099])
+def test_split_and_merge_match_numpy_and_invert_each_other(width, count):
+    src = np.random.default_rng(width * 10007 + count).integers(0, 256, width * count, np.uint8).tobytes()
+    split = kernels.split(src, width)
+    assert split == kernels.split_numpy(src, width)
+    assert split == b"".join(src[i::width] for i in range(width))  # plane i: byte i of each element
+    pieces = [split[i * count:(i + 1) * count] for i in range(width)]
+    for merge in (kernels.merge, kernels.merge_numpy):
+        out = bytearray(len(src))
+        merge(out, pieces)
+        assert bytes(out) == src
+
+
+def test_bad_arguments_raise_instead_of_reading_past_a_buffer():
+    for split in (kernels.split, kernels.split_numpy):
+        with pytest.raises(ValueError):
+            split(b"abcde", 4)
+        with pytest.raises(ValueError):
+            split(b"abcd", 9)
+    for merge in (kernels.merge, kernels.merge_numpy):
+        with pytest.raises(ValueError):
+            merge(bytearray(8), [b"ab", b"cd", b"ef", b"g"])
+        with pytest.raises(ValueError):
+            merge(bytearray(9), [b"abc", b"def"])
+        with pytest.raises(ValueError):
+            merge(bytearray(0), [])
+    with pytest.raises((TypeError, ValueError)):
+        kernels.merge(b"read-only", [b"abc", b"def", b"ghi"])
+
+
+def _xor_reference(length: int, bases: list[bytes], segments) -> bytes:
+    joined = b"".join(bases)
+    out = bytearray(length)  # XOR into zeros: the aligned bytes themselves
+    at = 0
+    for start, n in segments:
+        if start != kernels.ZEROS:
+            out[at:at + n] = joined[start:start + n]
+        at += n
+    return bytes(out)
+
+
+def test_xor_segments_gathers_across_bases_and_skips_zeros():
+    rng = np.random.default_rng(3)
+    bases = [rng.integers(0, 256, n, np.uint8).tobytes() for n in (1000, 7, 2500)]
+    segments = [(10, 990), (kernels.ZEROS, 33), (995, 20), (0, 0), (3000, 507), (1005, 1)]  # 20 spans 3 bases
+    length = sum(n for _, n in segments)
+    data = rng.integers(0, 256, length, np.uint8).tobytes()
+    expected = bytes(a ^ b for a, b in zip(data, _xor_reference(length, bases, segments)))
+    for xor in (kernels.xor_segments, kernels.xor_segments_numpy):
+        out = bytearray(data)
+        xor(out, bases, segments)
+        assert bytes(out) == expected
+        xor(out, bases, segments)  # XOR twice: back to the start
+        assert bytes(out) == data
+
+
+@pytest.mark.parametrize("segments", [
+    [(0, 11)],                      # longer than the chunk
+    [(0, 5)],                       # shorter than the chunk
+    [(5, 6), (kernels.ZEROS, 4)],   # 5 + 6 > the bases' 10 bytes
+    [(2 ** 32, 10)],                # far outside
+])
+def test_xor_segments_refuses_segments_that_do_not_fit(segments):
+    for xor in (kernels.xor_segments, kernels.xor_segments_numpy):
+        with pytest.raises(ValueError):
+            xor(bytearray(10), [b"a" * 4, b"b" * 6], segments)
