@@ -124,29 +124,43 @@ def pack(keyframe_id: bytes, base_ids: list[bytes], segments: list[tuple[int, in
                      *(_SEGMENT.pack(s, n) for s, n in segments), grouped))
 
 
-def parse(payload) -> tuple[bytes, list[bytes], list[tuple[int, int]], memoryview]:
-    """(keyframe manifest id, base chunk ids, segments, grouped XOR) of a delta payload."""
+def _ids(mv: memoryview) -> tuple[list[bytes], int]:
+    """(base chunk ids, offset of the segment count) of a delta payload."""
     try:
-        mv = memoryview(payload)
-        keyframe_id = bytes(mv[:32])
         (count,) = _COUNT.unpack_from(mv, 32)
-        pos = 32 + _COUNT.size
-        ids = [bytes(mv[pos + 32 * i:pos + 32 * (i + 1)]) for i in range(count)]
-        pos += 32 * count
-        (nseg,) = _COUNT.unpack_from(mv, pos)
-        pos += _COUNT.size
-        segments = [_SEGMENT.unpack_from(mv, pos + _SEGMENT.size * i) for i in range(nseg)]
-        pos += _SEGMENT.size * nseg
     except struct.error:
         raise Corrupt("truncated delta object") from None
-    if len(keyframe_id) != 32 or any(len(i) != 32 for i in ids):
+    pos = 32 + _COUNT.size + 32 * count
+    if len(mv) < pos:
         raise Corrupt("truncated delta object")
-    return keyframe_id, ids, segments, mv[pos:]
+    return [bytes(mv[i:i + 32]) for i in range(32 + _COUNT.size, pos, 32)], pos
+
+
+def parse(payload) -> tuple[bytes, list[bytes], list[tuple[int, int]], memoryview]:
+    """(keyframe manifest id, base chunk ids, segments, grouped XOR) of a delta payload."""
+    mv = memoryview(payload)
+    ids, pos = _ids(mv)
+    try:
+        (nseg,) = _COUNT.unpack_from(mv, pos)
+        pos += _COUNT.size
+        segments = list(_SEGMENT.iter_unpack(mv[pos:pos + _SEGMENT.size * nseg]))
+    except struct.error:
+        raise Corrupt("truncated delta object") from None
+    if len(segments) != nseg:
+        raise Corrupt("truncated delta object")
+    return bytes(mv[:32]), ids, segments, mv[pos + _SEGMENT.size * nseg:]
 
 
 def base_ids(payload) -> list[bytes]:
     """The chunk ids a delta payload needs (its children in the object graph)."""
-    return parse(payload)[1]
+    return _ids(memoryview(payload))[0]
+
+
+def keyframe_of(payload) -> bytes:
+    """The manifest id of the keyframe a delta payload was made against."""
+    if len(payload) < 32:
+        raise Corrupt("truncated delta object")
+    return bytes(payload[:32])
 
 
 def starts(lengths) -> list[int]:
