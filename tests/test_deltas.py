@@ -13,7 +13,7 @@ import pytest
 from casreg.errors import CasregError
 from casreg.objects import codec, delta
 from casreg.objects.basecache import KeyframeCache
-from casreg.objects.encoding import CHUNK, MANIFEST, TREE
+from casreg.objects.encoding import CHUNK, MANIFEST
 from casreg.objects.store import unpack
 from casreg.remotes import ops
 from casreg.repo import Repository
@@ -80,8 +80,8 @@ def _version(tmp_path, name: str, weights: bytes) -> str:
 def _codecs_of(repo: Repository, ref: str, path: str = "model.safetensors") -> list[tuple[bytes, int, object]]:
     """(chunk id, codec, payload) of every chunk of one file of a version."""
     with repo.db.read() as txn:
-        tree = repo.objects.load(txn, repo.read_commit(repo.resolve(ref)).tree, TREE)
-        manifest = repo.objects.load(txn, tree.get(path).id, MANIFEST)
+        entry = repo._entry_at(txn, repo.read_commit(repo.resolve(ref)).tree, path)
+        manifest = repo.objects.load(txn, entry.id, MANIFEST)
         out = []
         for cid, _ in manifest.chunks:
             _, tag, payload = repo.objects.stored(txn, cid)
@@ -461,6 +461,41 @@ def test_a_fetched_version_is_the_keyframe_of_the_next_local_one(remote, tmp_pat
     hub.checkout("remotes/origin/m/round2-site", str(tmp_path / "out"))
     assert tree_files(tmp_path / "out") == tree_files(local)
     assert hub.verify(full=True) == [] and site.verify(full=True) == []
+    hub.close()
+    site.close()
+
+
+def test_fetched_torch_and_raw_files_are_keyframes_by_name_too(tmp_path):
+    """Files aligned byte for byte are keyed by their name: a fetch finds it in the fetched trees.
+    The torch.save file is also decoded into the keyframe cache; the headerless blob is not."""
+    from tests.remote_kinds import FileRemote
+    remote = FileRemote(tmp_path)
+    head = open(os.path.join(os.path.dirname(__file__), "fixtures", "torch", "fp32_state_dict.pt"), "rb").read()
+    rng = np.random.default_rng(11)
+    w = (rng.standard_normal(300_000) * 0.05).astype(np.float32)
+
+    def version(name):
+        root = tmp_path / "src" / name
+        write_file(root / "sub" / "model.pt", head + w.tobytes())  # a torch head, then more floats
+        write_file(root / "weights.bin", w[::-1].tobytes())
+        return str(root)
+    hub = Repository.init(str(tmp_path / "hub" / ".casreg"), codec_name="delta")
+    ops.config(hub).add("origin", remote.url)
+    hub.commit(version("global"), "m/round1")
+    ops.push_refs(hub, "origin", ["m/round1"])
+    site = Repository.init(str(tmp_path / "site" / ".casreg"), codec_name="delta")
+    ops.config(site).add("origin", remote.url)
+    ops.fetch_refs(site, "origin", ["m/round1"])
+    [cached] = os.listdir(KeyframeCache(site.path).dir)
+    with open(os.path.join(KeyframeCache(site.path).dir, cached), "rb") as f:
+        assert f.read() == head + w.tobytes()
+    w = w + np.float32(1e-4 * w.std()) * rng.standard_normal(w.shape, dtype=np.float32)
+    local = version("local")
+    site.commit(local, "m/round2-site")
+    for path in ("sub/model.pt", "weights.bin"):
+        assert sum(tag == codec.DELTA for _, tag, _ in _codecs_of(site, "m/round2-site", path)) > 10, path
+    site.checkout("m/round2-site", str(tmp_path / "out"))
+    assert tree_files(tmp_path / "out") == tree_files(local)
     hub.close()
     site.close()
 

@@ -19,9 +19,11 @@ from . import codec, delta
 from .basecache import KeyframeCache
 from .delta import KEYFRAME_EVERY, FileLayout, Keyframe
 from .encoding import MANIFEST, object_id
+from .grouping import tensor_layout
 from .store import ObjectStore, decode_checked
 
 _VALUE = struct.Struct("<32sI")
+HEAD_BYTES = 64 << 10
 
 
 class KeyframeIndex:
@@ -80,48 +82,53 @@ class KeyframeIndex:
         return Keyframe(manifest_id, base_layout, manifest.chunks, self._fetcher(manifest_id)), uses
 
     def _layout_of(self, manifest) -> FileLayout | None:
-        return head_layout(self.objects, self._txn, manifest)
+        """A stored safetensors file's layout (its tensors may sit elsewhere than in a newer
+        version: a longer header)."""
+        head = stored_head(self.objects, self._txn, manifest)
+        return None if head is None else delta.file_layout("", manifest.size, head)
 
 
-def head_layout(objects: ObjectStore, txn, manifest) -> FileLayout | None:
-    """A stored safetensors file's layout (its tensors may sit elsewhere than in a newer version:
-    a longer header), from its header bytes, decoded from its first chunks; None otherwise."""
-    head, need = bytearray(), 8
+def stored_head(objects: ObjectStore, txn, manifest) -> bytes | None:
+    """A stored file's first bytes: its whole safetensors header, else its first 64 KiB (enough
+    for a torch.save zip head or an .npy header); None if a safetensors header is too long."""
+    head, need = bytearray(), min(manifest.size, HEAD_BYTES)
     for cid, _ in manifest.chunks:
         if len(head) >= need:
             break
         head += objects.read(txn, cid)
-        if len(head) >= 8:
-            need = 8 + int.from_bytes(head[:8], "little")
-        if need > delta.MAX_HEADER:
-            return None
-    layout = delta.file_layout("", manifest.size, bytes(head))
-    return layout if layout is not None and layout.tensors is not None else None
+        if len(head) >= 9 and head[8:9] == b"{":  # a safetensors header: read all of it
+            need = max(need, min(manifest.size, 8 + int.from_bytes(head[:8], "little")))
+            if need > delta.MAX_HEADER:
+                return None
+    return bytes(head)
 
 
-def adopt(objects: ObjectStore, manifest_ids, restorer) -> int:
-    """Make fetched safetensors files the keyframes of their layouts where a layout has none
-    (or lost it to gc), so that the next local version is stored, and pushed, as deltas against
-    what was fetched; their decoded bytes go to the keyframe cache. Files holding delta chunks
-    are skipped (a keyframe must be a base for every byte). Returns how many were adopted."""
+def adopt(objects: ObjectStore, files: list[tuple[str, bytes]], restorer) -> int:
+    """Make fetched files (name, manifest id) the keyframes of their layouts where a layout has
+    none (or lost it to gc), so that the next local version is stored, and pushed, as deltas
+    against what was fetched; tensor files (safetensors, .npy, torch.save) are also decoded into
+    the keyframe cache. Files holding delta chunks are skipped (a keyframe must be a base for
+    every byte). Returns how many were adopted."""
     table = objects.db.dbs.get("keyframes")
     if table is None:
         return 0
     cache = KeyframeCache(objects.db.path)
     updates: dict[bytes, bytes] = {}
     with objects.db.read(buffers=True) as txn:
-        for manifest_id in manifest_ids:
+        for name, manifest_id in files:
             manifest = objects.load(txn, manifest_id, MANIFEST)
             if manifest.size < delta.MIN_FILE or objects.holds_delta(txn, manifest):
                 continue
-            layout = head_layout(objects, txn, manifest)
+            head = stored_head(objects, txn, manifest)
+            layout = None if head is None else delta.file_layout(name, manifest.size, head)
             if layout is None or layout.key in updates:
                 continue
             current = txn.get(layout.key, db=table)
             if current is not None and objects.has(txn, _VALUE.unpack(current)[0]):
                 continue
             updates[layout.key] = pack(manifest_id, 0)
-            copy = cache.writer(manifest.size)
+            tensors = layout.tensors is not None or tensor_layout(head) is not None
+            copy = cache.writer(manifest.size) if tensors else None
             if copy is not None:
                 for length, data in restorer.iter_chunks(txn, manifest):
                     copy.write(data if data is not None else bytes(length))

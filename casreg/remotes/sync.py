@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from ..errors import CasregError, Corrupt
 from ..objects import codec, delta
-from ..objects.encoding import CHUNK, COMMIT, DECODERS, KIND_NAMES, MANIFEST, TREE
+from ..objects.encoding import CHUNK, COMMIT, DECODERS, FILE, KIND_NAMES, MANIFEST, TREE
 from ..objects.graph import children, reachable
 from ..objects.store import decode_checked, pack, unpack
 from ..refs import check_ref_name
@@ -221,7 +221,7 @@ def fetch(repo, remote: str, backend: Backend, names: list[str] | None = None, *
     if getattr(repo, "deltas", False):
         from ..objects import keyframes
         with repo._restorer() as restorer:
-            keyframes.adopt(repo.objects, [oid for oid, (kind, _) in ordered if kind == MANIFEST], restorer)
+            keyframes.adopt(repo.objects, _named_files(ordered), restorer)
     return result
 
 
@@ -306,6 +306,18 @@ def fast_forward(repo, name: str, target: bytes, *, force: bool = False, message
 
 
 # -- verify ----------------------------------------------------------------------------------------
+def _named_files(ordered) -> list[tuple[str, bytes]]:
+    """(file name, manifest id) of every manifest among fetched objects, named by the fetched
+    trees that hold it (byte-aligned keyframes are keyed by file name)."""
+    names: dict[bytes, str] = {}
+    for oid, (kind, value) in ordered:
+        if kind == TREE:
+            for entry in DECODERS[TREE](verified(oid, value, TREE)).entries:
+                if entry.kind == FILE:
+                    names.setdefault(entry.id, entry.name)
+    return [(names.get(oid, ""), oid) for oid, (kind, _) in ordered if kind == MANIFEST]
+
+
 def verify_remote(backend: Backend, full: bool = False) -> list[dict]:
     """Every object reachable from the remote's refs present (with ``full``: fetched and re-hashed)."""
     problems: list[dict] = []
