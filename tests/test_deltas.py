@@ -89,6 +89,12 @@ def _codecs_of(repo: Repository, ref: str, path: str = "model.safetensors") -> l
         return out
 
 
+def _chunk_lengths(repo: Repository, ref: str, path: str) -> list[tuple[bytes, int]]:
+    with repo.db.read() as txn:
+        entry = repo._entry_at(txn, repo.read_commit(repo.resolve(ref)).tree, path)
+        return repo.objects.load(txn, entry.id, MANIFEST).chunks
+
+
 def _all_chunks(repo: Repository) -> dict[bytes, tuple[int, bytes]]:
     with repo.db.read() as txn:
         return {oid: (tag, bytes(payload)) for oid, kind, tag, payload in repo.objects.iter_stored(txn)
@@ -210,6 +216,31 @@ def test_other_files_align_byte_for_byte_by_name_and_size(tmp_path):
         assert tree_files(tmp_path / f"out{i}") == tree_files(v)
     cache_dir = KeyframeCache(repo.path).dir
     assert not os.path.isdir(cache_dir) or not os.listdir(cache_dir)  # a headerless blob: no raw copy
+    repo.close()
+
+
+def test_reinitialized_weights_are_stored_whole_even_after_a_run_of_deltas(tmp_path):
+    """Where new weights have nothing in common with the keyframe's (a re-initialized layer),
+    their XOR compresses worse than they do; each chunk keeps the smaller form, also right after
+    a run of middling deltas that won (after which the self-contained form is no longer tried
+    for those)."""
+    repo = Repository.init(str(tmp_path / "store"), codec_name="delta")
+    rng = np.random.default_rng(8)
+    w = (rng.standard_normal(400_000) * 0.05).astype(np.float32)
+    stepped = w + np.float32(1e-2 * w.std()) * rng.standard_normal(w.shape, dtype=np.float32)  # deltas ~0.67
+    stepped[200_000:] = rng.standard_normal(200_000) * 0.05  # the second half starts over
+    for i, data in enumerate([w, stepped]):
+        write_file(tmp_path / f"v{i}" / "weights.bin", data.tobytes())
+        repo.commit(str(tmp_path / f"v{i}"), f"m/v{i}")
+    chunks = _codecs_of(repo, "m/v1", "weights.bin")
+    assert sum(tag == codec.DELTA for _, tag, _ in chunks) > 8  # the first half: deltas win, many in a row
+    data, pos = stepped.tobytes(), 0
+    for (_, tag, payload), (_, n) in zip(chunks, _chunk_lengths(repo, "m/v1", "weights.bin")):
+        if pos >= 800_000:  # the new weights: grouped on their own, not a bigger XOR
+            assert tag == codec.GROUPED, pos
+        pos += n
+    repo.checkout("m/v1", str(tmp_path / "out"))
+    assert tree_files(tmp_path / "out") == tree_files(tmp_path / "v1")
     repo.close()
 
 

@@ -56,7 +56,7 @@ def encode(data, layout: tuple[int, int] | None = None, *, grouping: bool = Fals
 
     ``layout`` is (element width, offset of the first whole element in ``data``), from the file's
     own header when known (``grouping.tensor_layout``); None lets the bytes speak. ``hints``
-    (``grouping.PlaneHints``) lets a stream of chunks skip planes that never compress.
+    (``grouping.Streaks``) lets a stream of chunks skip planes that never compress.
     """
     if grouping:
         from .grouping import detect_layout, group

@@ -41,6 +41,7 @@ KEYFRAME_EVERY = 8  # a file's 8th version after its keyframe is stored whole an
 MIN_FILE = 1 << 20  # smaller files are not worth a keyframe
 MAX_HEADER = 16 << 20  # a safetensors header longer than this is not parsed for alignment
 ACCEPT = 0.6  # a delta this small (vs. the chunk) is taken without trying the self-contained codecs
+MIDDLING = 0.8  # ... and one up to this, once the self-contained codecs keep losing to this file's deltas
 
 _COUNT = struct.Struct("<H")
 _SEGMENT = struct.Struct("<II")
@@ -188,7 +189,7 @@ def apply(payload, bases: list, decompressor) -> memoryview:
 
 
 def encode(data, keyframe_id: bytes, base_ids_: list[bytes], bases: list, segments: list[tuple[int, int]],
-           layout: tuple[int, int], compressor, hints: grouping.PlaneHints | None = None) -> bytes | None:
+           layout: tuple[int, int], compressor, hints: grouping.Streaks | None = None) -> bytes | None:
     """The delta payload of ``data`` against the aligned base bytes, or None if it has no element."""
     if len(base_ids_) > 0xFFFF or len(segments) > 0xFFFF:  # thousands of tiny tensors: not worth it
         return None

@@ -25,27 +25,31 @@ _RAW_FLAG = 1 << 31
 SAMPLE = 4096
 
 
-class PlaneHints:
-    """What the planes of one stream of chunks (a file's whole chunks, or its deltas) came to.
-    The low mantissa bytes of trained weights are noise: once a plane has stayed raw for
-    ``STREAK`` chunks in a row it is stored raw without trying, except every ``PROBE``-th
-    chunk. Shared by worker threads; a lost update only costs one compression attempt."""
+class Streaks:
+    """Which of a few tries keep failing over one stream of chunks (one file's whole chunks, or
+    its deltas): once try ``i`` has failed ``STREAK`` times in a row it is skipped, except every
+    ``PROBE``-th chunk. The tries are the planes of ``group`` (the low mantissa bytes of trained
+    weights are noise: trying to compress them is wasted), and in ``ingest`` the self-contained
+    codecs after a middling delta. Shared by worker threads; a lost update costs one try."""
     STREAK = 4
     PROBE = 16
 
     def __init__(self):
-        self.raw_streak = [0] * 8
-        self.seen = 0
+        self.failed = [0] * 8
+        self.chunks = 0
 
-    def skip(self, plane: int) -> bool:
-        return self.raw_streak[plane] >= self.STREAK and self.seen % self.PROBE != 0
+    def next_chunk(self) -> None:
+        self.chunks += 1
 
-    def note(self, plane: int, raw: bool) -> None:
-        self.raw_streak[plane] = self.raw_streak[plane] + 1 if raw else 0
+    def skip(self, i: int) -> bool:
+        return self.failed[i] >= self.STREAK and self.chunks % self.PROBE != 0
+
+    def note(self, i: int, failed: bool) -> None:
+        self.failed[i] = self.failed[i] + 1 if failed else 0
 
 
 def group(data, width: int, offset: int, compressor: zstandard.ZstdCompressor,
-          hints: PlaneHints | None = None) -> bytes | None:
+          hints: Streaks | None = None) -> bytes | None:
     """The grouped payload of ``data``, or None when it holds no whole element."""
     arr = np.frombuffer(data, np.uint8)
     count = (len(arr) - offset) // width
@@ -54,7 +58,7 @@ def group(data, width: int, offset: int, compressor: zstandard.ZstdCompressor,
     planes = memoryview(split(arr[offset:offset + count * width], width))
     sizes, frames = [], []
     if hints is not None:
-        hints.seen += 1
+        hints.next_chunk()
     for i in range(width):
         raw = planes[i * count:(i + 1) * count]  # compressed in place, no copy
         packed = None if hints is not None and hints.skip(i) else compressor.compress(raw)
@@ -65,7 +69,7 @@ def group(data, width: int, offset: int, compressor: zstandard.ZstdCompressor,
             sizes.append(len(raw) | _RAW_FLAG)
             frames.append(raw)
         if hints is not None and packed is not None:
-            hints.note(i, len(packed) >= len(raw))
+            hints.note(i, failed=len(packed) >= len(raw))
     return b"".join((_HEAD.pack(width, offset, len(arr)), struct.pack(f"<{width}I", *sizes),
                      arr[:offset].tobytes(), *frames, arr[offset + count * width:].tobytes()))
 

@@ -26,7 +26,7 @@ from . import codec, delta, keyframes
 from .basecache import KeyframeCache
 from .chunker import Chunker
 from .encoding import CHUNK, Manifest, object_id
-from .grouping import PlaneHints, chunk_layout, detect_layout, tensor_layout
+from .grouping import Streaks, chunk_layout, detect_layout, tensor_layout
 from .store import ObjectStore, pack
 
 BLOCK_SIZE = 4 << 20
@@ -57,8 +57,9 @@ class _FileCodec:
     def __init__(self):
         self.layout: tuple[int, int] | None = None
         self.dfile: _DeltaFile | None = None
-        self.whole_hints = PlaneHints()
-        self.delta_hints = PlaneHints()
+        self.whole_hints = Streaks()
+        self.delta_hints = Streaks()
+        self.whole_tries = Streaks()  # try 0: the self-contained codecs after a middling delta
 
 
 class _DeltaFile:
@@ -135,7 +136,10 @@ class Ingester:
 
     def _encode(self, data, start: int, fc: _FileCodec, decoded: dict):
         """(codec, payload) of a new chunk: a delta against the keyframe when that is clearly
-        smallest (< ``delta.ACCEPT`` of the bytes), else the smaller of delta and self-contained."""
+        smallest (< ``delta.ACCEPT`` of the bytes), else the smaller of delta and self-contained;
+        once the self-contained form has lost to this file's middling deltas (< ``delta.MIDDLING``)
+        ``Streaks.STREAK`` times in a row, it is only tried every ``Streaks.PROBE``-th time
+        for them (a delta that barely shrinks the chunk is always compared)."""
         layout = chunk_layout(fc.layout, start)
         dfile = fc.dfile
         if dfile is None or dfile.keyframe is None:
@@ -144,9 +148,15 @@ class Ingester:
         payload = self._delta(data, layout, start, fc, decoded) if layout else None
         if payload is not None and len(payload) < delta.ACCEPT * len(data):
             return codec.DELTA, payload
+        if payload is not None and len(payload) < delta.MIDDLING * len(data):
+            fc.whole_tries.next_chunk()
+            if fc.whole_tries.skip(0):  # this file's middling deltas keep winning anyway
+                return codec.DELTA, payload
         tag, whole = codec.encode(data, layout, grouping=True, hints=fc.whole_hints)
-        if payload is not None and len(payload) < len(whole):
-            return codec.DELTA, payload
+        if payload is not None:
+            fc.whole_tries.note(0, failed=len(whole) >= len(payload))
+            if len(payload) < len(whole):
+                return codec.DELTA, payload
         return tag, whole
 
     @staticmethod
