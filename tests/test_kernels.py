@@ -89,3 +89,25 @@ def test_xor_segments_refuses_segments_that_do_not_fit(segments):
     for xor in (kernels.xor_segments, kernels.xor_segments_numpy):
         with pytest.raises(ValueError):
             xor(bytearray(10), [b"a" * 4, b"b" * 6], segments)
+
+
+def test_xor_segments_agree_with_numpy_on_random_segments_valid_or_not():
+    rng = np.random.default_rng(17)
+    for _ in range(300):
+        bases = [rng.integers(0, 256, int(n), np.uint8).tobytes() for n in rng.integers(0, 300, rng.integers(0, 4))]
+        total = sum(map(len, bases))
+        segments = [(kernels.ZEROS if rng.random() < 0.2 else int(rng.integers(0, total + 20)), int(rng.integers(0, 120)))
+                    for _ in range(rng.integers(0, 5))]
+        length = sum(n for _, n in segments) + int(rng.choice([0, 0, 0, 1, -1]))
+        if length < 0:
+            continue
+        data = rng.integers(0, 256, length, np.uint8).tobytes()
+        results = []
+        for xor in (kernels.xor_segments, kernels.xor_segments_numpy):
+            out = bytearray(data)
+            try:
+                xor(out, bases, segments)
+                results.append(bytes(out))
+            except ValueError:
+                results.append(ValueError)
+        assert results[0] == results[1], (segments, [len(b) for b in bases], length)

@@ -66,6 +66,12 @@ static void merge_bytes(const uint8_t **planes, uint8_t *dst, Py_ssize_t count, 
     }
 }
 
+static void release_buffers(Py_buffer *views, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++)
+        PyBuffer_Release(&views[i]);
+}
+
 static PyObject *split(PyObject *self, PyObject *args)
 {
     Py_buffer src;
@@ -124,11 +130,9 @@ static PyObject *merge(PyObject *self, PyObject *args)
     Py_BEGIN_ALLOW_THREADS
     merge_bytes(planes, (uint8_t *)out.buf, count, (int)width);
     Py_END_ALLOW_THREADS
-    Py_INCREF(Py_None);
-    result = Py_None;
+    result = Py_NewRef(Py_None);
 done:
-    for (i = 0; i < width; i++)
-        PyBuffer_Release(&views[i]);
+    release_buffers(views, width);
     Py_DECREF(fast);
 done_out:
     PyBuffer_Release(&out);
@@ -224,11 +228,9 @@ static PyObject *xor_segments(PyObject *self, PyObject *args)
         dst += segments[i].length;
     }
     Py_END_ALLOW_THREADS
-    Py_INCREF(Py_None);
-    result = Py_None;
+    result = Py_NewRef(Py_None);
 done:
-    for (i = 0; i < got; i++)
-        PyBuffer_Release(&bases[i]);
+    release_buffers(bases, got);
     PyMem_Free(bases);
     PyMem_Free(segments);
     Py_XDECREF(bases_fast);
@@ -245,6 +247,6 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels", NULL, -1, methods};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, .m_name = "_kernels", .m_size = -1, .m_methods = methods};
 
 PyMODINIT_FUNC PyInit__kernels(void) { return PyModule_Create(&module); }
