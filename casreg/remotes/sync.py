@@ -225,6 +225,18 @@ def fetch(repo, remote: str, backend: Backend, names: list[str] | None = None, *
     return result
 
 
+def _named_files(ordered) -> list[tuple[str, bytes]]:
+    """(file name, manifest id) of every manifest among fetched objects, named by the fetched
+    trees that hold it (byte-aligned keyframes are keyed by file name)."""
+    names: dict[bytes, str] = {}
+    for oid, (kind, value) in ordered:
+        if kind == TREE:
+            for entry in DECODERS[TREE](verified(oid, value, TREE)).entries:
+                if entry.kind == FILE:
+                    names.setdefault(entry.id, entry.name)
+    return [(names.get(oid, ""), oid) for oid, (kind, _) in ordered if kind == MANIFEST]
+
+
 def _received_chunks(repo, backend: Backend, ids: list[bytes]) -> list[tuple[bytes, bytes]]:
     """Chunks fetched and verified, with the delta bases they need that the store lacks (those
     listed first: they land before the deltas that name them)."""
@@ -306,18 +318,6 @@ def fast_forward(repo, name: str, target: bytes, *, force: bool = False, message
 
 
 # -- verify ----------------------------------------------------------------------------------------
-def _named_files(ordered) -> list[tuple[str, bytes]]:
-    """(file name, manifest id) of every manifest among fetched objects, named by the fetched
-    trees that hold it (byte-aligned keyframes are keyed by file name)."""
-    names: dict[bytes, str] = {}
-    for oid, (kind, value) in ordered:
-        if kind == TREE:
-            for entry in DECODERS[TREE](verified(oid, value, TREE)).entries:
-                if entry.kind == FILE:
-                    names.setdefault(entry.id, entry.name)
-    return [(names.get(oid, ""), oid) for oid, (kind, _) in ordered if kind == MANIFEST]
-
-
 def verify_remote(backend: Backend, full: bool = False) -> list[dict]:
     """Every object reachable from the remote's refs present (with ``full``: fetched and re-hashed)."""
     problems: list[dict] = []
