@@ -76,7 +76,7 @@ def new_data_rates(dirs: list[str], work: str, codecs: tuple[str, ...], runs: in
     from casreg.repo import Repository
     new = [d for d in dirs if os.path.basename(d) in NEW_DATA_VERSIONS]
     rates: dict[str, list[float]] = {c: [] for c in codecs}
-    for i in range(runs):
+    for _ in range(runs):
         for codec_name in codecs:
             store = os.path.join(work, f"casreg-new-{codec_name}")
             shutil.rmtree(store, ignore_errors=True)
@@ -261,7 +261,7 @@ def main() -> None:
     c = bench_casreg(dirs, args.work)
     c["new_mbps"] = new_mbps["zstd"]
     print_rows("casreg", c)
-    print(f"\ncommit, new data:          {c['new_mbps']:7.0f} MB/s   (median of 5 fresh stores, codecs taking turns)")
+    print(f"\ncommit, new data:          {c['new_mbps']:7.0f} MB/s   (median of 5 fresh stores, codecs in turn)")
     print(f"commit, already stored:    {c['again_mbps']:7.0f} MB/s   (target >= 1500)  {verdict(c['again_mbps'] >= 1500)}")
     print(f"checkout:                  {c['checkout_mbps']:7.0f} MB/s   (target >= 1000)  {verdict(c['checkout_mbps'] >= 1000)}")
     print(f"verify --full:             {c['verify_mbps']:7.0f} MB/s")

@@ -96,8 +96,8 @@ def test_xor_segments_agree_with_numpy_on_random_segments_valid_or_not():
     for _ in range(300):
         bases = [rng.integers(0, 256, int(n), np.uint8).tobytes() for n in rng.integers(0, 300, rng.integers(0, 4))]
         total = sum(map(len, bases))
-        segments = [(kernels.ZEROS if rng.random() < 0.2 else int(rng.integers(0, total + 20)), int(rng.integers(0, 120)))
-                    for _ in range(rng.integers(0, 5))]
+        starts = [kernels.ZEROS if rng.random() < 0.2 else int(rng.integers(0, total + 20)) for _ in range(4)]
+        segments = [(start, int(rng.integers(0, 120))) for start in starts[:rng.integers(0, 5)]]
         length = sum(n for _, n in segments) + int(rng.choice([0, 0, 0, 1, -1]))
         if length < 0:
             continue
