@@ -87,6 +87,16 @@ def init(path: Optional[str] = typer.Argument(None, help="Where to create the st
     print(f"initialised casreg store at {repo.path}")
 
 
+@app.command("codec")
+def codec_cmd(name: Optional[str] = typer.Argument(None, help="zstd, grouped or delta (see `casreg init`); "
+                                                             "none: print the current one.")) -> None:
+    """The codec of later commits: print it, or switch it (stored objects keep their form)."""
+    with _repo(readonly=name is None) as repo:
+        if name is not None:
+            repo.set_codec(name)
+        print(repo.codec_name)
+
+
 @app.command()
 def commit(
     path: str = typer.Argument(..., help="File or directory to store."),

@@ -45,6 +45,13 @@ STORE_DIR = ".casreg"
 # objects/grouping.py), smaller by ~9% on fp32 checkpoints; delta: grouped, and a new version of a
 # large file stored as XOR deltas against its layout's keyframe (objects/delta.py).
 CODECS = ("zstd", "grouped", "delta")
+
+
+def _codec_config(codec_name: str) -> dict:
+    """The store's ``codec`` config entry; refuses an unknown codec."""
+    if codec_name not in CODECS:
+        raise CasregError(f"unknown codec {codec_name!r}: choose {', '.join(CODECS)}")
+    return {"name": codec_name, "level": codec.ZSTD_LEVEL}
 FORMAT = 1
 ENV_STORE = "CASREG_STORE"
 
@@ -122,13 +129,13 @@ class Repository:
             raise CasregError(f"{path}: unsupported store format {config.get('format')!r}")
         self.chunker_params = ChunkerParams.from_json(config["chunker"])
         self.codec_name = config.get("codec", {}).get("name", "zstd")
-        self.grouping = self.codec_name in ("grouped", "delta")
-        self.deltas = self.codec_name == "delta"
 
     # -- life cycle ------------------------------------------------------------------------------
     @classmethod
     def init(cls, path: str, params: ChunkerParams | None = None, codec_name: str = "zstd") -> "Repository":
         path = os.path.abspath(path)
+        params = params or ChunkerParams()
+        config = {"format": FORMAT, "chunker": params.to_json(), "codec": _codec_config(codec_name)}
         if os.path.exists(os.path.join(path, "data.mdb")):
             raise CasregError(f"a casreg store already exists at {path}")
         try:
@@ -136,11 +143,6 @@ class Repository:
         except OSError as exc:
             raise CasregError(f"cannot create store at {path}: {exc.strerror}") from None
         db = Database(path)
-        params = params or ChunkerParams()
-        if codec_name not in CODECS:
-            raise CasregError(f"unknown codec {codec_name!r}: choose {', '.join(CODECS)}")
-        config = {"format": FORMAT, "chunker": params.to_json(),
-                  "codec": {"name": codec_name, "level": codec.ZSTD_LEVEL}}
 
         def write(txn):
             for key, value in config.items():
@@ -165,6 +167,23 @@ class Repository:
     def config(self) -> dict:
         with self.db.read() as txn:
             return {bytes(k).decode(): json.loads(bytes(v)) for k, v in txn.cursor(db=self.db.dbs["config"])}
+
+    def set_codec(self, codec_name: str) -> None:
+        """Store later commits with another codec. Stored objects keep their form: every reader
+        decodes every codec, and ids do not depend on it."""
+        value = json.dumps(_codec_config(codec_name), sort_keys=True).encode()
+        self.db.write(lambda txn: txn.put(b"codec", value, db=self.db.dbs["config"]))
+        self.codec_name = codec_name
+
+    @property
+    def grouping(self) -> bool:
+        """New chunks of numbers are stored byte-grouped (the grouped and delta codecs)."""
+        return self.codec_name in ("grouped", "delta")
+
+    @property
+    def deltas(self) -> bool:
+        """New versions of large files are stored as deltas against a keyframe (delta codec)."""
+        return self.codec_name == "delta"
 
     @contextlib.contextmanager
     def _gc_lock(self, exclusive: bool) -> Iterator[None]:

@@ -468,6 +468,35 @@ def test_cli_delta_store_end_to_end(tmp_path):
     assert "codec" in one_line_error(run_cli("--store", tmp_path / "x", "init", "--codec", "xdelta"))
 
 
+def test_cli_switches_an_existing_store_to_deltas(tmp_path):
+    """`casreg codec delta` on a zstd store: earlier versions keep their form and restore as they
+    were; a file's next new version becomes its first keyframe, the one after it is deltas."""
+    store = tmp_path / "store"
+    run_cli("--store", store, "init", check=0)
+    s = Series()
+    versions = []
+    for i in range(3):
+        if i == 1:
+            assert run_cli("--store", store, "codec", check=0).stdout.strip() == b"zstd"
+            assert run_cli("--store", store, "codec", "delta", check=0).stdout.strip() == b"delta"
+        versions.append(_version(tmp_path, f"v{i}", s.file()))
+        run_cli("--store", store, "commit", versions[-1], "--ref", f"m/v{i}", check=0)
+        s.step()
+    repo = Repository.open(str(store))
+    tags = [{tag for _, tag, _ in _codecs_of(repo, f"m/v{i}")} for i in range(3)]
+    assert codec.DELTA not in tags[0] | tags[1] and codec.GROUPED not in tags[0] and codec.GROUPED in tags[1]
+    assert codec.DELTA in tags[2]
+    for i, v in enumerate(versions):
+        repo.checkout(f"m/v{i}", str(tmp_path / f"out{i}"))
+        assert tree_files(tmp_path / f"out{i}") == tree_files(v)
+    assert repo.verify(full=True) == []
+    repo.close()
+    assert "codec" in one_line_error(run_cli("--store", store, "codec", "xdelta"))
+    assert run_cli("--store", store, "codec", check=0).stdout.strip() == b"delta"
+    assert "codec" in one_line_error(run_cli("--store", tmp_path / "new", "init", "--codec", "xdelta"))
+    assert not (tmp_path / "new").exists()  # an unknown codec creates nothing
+
+
 @pytest.mark.parametrize("remote", ["file", "redis"], indirect=True)
 def test_a_fetched_version_is_the_keyframe_of_the_next_local_one(remote, tmp_path):
     """Federated rounds: a site pulls the global model, trains a step, pushes it back as deltas."""
