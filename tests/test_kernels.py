@@ -51,6 +51,9 @@ def test_bad_arguments_raise_instead_of_reading_past_a_buffer():
             merge(bytearray(0), [])
     with pytest.raises((TypeError, ValueError)):
         kernels.merge(b"read-only", [b"abc", b"def", b"ghi"])
+    for bad in ([[0, 4]], [(0,)], [(0, 1, 2)], [("a", 4)], 7):
+        with pytest.raises(TypeError):
+            kernels.xor_segments(bytearray(4), [b"abcd"], bad)
 
 
 def _xor_reference(length: int, bases: list[bytes], segments) -> bytes:

@@ -202,6 +202,10 @@ static PyObject *xor_segments(PyObject *self, PyObject *args)
     }
     for (i = 0; i < nsegments; i++) {
         PyObject *item = PySequence_Fast_GET_ITEM(segments_fast, i);
+        if (!PyTuple_Check(item)) {
+            PyErr_SetString(PyExc_TypeError, "xor_segments: a segment is a (start, length) tuple");
+            goto done;
+        }
         if (!PyArg_ParseTuple(item, "KK;xor_segments: a segment is (start, length)", &segments[i].start,
                               &segments[i].length))
             goto done;
