@@ -7,8 +7,9 @@ bytes per dtype are known without torch; the width that holds most of them is th
 and the first storage record is where the numbers start (64-byte alignment keeps every later
 record in the same phase for widths up to 8).
 
-The pickle is read with every global replaced by an inert stub: nothing in the file is imported
-or called. Local zip headers carry no sizes here (torch sets the data-descriptor flag), so the
+The pickle is first walked opcode by opcode (``pickletools``) and refused unless well formed and
+free of what could make the C unpickler misbehave; then it is read with every global replaced by an
+inert stub: nothing in the file is imported or called. A refusal only means "let the bytes speak". Local zip headers carry no sizes here (torch sets the data-descriptor flag), so the
 walk to the first storage record reads the pickle to its end and then the small records by
 their contents.
 """
@@ -17,10 +18,13 @@ from __future__ import annotations
 
 import io
 import pickle
+import pickletools
 import struct
+import warnings
 
 _LOCAL = struct.Struct("<IHHHHHIIIHH")
 _LOCAL_SIG = 0x04034B50
+_REFUSED = {"BYTEARRAY8", "NEXT_BUFFER", "READONLY_BUFFER", "STRING", "UNICODE"}  # torch writes none
 WIDTHS = {"DoubleStorage": 8, "LongStorage": 8, "ComplexDoubleStorage": 8, "FloatStorage": 4,
           "IntStorage": 4, "ComplexFloatStorage": 4, "HalfStorage": 2, "BFloat16Storage": 2,
           "ShortStorage": 2, "CharStorage": 1, "ByteStorage": 1, "BoolStorage": 1}
@@ -64,9 +68,35 @@ class _Reader(pickle.Unpickler):
     def persistent_load(self, pid):
         if isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage":
             kind, key, numel = pid[1], pid[2], pid[4]
-            if isinstance(kind, str) and isinstance(numel, int):
+            if isinstance(kind, str) and kind in WIDTHS and isinstance(numel, int) and numel >= 0:
                 self.storages[str(key)] = (kind, numel)
         return _Stub()
+
+
+def _pickle_length(data: bytes) -> int | None:
+    """Where the pickle at the start of ``data`` ends (after STOP), read opcode by opcode without
+    building anything (every counted length is checked against the bytes there); None if it is
+    damaged or could make the C unpickler misbehave: an out-of-order memo index (it sizes its
+    memo by the largest one: a damaged index could ask for gigabytes), or opcodes torch never
+    writes (out-of-band buffers, whose error paths mishandle memory; protocol 0's strings)."""
+    puts = 0
+    with warnings.catch_warnings():  # a damaged protocol-0 string escape warns as it is read
+        warnings.simplefilter("ignore")
+        try:
+            for op, arg, pos in pickletools.genops(io.BytesIO(data)):
+                if op.name in _REFUSED:
+                    return None
+                if op.name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
+                    if op.name != "MEMOIZE" and int(arg) > puts:  # pickle numbers its memo 0, 1, 2...
+                        return None
+                    puts += 1
+                elif op.name in ("GET", "BINGET", "LONG_BINGET") and int(arg) >= puts:
+                    return None
+                elif op.name == "STOP":
+                    return pos + 1
+        except Exception:
+            return None
+    return None
 
 
 def _local_header(head, offset: int) -> tuple[str, int] | None:
@@ -87,11 +117,14 @@ def torch_layout(head) -> tuple[int, int] | None:
     if first is None or not first[0].endswith("data.pkl"):
         return None
     prefix = first[0][:-len("data.pkl")]
-    stream = io.BytesIO(bytes(head[first[1]:]))
-    reader = _Reader(stream)
+    pickled = bytes(head[first[1]:])
+    length = _pickle_length(pickled)
+    if length is None:  # truncated, damaged, or using opcodes torch does not write
+        return None
+    reader = _Reader(io.BytesIO(pickled[:length]))
     try:
         reader.load()
-    except Exception:  # truncated, or not a torch pickle: let the bytes speak
+    except Exception:  # not a torch pickle after all: let the bytes speak
         return None
     by_width: dict[int, int] = {}
     for kind, numel in reader.storages.values():
@@ -100,7 +133,7 @@ def torch_layout(head) -> tuple[int, int] | None:
         return None
     # after the pickle: a few small records (.format_version, byteorder, ...), each followed by
     # a data descriptor; the first "<prefix>data/" record is where the storages begin
-    pos = first[1] + stream.tell()
+    pos = first[1] + length
     for _ in range(16):
         window = bytes(head[pos:pos + 4096])
         found = window.find(b"PK\x03\x04")
