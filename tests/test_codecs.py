@@ -73,6 +73,8 @@ def test_safetensors_header_gives_width_and_alignment():
     assert chunk_layout(layout, len(head) + 6) == (4, 2)
     assert chunk_layout(layout, 0) is None
     assert safetensors_layout(b"PK\x03\x04 not safetensors") is None
+    nested = b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"  # deeper than json can recurse
+    assert safetensors_layout(len(nested).to_bytes(8, "little") + nested) is None
 
 
 def test_npy_header_gives_width_and_alignment(tmp_path):

@@ -159,7 +159,7 @@ def safetensors_tensors(head) -> tuple[int, dict[str, tuple[str, tuple, int, int
                 continue
             begin, end = (int(x) for x in info["data_offsets"][:2])
             table[name] = (str(info["dtype"]), tuple(info["shape"]), 8 + size + begin, 8 + size + end)
-    except (ValueError, TypeError, KeyError, AttributeError):
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):  # (deeply nested JSON)
         return None
     return 8 + size, table
 
@@ -197,7 +197,7 @@ def npy_layout(head) -> tuple[int, int] | None:
     try:
         header = ast.literal_eval(bytes(head[start:start + size]).decode("latin1"))
         descr = header["descr"]
-    except (ValueError, SyntaxError, KeyError, TypeError, MemoryError):
+    except (ValueError, SyntaxError, KeyError, TypeError, MemoryError, RecursionError):
         return None
     if not isinstance(descr, str) or len(descr) < 3 or descr[0] not in "<|" or descr[1] not in "fiuc":
         return None
