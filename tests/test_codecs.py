@@ -179,6 +179,52 @@ def test_corrupt_grouped_payload_is_detected():
         pass
 
 
+def test_damaged_payloads_of_every_codec_are_corrupt_never_another_error():
+    """What a remote or a damaged disk hands back is refused as Corrupt: no other exception, and
+    no allocation of whatever size a damaged zstd frame header claims."""
+    import random
+    from casreg.errors import NotFound
+    from casreg.objects.encoding import object_id
+    from casreg.objects.store import decode_checked
+    base, moved = SAMPLES["fp32"], _weights(np.float32)
+    delta_payload = codec.encode_delta(moved, bytes(32), [object_id(base)], [base], [(0, len(moved))], (4, 0))
+    stored_base = codec.encode(base, grouping=True)
+
+    def base_of(bid):
+        if bid != object_id(base):
+            raise NotFound("no such base")
+        return stored_base
+    cases = [(base, *codec.encode(base, grouping=True)), (SAMPLES["text"], *codec.encode(SAMPLES["text"])),
+             (moved, codec.DELTA, delta_payload)]
+    rng = random.Random(3)
+    for data, tag, payload in cases:
+        assert tag in (codec.GROUPED, codec.ZSTD, codec.DELTA)
+        for _ in range(1500):
+            damaged = bytearray(payload)
+            for _ in range(rng.randint(1, 6)):
+                damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+            if rng.random() < 0.3:
+                damaged = damaged[:rng.randrange(len(damaged))]
+            try:
+                assert decode_checked(object_id(data), tag, bytes(damaged), base_of) == data
+            except Corrupt:
+                pass
+    huge = bytearray(codec.encode(SAMPLES["text"])[1])
+    huge[4] = 0xE0  # frame header descriptor: single segment, 8-byte content size (next)
+    huge[5:13] = (1 << 50).to_bytes(8, "little")
+    with pytest.raises(Corrupt):
+        codec.decode(codec.ZSTD, bytes(huge))
+    grouped = bytearray(stored_base[1])  # the same lie in a byte plane's frame
+    width, offset = grouped[0], grouped[1]
+    sizes = np.frombuffer(bytes(grouped[6:6 + 4 * width]), "<u4")
+    pos = 6 + 4 * width + offset + sum(int(n) & 0x7FFFFFFF for n in sizes[:np.argmax(sizes < 1 << 31)])
+    assert grouped[pos:pos + 4] == b"\x28\xb5\x2f\xfd"  # a zstd frame starts here
+    grouped[pos + 4] = 0xE0
+    grouped[pos + 5:pos + 13] = (1 << 50).to_bytes(8, "little")
+    with pytest.raises(Corrupt):
+        codec.decode(codec.GROUPED, bytes(grouped))
+
+
 def test_grouped_store_round_trip_stats_and_verify(tmp_path):
     repo = Repository.init(str(tmp_path / "store"), codec_name="grouped")
     src = tmp_path / "ckpt"

@@ -18,6 +18,7 @@ GROUPED = 2
 DELTA = 3
 CODEC_NAMES = {RAW: "raw", ZSTD: "zstd", GROUPED: "grouped-zstd", DELTA: "delta"}
 ZSTD_LEVEL = 3
+MAX_OBJECT = 1 << 32  # no object is this large (a manifest this size would list a file of petabytes)
 # Byte planes: zstd's fast strategy with 7-byte minimum matches. A sign/exponent plane holds few
 # distinct bytes, so short matches abound; skipping them leaves the work to the entropy coder,
 # which is both smaller (0.356 vs 0.397 of the plane) and ~1.7x faster both ways than level 1.
@@ -86,6 +87,8 @@ def decode(codec: int, payload, bases: list | None = None) -> bytes | memoryview
         return bytes(payload)
     if codec == ZSTD:
         try:
+            if zstandard.frame_content_size(payload) > MAX_OBJECT:  # it would be allocated at once
+                raise Corrupt("stored object claims to be larger than any object")
             return _decompressor().decompress(payload)
         except zstandard.ZstdError as exc:
             raise Corrupt(f"cannot decompress stored object: {exc}") from None

@@ -102,8 +102,13 @@ def ungroup_array(payload, decompressor: zstandard.ZstdDecompressor) -> np.ndarr
     try:
         for size in sizes:
             n = size & ~_RAW_FLAG
-            plane = src[pos:pos + n] if size & _RAW_FLAG else decompressor.decompress(
-                payload[pos:pos + n], max_output_size=count)
+            if size & _RAW_FLAG:
+                plane = src[pos:pos + n]
+            else:
+                frame = payload[pos:pos + n]
+                if zstandard.frame_content_size(frame) not in (count, -1):  # checked before it is allocated
+                    raise Corrupt("grouped object plane has the wrong size")
+                plane = decompressor.decompress(frame, max_output_size=count)
             if len(plane) != count:
                 raise Corrupt("grouped object plane has the wrong size")
             planes.append(plane)
