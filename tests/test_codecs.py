@@ -138,21 +138,27 @@ def test_torch_pickle_is_read_without_running_it(tmp_path):
     assert tensor_layout((tmp_path / "other.zip").read_bytes()) is None
 
 
+def _damaged(data: bytes, count: int, seed: int):
+    """``count`` copies of ``data`` with a few bytes flipped, some of them cut short."""
+    import random
+    rng = random.Random(seed)
+    for _ in range(count):
+        damaged = bytearray(data)
+        for _ in range(rng.randint(1, 8)):
+            damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+        if rng.random() < 0.3:
+            damaged = damaged[:rng.randrange(len(damaged))]
+        yield bytes(damaged)
+
+
 def test_damaged_torch_heads_give_no_layout_and_no_error(capfd):
     """A damaged head (bytes flipped, cut short) falls back to byte statistics: never an
     exception, never a word on stderr (some damaged pickles upset CPython's own unpickler)."""
-    import random
-    rng = random.Random(1)
-    for name in ("fp32_state_dict.pt", "bf16_checkpoint.pt", "int64.pt"):
+    for seed, name in enumerate(("fp32_state_dict.pt", "bf16_checkpoint.pt", "int64.pt")):
         with open(os.path.join(TORCH, name), "rb") as f:
             data = f.read(4096)
-        for _ in range(600):
-            damaged = bytearray(data)
-            for _ in range(rng.randint(1, 8)):
-                damaged[rng.randrange(len(damaged))] = rng.randrange(256)
-            if rng.random() < 0.3:
-                damaged = damaged[:rng.randrange(len(damaged))]
-            layout = tensor_layout(bytes(damaged))
+        for damaged in _damaged(data, 600, seed):
+            layout = tensor_layout(damaged)
             assert layout is None or layout[0] in (2, 4, 8)
     assert capfd.readouterr().err == ""
 
@@ -180,9 +186,9 @@ def test_corrupt_grouped_payload_is_detected():
 
 
 def test_damaged_payloads_of_every_codec_are_corrupt_never_another_error():
-    """What a remote or a damaged disk hands back is refused as Corrupt: no other exception, and
-    no allocation of whatever size a damaged zstd frame header claims."""
-    import random
+    """What a remote or a damaged disk hands back is refused as Corrupt (or NotFound, for a base
+    that was never stored): no other exception, and no allocation of whatever size a damaged
+    zstd frame header claims."""
     from casreg.errors import NotFound
     from casreg.objects.encoding import object_id
     from casreg.objects.store import decode_checked
@@ -196,18 +202,12 @@ def test_damaged_payloads_of_every_codec_are_corrupt_never_another_error():
         return stored_base
     cases = [(base, *codec.encode(base, grouping=True)), (SAMPLES["text"], *codec.encode(SAMPLES["text"])),
              (moved, codec.DELTA, delta_payload)]
-    rng = random.Random(3)
-    for data, tag, payload in cases:
+    for seed, (data, tag, payload) in enumerate(cases):
         assert tag in (codec.GROUPED, codec.ZSTD, codec.DELTA)
-        for _ in range(1500):
-            damaged = bytearray(payload)
-            for _ in range(rng.randint(1, 6)):
-                damaged[rng.randrange(len(damaged))] = rng.randrange(256)
-            if rng.random() < 0.3:
-                damaged = damaged[:rng.randrange(len(damaged))]
+        for damaged in _damaged(payload, 1500, seed):
             try:
-                assert decode_checked(object_id(data), tag, bytes(damaged), base_of) == data
-            except Corrupt:
+                assert decode_checked(object_id(data), tag, damaged, base_of) == data
+            except (Corrupt, NotFound):  # NotFound: a damaged base id names no stored chunk
                 pass
     huge = bytearray(codec.encode(SAMPLES["text"])[1])
     huge[4] = 0xE0  # frame header descriptor: single segment, 8-byte content size (next)
