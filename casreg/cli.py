@@ -252,6 +252,8 @@ def stats(as_json: bool = JSON_OPTION) -> None:
     print("objects:           " + ", ".join(f"{k} {v}" for k, v in s["objects"].items()))
     if s["keyframe_cache_bytes"]:
         print(f"keyframe cache:    {human(s['keyframe_cache_bytes'])} (decoded delta bases; safe to delete)")
+    if s["damaged_chunks"]:
+        print(f"damaged chunks:    {s['damaged_chunks']} (headers unreadable; `casreg verify --full` names them)")
 
 
 @app.command()

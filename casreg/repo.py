@@ -569,14 +569,17 @@ class Repository:
         counts = {name: 0 for name in KIND_NAMES.values()}
         stored = {name: 0 for name in KIND_NAMES.values()}
         by_codec: dict[str, int] = {}
-        unique = 0
+        unique = damaged = 0
         with self.db.read(buffers=True) as txn:
             for _, kind, tag, payload in self.objects.iter_stored(txn):
                 name = KIND_NAMES.get(kind, "unknown")
                 counts[name] = counts.get(name, 0) + 1
                 stored[name] = stored.get(name, 0) + len(payload) + 2
                 if kind == CHUNK:
-                    unique += codec.raw_size(tag, payload)
+                    try:
+                        unique += codec.raw_size(tag, payload)
+                    except Corrupt:  # counted and reported; `verify --full` says which
+                        damaged += 1
                     cname = codec.CODEC_NAMES.get(tag, str(tag))
                     by_codec[cname] = by_codec.get(cname, 0) + len(payload) + 2
             graph = reachable(self.objects, txn, self._roots(txn))
@@ -595,6 +598,7 @@ class Repository:
             "compression_ratio": round(unique / stored["chunk"], 4) if stored["chunk"] else 1.0,
             "total_ratio": round(logical / stored_total, 4) if stored_total else 1.0,
             "objects": counts, "keyframe_cache_bytes": KeyframeCache(self.path).size(),
+            "damaged_chunks": damaged,
         }
 
     def verify(self, full: bool = False, progress=None) -> list[dict]:

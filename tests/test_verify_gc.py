@@ -46,6 +46,21 @@ def test_flipped_byte_in_a_chunk_is_found_by_full_verify_and_on_checkout(repo, t
     assert not (tmp_path / "out").exists()
 
 
+def test_stats_counts_a_chunk_with_a_damaged_header_instead_of_failing(repo, tmp_path):
+    text = b"".join(b"line %d of a training log\n" % i for i in range(200_000))
+    repo.commit(write_file(tmp_path / "s" / "log.txt", text), "m/v1")
+    victim = _chunk_ids(repo, "m/v1")[2]
+
+    def break_magic(value):
+        assert value[1] == 1  # a zstd chunk: its frame starts after the kind and codec bytes
+        value[2:6] = b"XXXX"
+    _tamper(repo, victim, break_magic)
+    assert repo.stats()["damaged_chunks"] == 1
+    proc = run_cli("--store", repo.path, "stats")
+    assert proc.returncode == 0 and b"damaged chunks:    1" in proc.stdout
+    assert [p["id"] for p in repo.verify(full=True)] == [victim.hex()]
+
+
 def test_deleted_object_is_reported_missing_with_its_id(repo, tmp_path):
     repo.commit(write_file(tmp_path / "s" / "w", random_bytes(1 << 20)), "m/v1")
     victim = _chunk_ids(repo, "m/v1")[0]

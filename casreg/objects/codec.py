@@ -6,6 +6,7 @@ storage only: dedup and verification do not depend on it.
 
 from __future__ import annotations
 
+import struct
 import threading
 
 import zstandard
@@ -104,14 +105,17 @@ def decode(codec: int, payload, bases: list | None = None) -> bytes | memoryview
 
 
 def raw_size(codec: int, payload) -> int:
-    """The original length of a stored payload, without decoding it."""
-    if codec == ZSTD:
-        return zstandard.frame_content_size(payload)
-    if codec == GROUPED:
-        from .grouping import grouped_size
-        return grouped_size(payload)
-    if codec == DELTA:
-        from . import delta
-        from .grouping import grouped_size
-        return grouped_size(delta.parse(payload)[3])
+    """The original length of a stored payload, from its header (Corrupt if that is damaged)."""
+    from .grouping import grouped_size
+    try:
+        if codec == ZSTD:
+            size = zstandard.frame_content_size(payload)
+            return size if size >= 0 else len(decode(codec, payload))  # a frame without its size
+        if codec == GROUPED:
+            return grouped_size(payload)
+        if codec == DELTA:
+            from . import delta
+            return grouped_size(delta.parse(payload)[3])
+    except (zstandard.ZstdError, struct.error):
+        raise Corrupt("stored object has a damaged header") from None
     return len(payload)
