@@ -510,7 +510,7 @@ class Repository:
                 commit = self.objects.load(txn, commit_id, COMMIT)
                 root = self.objects.load(txn, commit.tree, TREE)
                 progress.start("checkout", sum(e.size for e in root.entries if e.kind != LINK))
-                self._write_tree(txn, root, tmp, restorer, progress)
+                self._write_tree(txn, root, tmp, restorer, progress, "")
             os.chmod(tmp, 0o755 & ~_umask())
             self._replace(tmp, dest)
         except BaseException:
@@ -538,13 +538,16 @@ class Repository:
         else:
             os.unlink(trash)
 
-    def _write_tree(self, txn, tree: Tree, dirpath: str, restorer: Restorer, progress) -> None:
+    def _write_tree(self, txn, tree: Tree, dirpath: str, restorer: Restorer, progress, rel: str) -> None:
+        """Write ``tree`` into ``dirpath``; ``rel`` is its path in the version (for messages)."""
         for e in tree.entries:
             target = os.path.join(dirpath, e.name)  # names are single components (checked on decode)
+            path = f"{rel}{e.name}"
             try:
                 if e.kind == DIR:
                     os.mkdir(target)
-                    self._write_tree(txn, self.objects.load(txn, e.id, TREE), target, restorer, progress)
+                    self._write_tree(txn, self.objects.load(txn, e.id, TREE), target, restorer, progress,
+                                     path + "/")
                 elif e.kind == LINK:
                     os.symlink(e.target, target)
                 else:
@@ -560,6 +563,10 @@ class Repository:
                     progress.advance(e.size)
             except OSError as exc:
                 raise CasregError(f"cannot write {target}: {exc.strerror}") from None
+            except Corrupt as exc:
+                if str(exc).startswith(f"{path}/"):  # said already, by a file under this directory
+                    raise
+                raise Corrupt(f"{path}: {exc} (`casreg verify --full` lists every damaged object)") from None
 
     # -- maintenance -----------------------------------------------------------------------------
     def _roots(self, txn) -> list[tuple[bytes, int]]:
