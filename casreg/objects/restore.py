@@ -80,11 +80,9 @@ class Restorer:
         self.pool.shutdown(wait=True)
         self.keyframes.close()
 
-    def _cached(self, txn: lmdb.Transaction, tag: int, payload, into: dict) -> None:
-        """Where the keyframe cache holds the bases of a delta chunk, into ``into``."""
-        if tag != codec.DELTA:
-            return
-        keyframe, ids = delta.keyframe_of(payload), delta.base_ids(payload)
+    def _cached(self, txn: lmdb.Transaction, payload, ids: list[bytes], into: dict) -> None:
+        """Where the keyframe cache holds the bases (``ids``) of a delta chunk, into ``into``."""
+        keyframe = delta.keyframe_of(payload)
         if keyframe not in self._offsets:
             offsets = None
             if self.keyframes.has(keyframe):
@@ -113,8 +111,9 @@ class Restorer:
         for cid, length in manifest.chunks:
             kind, tag, payload = self.objects.stored(txn, cid)
             batch.append((cid, length, tag, payload))
-            self.objects.add_bases(txn, tag, payload, bases)
-            self._cached(txn, tag, payload, cached)
+            ids = self.objects.add_bases(txn, tag, payload, bases)
+            if ids:
+                self._cached(txn, payload, ids, cached)
             size += length
             if size >= BATCH_BYTES:
                 yield batch, bases, cached

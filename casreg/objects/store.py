@@ -117,15 +117,19 @@ class ObjectStore:
             return tag, payload
         return base_of
 
-    def add_bases(self, txn: lmdb.Transaction, tag: int, payload, into: dict, *, copy: bool = False) -> None:
+    def add_bases(self, txn: lmdb.Transaction, tag: int, payload, into: dict, *, copy: bool = False) -> list[bytes]:
         """Put the stored (codec, payload) of a delta's bases into ``into`` (id -> ...), looked up
         here so that worker threads can decode without touching the transaction. With ``copy``
-        the payloads are copied out of the map (for random lookups that would each map ~1 MB)."""
-        if tag == codec.DELTA:
-            for bid in delta.base_ids(payload):
-                if bid not in into:
-                    _, base_tag, base_payload = self.stored(txn, bid)
-                    into[bid] = (base_tag, bytes(base_payload) if copy else base_payload)
+        the payloads are copied out of the map (for random lookups that would each map ~1 MB).
+        Returns the base ids ([] for a self-contained chunk)."""
+        if tag != codec.DELTA:
+            return []
+        ids = delta.base_ids(payload)
+        for bid in ids:
+            if bid not in into:
+                _, base_tag, base_payload = self.stored(txn, bid)
+                into[bid] = (base_tag, bytes(base_payload) if copy else base_payload)
+        return ids
 
     def delta_bases(self, txn: lmdb.Transaction, oid: bytes) -> list[bytes] | None:
         """The base chunk ids of a stored chunk ([] unless it is a delta); None if it is missing."""
