@@ -51,6 +51,25 @@ def _emit(data) -> None:
     print(json.dumps(data, indent=2, sort_keys=True))
 
 
+def _rows(rows: list, as_json: bool, line) -> None:
+    """A listing: the rows as JSON with ``--json``, else ``line(row)`` for each row."""
+    if as_json:
+        _emit(rows)
+        return
+    for row in rows:
+        print(line(row))
+
+
+def _pairs(mapping: dict, as_json: bool, line) -> None:
+    """A name -> value listing: the mapping as JSON with ``--json``, else ``line(name, value)``
+    for each, by name."""
+    if as_json:
+        _emit(mapping)
+        return
+    for name, value in sorted(mapping.items()):
+        print(line(name, value))
+
+
 def _when(timestamp: float) -> str:
     import datetime
     return datetime.datetime.fromtimestamp(timestamp).astimezone().isoformat(timespec="seconds")
@@ -147,12 +166,8 @@ def ls(spec: str = typer.Argument(..., help="REF or REF:PATH"), as_json: bool = 
     """Files of a version with their sizes."""
     with _repo(readonly=True) as repo:
         rows = repo.ls(spec)
-    if as_json:
-        _emit(rows)
-        return
-    for row in rows:
-        extra = f" -> {row['target']}" if row["kind"] == "link" else ""
-        print(f"{oct(row['mode'])[2:]:>4} {row['size']:>14} {row['path']}{extra}")
+    _rows(rows, as_json, lambda r: f"{oct(r['mode'])[2:]:>4} {r['size']:>14} {r['path']}"
+                                   + (f" -> {r['target']}" if r["kind"] == "link" else ""))
 
 
 @app.command()
@@ -197,11 +212,7 @@ def refs(prefix: str = typer.Argument("", help="Only refs starting with this."),
     """List refs."""
     with _repo(readonly=True) as repo:
         rows = repo.list_refs(prefix)
-    if as_json:
-        _emit({name: cid.hex() for name, cid in rows})
-    else:
-        for name, cid in rows:
-            print(f"{cid.hex()} {name}")
+    _pairs({name: cid.hex() for name, cid in rows}, as_json, lambda name, cid: f"{cid} {name}")
 
 
 @app.command()
@@ -209,12 +220,8 @@ def reflog(ref: str, as_json: bool = JSON_OPTION) -> None:
     """Every move of a ref, newest first (deleted refs too)."""
     with _repo(readonly=True) as repo:
         entries = repo.reflog(ref)
-    if as_json:
-        _emit(entries)
-        return
-    for e in entries:
-        when = _when(e["time"])
-        print(f"{(e['old'] or '-' * 12)[:12]} -> {(e['new'] or '-' * 12)[:12]} {when} {e['who']}: {e['message']}")
+    _rows(entries, as_json, lambda e: f"{(e['old'] or '-' * 12)[:12]} -> {(e['new'] or '-' * 12)[:12]} "
+                                      f"{_when(e['time'])} {e['who']}: {e['message']}")
 
 
 @app.command("update-ref")
@@ -319,11 +326,7 @@ def remote_list(as_json: bool = JSON_OPTION) -> None:
     with _repo(readonly=True) as repo:
         cfg = ops.config(repo)
         rows = [cfg.public(n) for n in cfg.names()]
-    if as_json:
-        _emit(rows)
-    else:
-        for r in rows:
-            print(f"{r['name']}{' (default)' if r['default'] else ''}\t{r['url']}")
+    _rows(rows, as_json, lambda r: f"{r['name']}{' (default)' if r['default'] else ''}\t{r['url']}")
 
 
 @remote_app.command("show")
@@ -417,11 +420,7 @@ def ls_remote(remote: str, as_json: bool = JSON_OPTION) -> None:
     from .remotes import ops
     with _repo(readonly=True) as repo:
         refs_ = ops.ls_remote(repo, remote)
-    if as_json:
-        _emit({k: v.hex() for k, v in sorted(refs_.items())})
-    else:
-        for k, v in sorted(refs_.items()):
-            print(f"{v.hex()} {k}")
+    _pairs({name: cid.hex() for name, cid in refs_.items()}, as_json, lambda name, cid: f"{cid} {name}")
 
 
 fate_app = typer.Typer(help="FATE-Flow models: import and export model_local_cache trees and archives.",
@@ -464,12 +463,8 @@ def models(as_json: bool = JSON_OPTION) -> None:
     """Every FATE model: number of versions, latest version, logical size."""
     with _repo(readonly=True) as repo:
         rows = repo.models()
-    if as_json:
-        _emit(rows)
-    else:
-        for r in rows:
-            print(f"{r['model']}  {r['state']}  versions {r['versions']}  latest {r['latest']}  "
-                  f"{human(r['logical_bytes'])}  {r['description']}")
+    _rows(rows, as_json, lambda r: f"{r['model']}  {r['state']}  versions {r['versions']}  latest {r['latest']}  "
+                                   f"{human(r['logical_bytes'])}  {r['description']}")
 
 
 @app.command()
@@ -477,13 +472,9 @@ def versions(model: str, as_json: bool = JSON_OPTION) -> None:
     """Versions of a FATE model (party model id) with time, author, message, size."""
     with _repo(readonly=True) as repo:
         rows = repo.versions(model)
-    if as_json:
-        _emit(rows)
-        return
-    for r in rows:
-        when = _when(r["time"])
-        tags = f"  [{', '.join(r['tags'])}]" if r["tags"] else ""
-        print(f"{r['version']}  {r['state']:8}  {when}  {r['author']}  {human(r['size'])}  {r['message']}{tags}")
+    _rows(rows, as_json, lambda r: f"{r['version']}  {r['state']:8}  {_when(r['time'])}  {r['author']}  "
+                                   f"{human(r['size'])}  {r['message']}"
+                                   + (f"  [{', '.join(r['tags'])}]" if r["tags"] else ""))
 
 
 @checkpoint_app.command("list")
@@ -491,11 +482,7 @@ def checkpoint_list(model: str, version: str, as_json: bool = JSON_OPTION) -> No
     """Checkpoint steps of a model version."""
     with _repo(readonly=True) as repo:
         rows = repo.checkpoints(model, version)
-    if as_json:
-        _emit(rows)
-    else:
-        for r in rows:
-            print(f"{r['component']}  {r['step_index']}#{r['step_name']}  {r['id'][:12]}")
+    _rows(rows, as_json, lambda r: f"{r['component']}  {r['step_index']}#{r['step_name']}  {r['id'][:12]}")
 
 
 @checkpoint_app.command("get")
@@ -536,11 +523,7 @@ def tag_list(as_json: bool = JSON_OPTION) -> None:
     """Tags, their versions and descriptions."""
     with _repo(readonly=True) as repo:
         rows = repo.tags()
-    if as_json:
-        _emit(rows)
-    else:
-        for r in rows:
-            print(f"{r['name']}  {r['target'][:12]}  {r['description']}")
+    _rows(rows, as_json, lambda r: f"{r['name']}  {r['target'][:12]}  {r['description']}")
 
 
 @tag_app.command("delete")
@@ -570,11 +553,7 @@ def alias_list(model: str, as_json: bool = JSON_OPTION) -> None:
     """Aliases of a model and the versions they name."""
     with _repo(readonly=True) as repo:
         rows = repo.aliases(model)
-    if as_json:
-        _emit(rows)
-    else:
-        for alias, version in sorted(rows.items()):
-            print(f"{alias} -> {version}")
+    _pairs(rows, as_json, lambda alias, version: f"{alias} -> {version}")
 
 
 meta_app = typer.Typer(help="Metadata of versions and models (every change is a new, logged commit).",
