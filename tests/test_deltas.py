@@ -77,22 +77,21 @@ def _version(tmp_path, name: str, weights: bytes) -> str:
     return str(root)
 
 
-def _codecs_of(repo: Repository, ref: str, path: str = "model.safetensors") -> list[tuple[bytes, int, object]]:
-    """(chunk id, codec, payload) of every chunk of one file of a version."""
-    with repo.db.read() as txn:
-        entry = repo._entry_at(txn, repo.read_commit(repo.resolve(ref)).tree, path)
-        manifest = repo.objects.load(txn, entry.id, MANIFEST)
-        out = []
-        for cid, _ in manifest.chunks:
-            _, tag, payload = repo.objects.stored(txn, cid)
-            out.append((cid, tag, bytes(payload)))
-        return out
-
-
 def _chunk_lengths(repo: Repository, ref: str, path: str) -> list[tuple[bytes, int]]:
+    """(chunk id, length) of every chunk of one file of a version (its manifest)."""
     with repo.db.read() as txn:
         entry = repo._entry_at(txn, repo.read_commit(repo.resolve(ref)).tree, path)
         return repo.objects.load(txn, entry.id, MANIFEST).chunks
+
+
+def _codecs_of(repo: Repository, ref: str, path: str = "model.safetensors") -> list[tuple[bytes, int, object]]:
+    """(chunk id, codec, payload) of every chunk of one file of a version."""
+    out = []
+    with repo.db.read() as txn:
+        for cid, _ in _chunk_lengths(repo, ref, path):
+            _, tag, payload = repo.objects.stored(txn, cid)
+            out.append((cid, tag, bytes(payload)))
+    return out
 
 
 def _all_chunks(repo: Repository) -> dict[bytes, tuple[int, bytes]]:
