@@ -179,8 +179,11 @@ def cat(spec: str = typer.Argument(..., help="REF:PATH")) -> None:
 
 
 @app.command()
-def checkout(spec: str, dest: str, force: bool = typer.Option(False, "--force", "-f",
-                                                               help="Replace a non-empty destination.")) -> None:
+def checkout(spec: str, dest: str,
+             force: bool = typer.Option(False, "--force", "-f",
+                                        help="Write into a non-empty destination (other files stay)."),
+             clean: bool = typer.Option(False, "--clean",
+                                        help="With --force: also remove files the version lacks.")) -> None:
     """Restore a version into DEST, byte-identical."""
     from .remotes import ops
     with _repo(readonly=True) as repo:
@@ -189,7 +192,7 @@ def checkout(spec: str, dest: str, force: bool = typer.Option(False, "--force", 
         with _repo() as repo:
             print(f"fetched {spec} from {ops.auto_fetch(repo, spec)}", file=sys.stderr)
     with _repo(readonly=True) as repo:
-        cid = repo.checkout(spec, dest, force=force, progress=_progress())
+        cid = repo.checkout(spec, dest, force=force, clean=clean, progress=_progress())
     print(f"checked out {cid.hex()[:12]} into {os.path.abspath(dest)}")
 
 

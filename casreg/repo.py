@@ -488,18 +488,30 @@ class Repository:
                 raise CasregError(f"not a file: {path}")
             restorer.write_stream(txn, self.objects.load(txn, entry.id, MANIFEST), out)
 
-    def checkout(self, spec: str, dest: str, *, force: bool = False, progress=None) -> bytes:
-        """Write a version's tree to ``dest``, byte-identical; via a temporary sibling and rename."""
+    def checkout(self, spec: str, dest: str, *, force: bool = False, clean: bool = False,
+                 progress=None) -> bytes:
+        """Write a version's tree to ``dest``, byte-identical.
+
+        A new or empty ``dest`` is written as a temporary sibling and renamed into place. A
+        non-empty directory needs ``force``: the version's files replace the files at their paths
+        (each by a rename) and every other file stays, unless ``clean`` removes what the version
+        does not hold. A destination that is, holds or lies inside the store is always refused.
+        """
         progress = progress or progress_mod.NULL
         commit_id = self.resolve(spec)
         dest = os.path.abspath(dest)
+        self._refuse_overlap_with_store(dest)
+        merge = False
         if os.path.lexists(dest):
             if not os.path.isdir(dest) or os.path.islink(dest):
                 if not force:
                     raise CasregError(f"destination exists and is not a directory: {dest}; use --force")
-            elif os.listdir(dest) and not force:
-                raise CasregError(f"destination is not empty: {dest}; use --force to replace it")
-        parent = os.path.dirname(dest)
+            elif os.listdir(dest):
+                if not force:
+                    raise CasregError(f"destination is not empty: {dest}; use --force to write the "
+                                      "version's files into it (--clean also removes the others)")
+                merge = True
+        parent = dest if merge else os.path.dirname(dest)
         try:
             os.makedirs(parent, exist_ok=True)
             tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(dest)}.casreg-", dir=parent)
@@ -511,13 +523,26 @@ class Repository:
                 root = self.objects.load(txn, commit.tree, TREE)
                 progress.start("checkout", sum(e.size for e in root.entries if e.kind != LINK))
                 self._write_tree(txn, root, tmp, restorer, progress, "")
-            os.chmod(tmp, 0o755 & ~_umask())
-            self._replace(tmp, dest)
-        except BaseException:
+            if merge:
+                _merge_into(tmp, dest, clean=clean, skip=os.path.basename(tmp))
+            else:
+                os.chmod(tmp, 0o755 & ~_umask())
+                self._replace(tmp, dest)
+        except OSError as exc:
+            raise CasregError(f"cannot write {exc.filename or dest}: {exc.strerror}") from None
+        finally:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise
         progress.done()
         return commit_id
+
+    def _refuse_overlap_with_store(self, dest: str) -> None:
+        """Checkout never writes over, around or into the store itself."""
+        store, target = os.path.realpath(self.path), os.path.realpath(dest)
+        if store == target or store.startswith(target.rstrip(os.sep) + os.sep):
+            raise CasregError(f"refusing to check out into {dest}: it holds the store {self.path}; "
+                              "choose another directory")
+        if target.startswith(store + os.sep):
+            raise CasregError(f"refusing to check out into {dest}: it lies inside the store {self.path}")
 
     def _restorer(self) -> Restorer:
         # Byte-grouped chunks decode in many short numpy steps; two decoding threads then spend
@@ -648,6 +673,39 @@ class Repository:
             with self.db.read() as txn:  # decoded keyframes of manifests that are gone
                 KeyframeCache(self.path).prune(lambda oid: self.objects.has(txn, oid))
             return result
+
+
+def _merge_into(src: str, dst: str, *, clean: bool, skip: str | None = None) -> None:
+    """Move the restored entries of ``src`` into ``dst``, one rename each: a file replaces the
+    file or link at its path, a directory merges into the directory there. Entries of ``dst`` the
+    version lacks stay, unless ``clean`` (``skip`` is never removed: the restore in progress).
+    A directory in ``dst`` where the version has a file is replaced only with ``clean``."""
+    names = os.listdir(src)
+    for name in names:
+        source, target = os.path.join(src, name), os.path.join(dst, name)
+        source_is_dir = stat.S_ISDIR(os.lstat(source).st_mode)
+        try:
+            target_mode: int | None = os.lstat(target).st_mode
+        except FileNotFoundError:
+            target_mode = None
+        if target_mode is not None and stat.S_ISDIR(target_mode):
+            if source_is_dir:
+                _merge_into(source, target, clean=clean)
+                continue
+            if not clean:
+                raise CasregError(f"{target} is a directory, the version has a file there; "
+                                  "use --clean to replace it")
+            shutil.rmtree(target)
+        elif target_mode is not None and source_is_dir:
+            os.unlink(target)  # a file or link where the version has a directory
+        os.replace(source, target)
+    if clean:
+        for name in set(os.listdir(dst)) - set(names) - {skip}:
+            path = os.path.join(dst, name)
+            if stat.S_ISDIR(os.lstat(path).st_mode):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
 
 
 def _umask() -> int:

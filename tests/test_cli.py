@@ -86,6 +86,14 @@ def test_checkout_over_non_empty_dir_needs_force(work):
     run_cli("checkout", "m/v", "model", "--force", cwd=work, check=0)
 
 
+def test_forced_checkout_into_the_project_directory_keeps_the_store(work):
+    run_cli("commit", "model", "--ref", "m/v", cwd=work, check=0)
+    (work / "untracked.txt").write_bytes(b"mine")
+    assert "holds the store" in one_line_error(run_cli("checkout", "m/v", ".", "--force", cwd=work))
+    assert (work / "untracked.txt").read_bytes() == b"mine"
+    run_cli("verify", "--full", cwd=work, check=0)
+
+
 def test_file_changed_while_being_read_is_refused(repo, tmp_path, monkeypatch):
     from casreg.errors import CasregError
     from casreg.objects import ingest

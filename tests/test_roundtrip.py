@@ -90,8 +90,53 @@ def test_checkout_refuses_non_empty_destination_without_force(repo, tmp_path):
         repo.checkout("r/a", str(dest))
     assert (dest / "keep.txt").read_bytes() == b"precious"
     repo.checkout("r/a", str(dest), force=True)
+    assert sorted(os.listdir(dest)) == ["a", "keep.txt"], "--force writes the version, keeps the rest"
+    assert (dest / "keep.txt").read_bytes() == b"precious"
+    repo.checkout("r/a", str(dest), force=True, clean=True)
     assert sorted(os.listdir(dest)) == ["a"]
     assert not [n for n in os.listdir(tmp_path) if ".casreg-" in n], "no temporary sibling left behind"
+
+
+def test_forced_checkout_merges_directories_and_replaces_only_version_paths(repo, tmp_path):
+    src = tmp_path / "src"
+    write_file(src / "sub" / "w.bin", b"version")
+    write_file(src / "top.txt", b"top")
+    repo.commit(str(src), "r/m")
+    dest = tmp_path / "dest"
+    write_file(dest / "sub" / "w.bin", b"old weights")
+    write_file(dest / "sub" / "notes.md", b"mine")
+    write_file(dest / "top.txt" / "inner", b"a directory where the version has a file")
+    with pytest.raises(CasregError, match="use --clean"):
+        repo.checkout("r/m", str(dest), force=True)
+    assert (dest / "sub" / "notes.md").read_bytes() == b"mine"
+    assert not [n for n in os.listdir(dest) if ".casreg-" in n], "no temporary directory left behind"
+    (dest / "top.txt" / "inner").unlink()
+    (dest / "top.txt").rmdir()
+    (dest / "link").symlink_to(tmp_path / "outside")
+    repo.checkout("r/m", str(dest), force=True)
+    assert (dest / "sub" / "w.bin").read_bytes() == b"version"
+    assert (dest / "sub" / "notes.md").read_bytes() == b"mine"
+    assert (dest / "top.txt").read_bytes() == b"top"
+    assert os.path.islink(dest / "link") and not (tmp_path / "outside").exists()
+
+
+def test_checkout_never_touches_the_store(tmp_path):
+    """The data loss of issue 11: `checkout REF . --force` in the project directory deleted
+    .casreg itself and every untracked file."""
+    from casreg.repo import Repository
+    project = tmp_path / "project"
+    write_file(project / "model" / "w.bin", b"weights")
+    write_file(project / "untracked.txt", b"my notes")
+    with Repository.init(str(project / ".casreg")) as repo:
+        repo.commit(str(project / "model"), "r/m")
+        for dest in (project, project / ".casreg", project / ".casreg" / "x", tmp_path):
+            with pytest.raises(CasregError, match="refusing to check out"):
+                repo.checkout("r/m", str(dest), force=True, clean=True)
+        assert (project / "untracked.txt").read_bytes() == b"my notes"
+        assert repo.resolve("r/m")
+        assert not (project / ".casreg" / "x").exists()
+    with Repository(str(project / ".casreg")) as repo:
+        assert repo.verify(full=True) == []
 
 
 def test_checkout_into_existing_empty_directory(repo, tmp_path):
