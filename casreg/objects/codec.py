@@ -80,37 +80,58 @@ def encode_delta(data, keyframe_id: bytes, base_ids: list[bytes], bases: list, s
     return delta.encode(data, keyframe_id, base_ids, bases, segments, layout, _plane_compressor(), hints)
 
 
-def decode(codec: int, payload, bases: list | None = None) -> bytes | memoryview:
+def decode(codec: int, payload, bases: list | None = None, limit: int = MAX_OBJECT) -> bytes | memoryview:
     """The original bytes of a stored payload (grouped and delta chunks come back as a read-only
     memoryview of the decoded array, saving a copy); a DELTA payload needs its ``bases`` decoded
-    (in ``delta.base_ids`` order). Thread-safe."""
+    (in ``delta.base_ids`` order). A payload that would decode to more than ``limit`` bytes is
+    refused (Corrupt) before anything that size is allocated. Thread-safe."""
     if codec == RAW:
+        _refuse_over(len(payload), limit)
         return bytes(payload)
+    if codec not in (ZSTD, GROUPED, DELTA):
+        raise Corrupt(f"unknown codec tag {codec}")
     if codec == ZSTD:
         try:
-            if zstandard.frame_content_size(payload) > MAX_OBJECT:  # it would be allocated at once
-                raise Corrupt("stored object claims to be larger than any object")
+            if zstandard.frame_content_size(payload) < 0:
+                return _unsized_frame(payload, limit)
+            _refuse_over(zstandard.frame_content_size(payload), limit)  # it would be allocated at once
             return _decompressor().decompress(payload)
         except zstandard.ZstdError as exc:
             raise Corrupt(f"cannot decompress stored object: {exc}") from None
+    _refuse_over(raw_size(codec, payload), limit)
     if codec == GROUPED:
         from .grouping import ungroup
         return ungroup(payload, _decompressor())
-    if codec == DELTA:
-        from . import delta
-        if bases is None:
-            raise Corrupt("a delta object cannot be decoded without its bases")
-        return delta.apply(payload, bases, _decompressor())
-    raise Corrupt(f"unknown codec tag {codec}")
+    from . import delta
+    if bases is None:
+        raise Corrupt("a delta object cannot be decoded without its bases")
+    return delta.apply(payload, bases, _decompressor())
 
 
-def raw_size(codec: int, payload) -> int:
-    """The original length of a stored payload, from its header (Corrupt if that is damaged)."""
+def _refuse_over(size: int, limit: int) -> None:
+    if size > limit:
+        raise Corrupt(f"object claims to be larger than its kind can be ({size} > {limit} bytes)")
+
+
+def _unsized_frame(payload, limit: int) -> bytes:
+    """A zstd frame whose header does not give its size, decoded piece by piece up to ``limit``."""
+    out, total = [], 0
+    with _decompressor().stream_reader(payload) as reader:
+        while piece := reader.read(1 << 20):
+            total += len(piece)
+            _refuse_over(total, limit)
+            out.append(piece)
+    return b"".join(out)
+
+
+def raw_size(codec: int, payload, limit: int = MAX_OBJECT) -> int:
+    """The original length of a stored payload, from its header (Corrupt if that is damaged); a
+    zstd frame that does not give its size is decoded, at most ``limit`` bytes of it."""
     from .grouping import grouped_size
     try:
         if codec == ZSTD:
             size = zstandard.frame_content_size(payload)
-            return size if size >= 0 else len(decode(codec, payload))  # a frame without its size
+            return size if size >= 0 else len(_unsized_frame(payload, limit))
         if codec == GROUPED:
             return grouped_size(payload)
         if codec == DELTA:

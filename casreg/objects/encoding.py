@@ -24,6 +24,12 @@ from ..errors import Corrupt
 
 CHUNK, MANIFEST, TREE, COMMIT = 0, 1, 2, 3
 KIND_NAMES = {CHUNK: "chunk", MANIFEST: "manifest", TREE: "tree", COMMIT: "commit"}
+# The largest each kind can be: what a received object may claim before it is refused (a chunk
+# is cut at the chunker's max_size, which a store's config may not set above MAX_CHUNK; a
+# manifest of MAX_STRUCTURED lists ~6.7M chunks, a file of some 500 GB).
+MAX_CHUNK = 4 << 20
+MAX_STRUCTURED = 256 << 20
+MAX_SIZE = {CHUNK: MAX_CHUNK, MANIFEST: MAX_STRUCTURED, TREE: MAX_STRUCTURED, COMMIT: 16 << 20}
 
 MANIFEST_MAGIC = b"casreg-manifest-1\n"
 TREE_MAGIC = b"casreg-tree-1\n"

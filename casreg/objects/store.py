@@ -12,7 +12,7 @@ import lmdb
 from ..db import Database
 from ..errors import Corrupt, NotFound
 from . import codec, delta, heap
-from .encoding import DECODERS, KIND_NAMES, object_id
+from .encoding import DECODERS, KIND_NAMES, MAX_CHUNK, object_id
 
 HEADER = 2
 # Every B-tree lookup maps ~1 MB of the data file (large page-cache folios); unmap that often.
@@ -23,13 +23,15 @@ def pack(kind: int, codec_tag: int, payload) -> bytes:
     return b"".join((bytes((kind, codec_tag)), payload))
 
 
-def decode_checked(oid: bytes, tag: int, payload, base_of=None, cache: dict | None = None) -> bytes | memoryview:
+def decode_checked(oid: bytes, tag: int, payload, base_of=None, cache: dict | None = None,
+                   limit: int = codec.MAX_OBJECT) -> bytes | memoryview:
     """The original bytes of a stored payload, refused (Corrupt) unless they hash to ``oid``.
     The one place every reader (read, restore, verify, fetch) checks content against its id.
 
     A delta needs its bases: ``base_of(id)`` gives a base's stored ``(codec, payload)`` (and raises
     NotFound if it has none); decoded bases are kept in ``cache`` (id -> bytes) when given. A base
-    must be self-contained (deltas are one deep, see ``delta``)."""
+    must be self-contained (deltas are one deep, see ``delta``). Nothing larger than ``limit``
+    (a base: larger than a chunk) is allocated."""
     bases = None
     if tag == codec.DELTA:
         bases = []
@@ -41,11 +43,11 @@ def decode_checked(oid: bytes, tag: int, payload, base_of=None, cache: dict | No
                 base_tag, base_payload = base_of(bid)
                 if base_tag == codec.DELTA:
                     raise Corrupt(f"delta object {oid.hex()} has a delta as its base ({bid.hex()})")
-                data = decode_checked(bid, base_tag, base_payload)
+                data = decode_checked(bid, base_tag, base_payload, limit=MAX_CHUNK)
                 if cache is not None:
                     cache[bid] = data
             bases.append(data)
-    data = codec.decode(tag, payload, bases)
+    data = codec.decode(tag, payload, bases, limit)
     if object_id(data) != oid:
         raise Corrupt(f"object {oid.hex()} does not match its hash")
     return data
