@@ -383,11 +383,13 @@ def push(remote: str, refs: List[str] = typer.Argument(None), all_refs: bool = t
 
 
 @app.command()
-def fetch(remote: str, refs: List[str] = typer.Argument(None), as_json: bool = JSON_OPTION) -> None:
+def fetch(remote: str, refs: List[str] = typer.Argument(None), as_json: bool = JSON_OPTION,
+          repair: bool = typer.Option(False, "--repair",
+                                      help="Also walk versions already here and fetch what they lack.")) -> None:
     """Bring remote refs into remotes/<remote>/..., with every object they need, verified."""
     from .remotes import ops
     with _repo() as repo:
-        result = ops.fetch_refs(repo, remote, refs or None, progress=_progress(not as_json))
+        result = ops.fetch_refs(repo, remote, refs or None, repair=repair, progress=_progress(not as_json))
     if as_json:
         _emit({"refs": {k: v.hex() for k, v in result.refs.items()}, "objects_received": result.objects_received,
                "bytes_received": result.bytes_received})

@@ -185,6 +185,11 @@ class Repository:
         """New versions of large files are stored as deltas against a keyframe (delta codec)."""
         return self.codec_name == "delta"
 
+    def protected_from_gc(self):
+        """Held from a writer's first object to its ref move (commit, fetch): a gc waits for it,
+        so nothing a writer landed is swept before a ref reaches it."""
+        return self._gc_lock(exclusive=False)
+
     @contextlib.contextmanager
     def _gc_lock(self, exclusive: bool) -> Iterator[None]:
         lock_path = os.path.join(self.path, "gc.lock")
@@ -312,7 +317,7 @@ class Repository:
         scanned = self._scan(path, os.path.basename(path) or "root")
         root = scanned if scanned.kind == DIR else _Node("", DIR, path, children=[scanned], size=scanned.size)
         staged: dict[bytes, bytes] = {}
-        with self._gc_lock(exclusive=False):
+        with self.protected_from_gc():
             progress.start("commit", root.size)
             with Ingester(self.objects, Chunker(self.chunker_params), progress=progress.advance,
                           grouping=self.grouping, deltas=self.deltas) as ing:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import shutil
+import tempfile
+from typing import Iterator
 
 from ..errors import CasregError, NotFound
 from . import open_backend
@@ -35,10 +40,11 @@ def push_refs(repo, name: str, refs: list[str], *, all_refs: bool = False, force
         be.close()
 
 
-def fetch_refs(repo, name: str, refs: list[str] | None = None, progress=None) -> FetchResult:
+def fetch_refs(repo, name: str, refs: list[str] | None = None, *, repair: bool = False,
+               progress=None) -> FetchResult:
     be = backend(repo, name)
     try:
-        return fetch(repo, name, be, refs or None, progress=progress)
+        return fetch(repo, name, be, refs or None, repair=repair, progress=progress)
     finally:
         be.close()
 
@@ -67,26 +73,73 @@ def verify(repo, name: str, full: bool = False) -> list[dict]:
         be.close()
 
 
+CLONE_PREFIX = ".casreg-clone-"
+
+
 def clone(url: str, path: str, secrets: dict | None = None, progress=None):
-    """A new store at ``path`` with remote ``origin`` and a local ref for every remote ref."""
+    """A new store at ``path`` with remote ``origin`` and a local ref for every remote ref.
+
+    Atomic: the store is built in a temporary sibling and renamed into place once every ref
+    landed, so a clone cut off at any point leaves no store behind and can simply be run again
+    (the sibling of a killed clone is removed by the next clone beside it)."""
     from ..repo import STORE_DIR, Repository
     store = path if os.path.basename(os.path.normpath(path)) == STORE_DIR else os.path.join(path, STORE_DIR)
+    store = os.path.abspath(store)
+    if os.path.exists(os.path.join(store, "data.mdb")):
+        raise CasregError(f"a casreg store already exists at {store}")
     be = open_backend(url, secrets)  # fail before creating anything
     be.close()
-    created = not os.path.exists(store)
-    repo = Repository.init(store)
+    parent = os.path.dirname(store)
     try:
-        config(repo).add("origin", url, secrets)
-        result = fetch_refs(repo, "origin", progress=progress)
-        for ref, target in result.refs.items():
-            fast_forward(repo, ref, target, message="clone")
-    except BaseException:
-        repo.close()
-        if created:  # a failed clone leaves nothing behind
-            import shutil
-            shutil.rmtree(store, ignore_errors=True)
-        raise
-    return repo
+        os.makedirs(parent, exist_ok=True)
+        _remove_abandoned_clones(parent)
+        tmp = tempfile.mkdtemp(prefix=CLONE_PREFIX, dir=parent)
+    except OSError as exc:
+        raise CasregError(f"cannot create a store in {parent}: {exc.strerror}") from None
+    try:
+        with _held(os.path.join(tmp, ".clone.lock")):
+            with Repository.init(tmp) as repo:
+                config(repo).add("origin", url, secrets)
+                result = fetch_refs(repo, "origin", progress=progress)
+                for ref, target in result.refs.items():
+                    fast_forward(repo, ref, target, message="clone")
+            os.unlink(os.path.join(tmp, ".clone.lock"))
+            try:
+                os.rename(tmp, store)  # onto nothing or an empty directory; never over a store
+            except OSError as exc:
+                raise CasregError(f"cannot create the store at {store}: {exc.strerror}") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return Repository(store)
+
+
+@contextlib.contextmanager
+def _held(lock_path: str) -> Iterator[None]:
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _remove_abandoned_clones(parent: str) -> None:
+    """Temporary stores of clones that were killed: their lock is free (a live clone holds it)."""
+    for name in os.listdir(parent):
+        if not name.startswith(CLONE_PREFIX):
+            continue
+        candidate = os.path.join(parent, name)
+        try:
+            fd = os.open(os.path.join(candidate, ".clone.lock"), os.O_RDWR)
+        except OSError:
+            continue  # not one of ours, or just being created
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # a clone in progress
+        finally:
+            os.close(fd)
+        shutil.rmtree(candidate, ignore_errors=True)
 
 
 def wants_fetch(repo, spec: str) -> bool:

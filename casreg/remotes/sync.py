@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from ..errors import CasregError, Corrupt
 from ..objects import codec, delta
-from ..objects.encoding import CHUNK, COMMIT, DECODERS, FILE, KIND_NAMES, MANIFEST, TREE
+from ..objects.encoding import CHUNK, COMMIT, DECODERS, FILE, KIND_NAMES, MANIFEST, MAX_CHUNK, MAX_SIZE, TREE
 from ..objects.graph import children, reachable
 from ..objects.store import decode_checked, pack, unpack
 from ..refs import check_ref_name
@@ -74,14 +74,15 @@ def is_ancestor(repo, ancestor: bytes, descendant: bytes) -> bool:
 
 
 def verified(oid: bytes, value: bytes, expected_kind: int | None = None, base_of=None, cache=None) -> bytes:
-    """The original bytes of a received object, after checking kind, codec and hash (a delta's
-    bases come from ``base_of``, see ``store.decode_checked``)."""
+    """The original bytes of a received object, after checking kind, size, codec and hash (a
+    delta's bases come from ``base_of``, see ``store.decode_checked``). No object is decoded past
+    the largest size its kind can have: a small hostile frame cannot claim gigabytes."""
     kind, tag, payload = unpack(value)
     if expected_kind is not None and kind != expected_kind:
         raise Corrupt(f"object {oid.hex()} from the remote is a {KIND_NAMES.get(kind, '?')}, "
                       f"expected a {KIND_NAMES[expected_kind]}; refusing it")
     try:
-        return decode_checked(oid, tag, payload, base_of, cache)
+        return decode_checked(oid, tag, payload, base_of, cache, MAX_SIZE.get(kind, MAX_CHUNK))
     except Corrupt as exc:
         raise Corrupt(f"{exc} (received from the remote); refusing it") from None
 
@@ -180,9 +181,12 @@ def _send(repo, backend: Backend, missing: dict[bytes, int], whole: set[bytes], 
 
 
 # -- fetch -----------------------------------------------------------------------------------------
-def fetch(repo, remote: str, backend: Backend, names: list[str] | None = None, *, progress=None) -> FetchResult:
+def fetch(repo, remote: str, backend: Backend, names: list[str] | None = None, *, repair: bool = False,
+          progress=None) -> FetchResult:
     """Bring the remote's refs (all, or ``names``) and every object they need into the local store,
-    under ``remotes/<remote>/<name>``."""
+    under ``remotes/<remote>/<name>``. Held from the first chunk to the ref move against gc (a
+    gc in between would sweep chunks no ref reaches yet). With ``repair``, versions already local
+    are walked too and whatever they lack is fetched (a store damaged by an older casreg heals)."""
     from ..progress import NULL
     from ..repo import default_author
     progress = progress or NULL
@@ -193,31 +197,32 @@ def fetch(repo, remote: str, backend: Backend, names: list[str] | None = None, *
             raise RemoteError(f"the remote has no ref {unknown[0]}")
         remote_refs = {n: remote_refs[n] for n in names}
     result = FetchResult(dict(remote_refs))
-    structured, chunks = _discover(repo, backend, remote_refs.values())
-    needed = sorted(chunks)
-    missing_idx = repo.objects.missing(needed)
-    wanted = [needed[i] for i in missing_idx]
-    progress.start("fetch", len(wanted))
-    for batch in batched(wanted, GET_BATCH):
-        items = _received_chunks(repo, backend, batch)
-        result.objects_received += len(items)
-        result.bytes_received += sum(len(v) for _, v in items)
-        repo.db.write(lambda txn, items=items: repo.objects.put_values(txn, items))
-        progress.advance(len(batch))
-    progress.done()
-    ordered = sorted(structured.items(), key=lambda kv: WRITE_ORDER.index(kv[1][0]))
-    result.objects_received += len(ordered)
-    result.bytes_received += sum(len(v) for _, (_, v) in ordered)
-    who = default_author()
+    with repo.protected_from_gc():
+        structured, chunks = _discover(repo, backend, remote_refs.values(), repair=repair)
+        needed = sorted(chunks)
+        missing_idx = repo.objects.missing(needed)
+        wanted = [needed[i] for i in missing_idx]
+        progress.start("fetch", len(wanted))
+        for batch in batched(wanted, GET_BATCH):
+            items = _received_chunks(repo, backend, batch)
+            result.objects_received += len(items)
+            result.bytes_received += sum(len(v) for _, v in items)
+            repo.db.write(lambda txn, items=items: repo.objects.put_values(txn, items))
+            progress.advance(len(batch))
+        progress.done()
+        ordered = sorted(structured.items(), key=lambda kv: WRITE_ORDER.index(kv[1][0]))
+        result.objects_received += len(ordered)
+        result.bytes_received += sum(len(v) for _, (_, v) in ordered)
+        who = default_author()
 
-    def land(txn):
-        repo.objects.put_values(txn, [(oid, value) for oid, (_, value) in ordered])
-        for name, target in remote_refs.items():
-            tracking = tracking_ref(remote, name)
-            current = repo.refs.get(txn, tracking)
-            if current != target:
-                repo.refs.set_if_equals(txn, tracking, current, target, who=who, message=f"fetch {remote}")
-    repo.db.write(land)
+        def land(txn):
+            repo.objects.put_values(txn, [(oid, value) for oid, (_, value) in ordered])
+            for name, target in remote_refs.items():
+                tracking = tracking_ref(remote, name)
+                current = repo.refs.get(txn, tracking)
+                if current != target:
+                    repo.refs.set_if_equals(txn, tracking, current, target, who=who, message=f"fetch {remote}")
+        repo.db.write(land)
     if getattr(repo, "deltas", False):
         from ..objects import keyframes
         with repo._restorer() as restorer:
@@ -275,29 +280,42 @@ def _base_reader(received: dict[bytes, bytes], fallback=None):
     return base_of
 
 
-def _discover(repo, backend: Backend, tips) -> tuple[dict[bytes, tuple[int, bytes]], set[bytes]]:
+def _discover(repo, backend: Backend, tips, *, repair: bool = False
+              ) -> tuple[dict[bytes, tuple[int, bytes]], set[bytes]]:
     """Structured objects the local store lacks (fetched, verified) and the chunk ids they name.
 
     Anything already local is complete (objects are only ever written after their children), so
-    the walk stops there. One round trip per level of the graph and per GET_BATCH objects.
+    the walk stops there, unless ``repair`` asks to walk local objects too. One round trip per
+    level of the graph and per GET_BATCH objects.
     """
     structured: dict[bytes, tuple[int, bytes]] = {}
     chunks: set[bytes] = set()
+    seen: set[bytes] = set()
     frontier = {t: COMMIT for t in tips}
+
+    def add_children(kind: int, obj, into: dict[bytes, int]) -> None:
+        for child, child_kind in children(kind, obj):
+            if child_kind == CHUNK:
+                chunks.add(child)
+            else:
+                into[child] = child_kind
+
     while frontier:
         ids = list(frontier)
-        wanted = [ids[i] for i in repo.objects.missing(ids)]
+        seen.update(ids)
+        missing = set(ids[i] for i in repo.objects.missing(ids))
         nxt: dict[bytes, int] = {}
-        for batch in batched(wanted, GET_BATCH):
+        if repair:
+            with repo.db.read() as txn:
+                for oid in ids:
+                    if oid not in missing:
+                        add_children(frontier[oid], repo.objects.load(txn, oid, frontier[oid]), nxt)
+        for batch in batched([oid for oid in ids if oid in missing], GET_BATCH):
             for oid, value in backend.get_many(batch):
                 kind = frontier[oid]
                 structured[oid] = (kind, value)
-                for child, child_kind in children(kind, DECODERS[kind](verified(oid, value, kind))):
-                    if child_kind == CHUNK:
-                        chunks.add(child)
-                    else:
-                        nxt[child] = child_kind
-        frontier = {oid: k for oid, k in nxt.items() if oid not in structured}
+                add_children(kind, DECODERS[kind](verified(oid, value, kind)), nxt)
+        frontier = {oid: k for oid, k in nxt.items() if oid not in seen}
     return structured, chunks
 
 
