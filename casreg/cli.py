@@ -14,7 +14,8 @@ from typing import List, Optional
 import typer
 
 app = typer.Typer(
-    name="casreg", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    name="casreg", no_args_is_help=True, pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
     help="Content-addressed registry for ML models and checkpoints.",
 )
 
@@ -25,14 +26,27 @@ JSON_OPTION = typer.Option(False, "--json", help="Print JSON.")
 
 class _State:
     store: Optional[str] = None
+    debug: bool = bool(os.environ.get("CASREG_DEBUG"))
 
 
 state = _State()
 
 
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+        print(f"casreg {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _main(store: Optional[str] = STORE_OPTION) -> None:
+def _main(store: Optional[str] = STORE_OPTION,
+          debug: bool = typer.Option(False, "--debug", envvar="CASREG_DEBUG",
+                                     help="Print a traceback for unexpected errors."),
+          version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print casreg's version and exit.")) -> None:
     state.store = store
+    state.debug = debug
 
 
 def _repo(readonly: bool = False):
@@ -84,12 +98,12 @@ def human(n: float) -> str:
 
 
 def _parse_meta(items: List[str]) -> dict:
-    from .errors import CasregError
+    from .errors import InvalidInput
     meta = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise CasregError(f"--meta takes key=value, got {item!r}")
+            raise InvalidInput(f"--meta takes key=value, got {item!r}")
         meta[key] = value
     return meta
 
@@ -615,29 +629,34 @@ def restore_version(ref: str) -> None:
 
 
 def main() -> None:
-    """Entry point: run the app, turning every expected failure into one line."""
-    from .errors import CasregError
+    """Entry point: run the app; every failure ends as one line and its exit code (errors.py)."""
+    from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, CasregError, StoreUnavailable
     try:
         app()
     except CasregError as exc:
-        print(f"casreg: error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
+        _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
         print("casreg: interrupted", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
     except OSError as exc:
         where = f": {exc.filename}" if exc.filename else ""
-        print(f"casreg: error: {exc.strerror or exc}{where}", file=sys.stderr)
-        sys.exit(1)
+        _fail(f"{exc.strerror or exc}{where}", 1)
     except Exception as exc:
-        if type(exc).__module__.split(".")[0] != "lmdb":
+        if type(exc).__module__.split(".")[0] == "lmdb":
+            from .db import describe_lmdb_error
+            _fail(describe_lmdb_error(exc, state.store or "store"), StoreUnavailable.exit_code)
+        if state.debug:
             raise
-        from .db import describe_lmdb_error
-        print(f"casreg: error: {describe_lmdb_error(exc, state.store or 'store')}", file=sys.stderr)
-        sys.exit(1)
+        _fail(f"internal error ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+              "rerun with --debug for the traceback and report it", EXIT_INTERNAL)
+
+
+def _fail(message: str, code: int) -> None:
+    print(f"casreg: error: {message}", file=sys.stderr)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

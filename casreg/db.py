@@ -14,7 +14,7 @@ from typing import Callable, TypeVar
 
 import lmdb
 
-from .errors import CasregError
+from .errors import StoreUnavailable
 
 T = TypeVar("T")
 
@@ -60,7 +60,7 @@ class Database:
                 # A read-only medium: no lock file can be written, read without one.
                 self.env = self._open(path, readonly, lock=False)
             else:
-                raise CasregError(describe_lmdb_error(exc, path)) from None
+                raise StoreUnavailable(describe_lmdb_error(exc, path)) from None
         self.dbs = {}
         try:
             for name in DB_NAMES:
@@ -70,9 +70,9 @@ class Database:
                     if name not in OPTIONAL_DBS:
                         raise
         except lmdb.NotFoundError:
-            raise CasregError(f"{path} is not a casreg store (missing database)") from None
+            raise StoreUnavailable(f"{path} is not a casreg store (missing database)") from None
         except lmdb.Error as exc:
-            raise CasregError(describe_lmdb_error(exc, path)) from None
+            raise StoreUnavailable(describe_lmdb_error(exc, path)) from None
 
     @staticmethod
     def _open(path: str, readonly: bool, lock: bool = True) -> lmdb.Environment:
@@ -100,7 +100,7 @@ class Database:
         With ``buffers``, values read are zero-copy views, valid only until the next write.
         """
         if self.readonly:
-            raise CasregError(f"store at {self.path} is opened read-only")
+            raise StoreUnavailable(f"store at {self.path} is opened read-only")
         for _ in range(MAX_RETRIES):
             try:
                 with self.env.begin(write=True, buffers=buffers) as txn:
@@ -110,8 +110,8 @@ class Database:
             except lmdb.MapResizedError:
                 self._set_mapsize(0)
             except (lmdb.Error, OSError) as exc:
-                raise CasregError(describe_lmdb_error(exc, self.path)) from None
-        raise CasregError(f"store at {self.path}: could not grow the LMDB map")
+                raise StoreUnavailable(describe_lmdb_error(exc, self.path)) from None
+        raise StoreUnavailable(f"store at {self.path}: could not grow the LMDB map")
 
     def release_pages(self) -> None:
         """Drop this process's mapping of the data file's pages (they stay in the page cache).

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 
 from . import fate
-from .errors import CasregError, NotFound
+from .errors import AlreadyExists, CasregError, InvalidInput, NotFound
 from .objects.encoding import FILE, TREE, Tree, TreeEntry
 from .refs import ANY, check_ref_name
 from .repo import STORE_DIR, Repository, default_author
@@ -111,7 +111,7 @@ class Registry(Repository):
         with self.db.read() as txn:
             exists = self.refs.get(txn, ref) is not None
         if exists and not force:
-            raise CasregError(f"tag {name} already exists; use --force to move it")
+            raise AlreadyExists(f"tag {name} already exists; use --force to move it")
         self.db.write(lambda txn: self.refs.set_if_equals(txn, ref, ANY if force else None, new,
                                                            who=default_author(), message=f"tag: {description}"))
         return new
@@ -160,7 +160,7 @@ class Registry(Repository):
     def set_state(self, spec: str, state: str, *, model: bool = False) -> bytes:
         state = state.upper()
         if state not in STATES:
-            raise CasregError(f"state must be one of {', '.join(STATES)}")
+            raise InvalidInput(f"state must be one of {', '.join(STATES)}")
         return self.set_model_meta(spec, {"state": state}) if model else self.set_meta(spec, {"state": state})
 
     # -- delete / restore ---------------------------------------------------------------------------
@@ -172,10 +172,10 @@ class Registry(Repository):
         """Bring back a deleted ref to where it pointed before its deletion."""
         newest = self.reflog(ref)[0]
         if newest["new"] is not None or not newest["old"]:
-            raise CasregError(f"{ref} is not deleted")
+            raise InvalidInput(f"{ref} is not deleted")
         with self.db.read() as txn:
             if not self.objects.has(txn, bytes.fromhex(newest["old"])):
-                raise CasregError(f"{ref} was garbage-collected; it cannot be restored")
+                raise NotFound(f"{ref} was garbage-collected; it cannot be restored")
         return self.update_ref(ref, newest["old"], expect_old="none", message="restore")
 
     # -- remotes ------------------------------------------------------------------------------------

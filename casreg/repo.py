@@ -28,7 +28,8 @@ from typing import Iterator
 
 from . import progress as progress_mod
 from .db import Database
-from .errors import CasregError, Corrupt, NotFound
+from .errors import (AlreadyExists, CasregError, Corrupt, InvalidInput, NotFound, StoreUnavailable,
+                     UnsafePath)
 from .objects import codec
 from .objects.basecache import KeyframeCache
 from .objects.chunker import Chunker, ChunkerParams
@@ -50,7 +51,7 @@ CODECS = ("zstd", "grouped", "delta")
 def _codec_config(codec_name: str) -> dict:
     """The store's ``codec`` config entry; refuses an unknown codec."""
     if codec_name not in CODECS:
-        raise CasregError(f"unknown codec {codec_name!r}: choose {', '.join(CODECS)}")
+        raise InvalidInput(f"unknown codec {codec_name!r}: choose {', '.join(CODECS)}")
     return {"name": codec_name, "level": codec.ZSTD_LEVEL}
 FORMAT = 1
 ENV_STORE = "CASREG_STORE"
@@ -68,7 +69,7 @@ def find_store(explicit: str | None = None, start: str | None = None) -> str:
             return candidate
         parent = os.path.dirname(here)
         if parent == here:
-            raise CasregError("not in a casreg store (no .casreg here or in any parent); run `casreg init`")
+            raise StoreUnavailable("not in a casreg store (no .casreg here or in any parent); run `casreg init`")
         here = parent
 
 
@@ -112,21 +113,21 @@ def _entry_name(name: str, path: str) -> str:
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
-        raise CasregError(f"file name is not valid UTF-8: {os.fsencode(path)!r}") from None
+        raise InvalidInput(f"file name is not valid UTF-8: {os.fsencode(path)!r}") from None
     return name
 
 
 class Repository:
     def __init__(self, path: str, *, readonly: bool = False):
         if not os.path.isdir(path) or not os.path.exists(os.path.join(path, "data.mdb")):
-            raise CasregError(f"{path} is not a casreg store; run `casreg init`")
+            raise StoreUnavailable(f"{path} is not a casreg store; run `casreg init`")
         self.path = path
         self.db = Database(path, readonly=readonly)
         self.objects = ObjectStore(self.db)
         self.refs = RefContainer(self.db)
         config = self.config()
         if config.get("format") != FORMAT:
-            raise CasregError(f"{path}: unsupported store format {config.get('format')!r}")
+            raise StoreUnavailable(f"{path}: unsupported store format {config.get('format')!r}")
         self.chunker_params = ChunkerParams.from_json(config["chunker"])
         self.codec_name = config.get("codec", {}).get("name", "zstd")
 
@@ -137,11 +138,11 @@ class Repository:
         params = params or ChunkerParams()
         config = {"format": FORMAT, "chunker": params.to_json(), "codec": _codec_config(codec_name)}
         if os.path.exists(os.path.join(path, "data.mdb")):
-            raise CasregError(f"a casreg store already exists at {path}")
+            raise AlreadyExists(f"a casreg store already exists at {path}")
         try:
             os.makedirs(path, exist_ok=True)
         except OSError as exc:
-            raise CasregError(f"cannot create store at {path}: {exc.strerror}") from None
+            raise StoreUnavailable(f"cannot create store at {path}: {exc.strerror}") from None
         db = Database(path)
 
         def write(txn):
@@ -196,7 +197,7 @@ class Repository:
         try:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise CasregError(f"store at {self.path} is not writable: {exc.strerror}") from None
+            raise StoreUnavailable(f"store at {self.path} is not writable: {exc.strerror}") from None
         try:
             mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
             try:
@@ -223,7 +224,7 @@ class Repository:
                 if len(commits) == 1:
                     return commits[0]
                 if len(commits) > 1:
-                    raise CasregError(f"ambiguous id prefix {spec!r}")
+                    raise InvalidInput(f"ambiguous id prefix {spec!r}")
         check_ref_name(spec)
         raise NotFound(f"unknown ref or version: {spec}")
 
@@ -258,7 +259,7 @@ class Repository:
         if stat.S_ISREG(st.st_mode):
             return _Node(name, FILE, path, 0o755 if st.st_mode & 0o111 else 0o644, st.st_size)
         if not stat.S_ISDIR(st.st_mode):
-            raise CasregError(f"cannot store {path}: not a regular file, directory or symlink")
+            raise InvalidInput(f"cannot store {path}: not a regular file, directory or symlink")
         node = _Node(name, DIR, path, 0o755)
         try:
             names = sorted(os.listdir(path))
@@ -313,7 +314,7 @@ class Repository:
         parent_ids = [self.resolve(p) for p in parents]
         path = os.path.abspath(path)
         if not os.path.lexists(path):
-            raise CasregError(f"no such file or directory: {path}")
+            raise NotFound(f"no such file or directory: {path}")
         scanned = self._scan(path, os.path.basename(path) or "root")
         root = scanned if scanned.kind == DIR else _Node("", DIR, path, children=[scanned], size=scanned.size)
         staged: dict[bytes, bytes] = {}
@@ -327,7 +328,7 @@ class Repository:
                 if self.read_commit(current).tree == tree_id:
                     progress.done()
                     return CommitResult(current, root.size, ing.new_chunks, ing.new_bytes, moved=False)
-                raise CasregError(f"ref {ref} already holds different content; use --force to replace it")
+                raise AlreadyExists(f"ref {ref} already holds different content; use --force to replace it")
             commit_id = self.commit_tree(tree_id, ref, staged=staged, parents=parent_ids, meta=meta,
                                          message=message, expected=expected, author=author,
                                          keyframes=ing.keyframe_updates)
@@ -395,7 +396,7 @@ class Repository:
         with self.db.read() as txn:
             current = self.refs.get(txn, ref)
         if current is not None:
-            raise CasregError(f"ref {ref} already exists; use --force to move it or --expect-old to update it")
+            raise AlreadyExists(f"ref {ref} already exists; use --force to move it or --expect-old to update it")
         return None
 
     # -- refs ------------------------------------------------------------------------------------
@@ -486,11 +487,11 @@ class Repository:
         """Stream one file of a version (``ref:path``) to a binary file object."""
         commit_id, path = self._split_spec(spec)
         if not path:
-            raise CasregError(f"name a file: {spec}:<path>")
+            raise InvalidInput(f"name a file: {spec}:<path>")
         with self.db.read(buffers=True) as txn, self._restorer() as restorer:
             entry = self._entry_at(txn, self.objects.load(txn, commit_id, COMMIT).tree, path)
             if entry.kind != FILE:
-                raise CasregError(f"not a file: {path}")
+                raise InvalidInput(f"not a file: {path}")
             restorer.write_stream(txn, self.objects.load(txn, entry.id, MANIFEST), out)
 
     def checkout(self, spec: str, dest: str, *, force: bool = False, clean: bool = False,
@@ -510,10 +511,10 @@ class Repository:
         if os.path.lexists(dest):
             if not os.path.isdir(dest) or os.path.islink(dest):
                 if not force:
-                    raise CasregError(f"destination exists and is not a directory: {dest}; use --force")
+                    raise AlreadyExists(f"destination exists and is not a directory: {dest}; use --force")
             elif os.listdir(dest):
                 if not force:
-                    raise CasregError(f"destination is not empty: {dest}; use --force to write the "
+                    raise AlreadyExists(f"destination is not empty: {dest}; use --force to write the "
                                       "version's files into it (--clean also removes the others)")
                 merge = True
         parent = dest if merge else os.path.dirname(dest)
@@ -544,10 +545,10 @@ class Repository:
         """Checkout never writes over, around or into the store itself."""
         store, target = os.path.realpath(self.path), os.path.realpath(dest)
         if store == target or store.startswith(target.rstrip(os.sep) + os.sep):
-            raise CasregError(f"refusing to check out into {dest}: it holds the store {self.path}; "
+            raise UnsafePath(f"refusing to check out into {dest}: it holds the store {self.path}; "
                               "choose another directory")
         if target.startswith(store + os.sep):
-            raise CasregError(f"refusing to check out into {dest}: it lies inside the store {self.path}")
+            raise UnsafePath(f"refusing to check out into {dest}: it lies inside the store {self.path}")
 
     def _restorer(self) -> Restorer:
         # Byte-grouped chunks decode in many short numpy steps; two decoding threads then spend
@@ -698,7 +699,7 @@ def _merge_into(src: str, dst: str, *, clean: bool, skip: str | None = None) -> 
                 _merge_into(source, target, clean=clean)
                 continue
             if not clean:
-                raise CasregError(f"{target} is a directory, the version has a file there; "
+                raise AlreadyExists(f"{target} is a directory, the version has a file there; "
                                   "use --clean to replace it")
             shutil.rmtree(target)
         elif target_mode is not None and source_is_dir:

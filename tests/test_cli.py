@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from tests.helpers import one_line_error, random_bytes, run_cli, write_file
+from tests.helpers import ROOT, one_line_error, random_bytes, run_cli, write_file
 
 
 @pytest.fixture
@@ -119,3 +119,32 @@ def test_special_files_are_refused(work):
     os.mkfifo(work / "model" / "pipe")
     assert "not a regular file, directory or symlink" in one_line_error(
         run_cli("commit", "model", "--ref", "m/v", cwd=work))
+
+
+def test_each_kind_of_failure_has_its_own_exit_code(work):
+    """errors.py: unknown ref 3, conflict 4, corrupt 5, bad input 2."""
+    run_cli("commit", "model", "--ref", "m/v", cwd=work, check=0)
+    assert run_cli("show", "m/nope", cwd=work).returncode == 3
+    (work / "model" / "conf.json").write_bytes(b'{"lr": 0.2}')
+    assert run_cli("commit", "model", "--ref", "m/v", "--expect-old", "0" * 64, cwd=work).returncode == 4
+    assert run_cli("show", "bad..name", cwd=work).returncode == 2
+    from casreg.repo import Repository
+    with Repository(str(work / ".casreg")) as repo:
+        victim = repo.read_commit(repo.resolve("m/v")).tree
+        repo.db.write(lambda txn: txn.put(victim, b"\x02\x00garbage", db=repo.objects.table))
+    proc = run_cli("ls", "m/v", cwd=work)
+    assert proc.returncode == 5 and "Traceback" not in proc.stderr.decode()
+
+
+def test_an_unexpected_error_is_one_line_unless_debug(work, monkeypatch):
+    """A bug never prints a traceback without --debug (exit 70)."""
+    env = {"PYTHONPATH": f"{work}{os.pathsep}{ROOT}"}
+    (work / "sitecustomize.py").write_text(
+        "import casreg.repo\n"
+        "def boom(*a, **k):\n    raise ZeroDivisionError('a bug')\n"
+        "casreg.repo.Repository.list_refs = boom\n")
+    proc = run_cli("refs", cwd=work, env=env)
+    assert proc.returncode == 70
+    assert "internal error (ZeroDivisionError: a bug)" in one_line_error(proc)
+    proc = run_cli("--debug", "refs", cwd=work, env=env)
+    assert proc.returncode != 0 and "Traceback" in proc.stderr.decode()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from ..errors import CasregError
+from ..errors import StoreUnavailable
 from .encoding import MAX_CHUNK
 
 
@@ -30,9 +30,9 @@ class ChunkerParams:
     def from_json(cls, data: dict) -> "ChunkerParams":
         params = cls(**data)
         if params.algorithm != "fastcdc2020":
-            raise CasregError(f"store uses unknown chunker {params.algorithm!r}")
+            raise StoreUnavailable(f"store uses unknown chunker {params.algorithm!r}")
         if not 0 < params.min_size <= params.avg_size <= params.max_size <= MAX_CHUNK:
-            raise CasregError(f"store has impossible chunk sizes (max {params.max_size}, the limit is {MAX_CHUNK})")
+            raise StoreUnavailable(f"store has impossible chunk sizes (max {params.max_size}, the limit is {MAX_CHUNK})")
         return params
 
 

@@ -9,7 +9,7 @@ from typing import Callable, Iterable, Iterator
 
 import lmdb
 
-from ..errors import CasregError
+from ..errors import CasregError, Corrupt, NotFound
 from .encoding import CHUNK, COMMIT, DIR, FILE, MANIFEST, TREE
 from .store import RELEASE_EVERY, ObjectStore
 
@@ -17,7 +17,8 @@ Problem = Callable[[bytes, int, str], None]
 
 
 def _raise(oid: bytes, kind: int, problem: str) -> None:
-    raise CasregError(f"object {oid.hex()} ({problem}); run `casreg verify`")
+    error = NotFound if problem == "missing" else Corrupt
+    raise error(f"object {oid.hex()} ({problem}); run `casreg verify`")
 
 
 def children(kind: int, obj) -> Iterator[tuple[bytes, int]]:
@@ -64,8 +65,11 @@ def reachable(objects: ObjectStore, txn: lmdb.Transaction, roots: Iterable[tuple
             continue
         try:
             obj = objects.load(txn, oid, kind)
+        except NotFound:
+            on_problem(oid, kind, "missing")
+            continue
         except CasregError as exc:
-            on_problem(oid, kind, "missing" if "missing" in str(exc) else f"corrupt: {exc}")
+            on_problem(oid, kind, f"corrupt: {exc}")
             continue
         stack.extend(children(kind, obj))
     return seen

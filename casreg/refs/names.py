@@ -8,17 +8,17 @@ with ``.lock``, a trailing ``.``, ``@{``, the name ``@`` and names over 400 byte
 
 from __future__ import annotations
 
-from ..errors import CasregError
+from ..errors import InvalidInput
 
 MAX_REF_BYTES = 400
 _FORBIDDEN = set(" ~^:?*[\\") | {chr(c) for c in range(0x20)} | {"\x7f"}
 
 
 def check_ref_name(name: str) -> str:
-    """Return ``name`` if it is a legal ref name, else raise a one-line CasregError."""
+    """Return ``name`` if it is a legal ref name, else raise a one-line InvalidInput."""
     problem = _ref_name_problem(name)
     if problem:
-        raise CasregError(f"invalid ref name {name!r}: {problem}")
+        raise InvalidInput(f"invalid ref name {name!r}: {problem}")
     return name
 
 

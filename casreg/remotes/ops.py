@@ -9,7 +9,7 @@ import shutil
 import tempfile
 from typing import Iterator
 
-from ..errors import CasregError, NotFound
+from ..errors import AlreadyExists, InvalidInput, NotFound, StoreUnavailable
 from . import open_backend
 from .base import Backend
 from .config import RemoteConfig
@@ -32,7 +32,7 @@ def push_refs(repo, name: str, refs: list[str], *, all_refs: bool = False, force
     if all_refs:
         refs = [r for r, _ in repo.list_refs() if not r.startswith("remotes/")]
     if not refs:
-        raise CasregError("name the refs to push, or --all")
+        raise InvalidInput("name the refs to push, or --all")
     be = backend(repo, name)
     try:
         return push(repo, be, refs, force=force, progress=progress)
@@ -86,7 +86,7 @@ def clone(url: str, path: str, secrets: dict | None = None, progress=None):
     store = path if os.path.basename(os.path.normpath(path)) == STORE_DIR else os.path.join(path, STORE_DIR)
     store = os.path.abspath(store)
     if os.path.exists(os.path.join(store, "data.mdb")):
-        raise CasregError(f"a casreg store already exists at {store}")
+        raise AlreadyExists(f"a casreg store already exists at {store}")
     be = open_backend(url, secrets)  # fail before creating anything
     be.close()
     parent = os.path.dirname(store)
@@ -95,7 +95,7 @@ def clone(url: str, path: str, secrets: dict | None = None, progress=None):
         _remove_abandoned_clones(parent)
         tmp = tempfile.mkdtemp(prefix=CLONE_PREFIX, dir=parent)
     except OSError as exc:
-        raise CasregError(f"cannot create a store in {parent}: {exc.strerror}") from None
+        raise StoreUnavailable(f"cannot create a store in {parent}: {exc.strerror}") from None
     try:
         with _held(os.path.join(tmp, ".clone.lock")):
             with Repository.init(tmp) as repo:
@@ -107,7 +107,7 @@ def clone(url: str, path: str, secrets: dict | None = None, progress=None):
             try:
                 os.rename(tmp, store)  # onto nothing or an empty directory; never over a store
             except OSError as exc:
-                raise CasregError(f"cannot create the store at {store}: {exc.strerror}") from None
+                raise StoreUnavailable(f"cannot create the store at {store}: {exc.strerror}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return Repository(store)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from ..errors import CasregError, Corrupt
+from ..errors import CasregError, Corrupt, NonFastForward, NotFound, RefConflict
 from ..objects import codec, delta
 from ..objects.encoding import CHUNK, COMMIT, DECODERS, FILE, KIND_NAMES, MANIFEST, MAX_CHUNK, MAX_SIZE, TREE
 from ..objects.graph import children, reachable
@@ -100,12 +100,12 @@ def push(repo, backend: Backend, names: list[str], *, force: bool = False, progr
             results.append(result)
             continue
         if old is not None and not force and not is_ancestor(repo, old, new):
-            raise RemoteError(f"push of {name} rejected: the remote is at {old.hex()[:12]}, which is not in the "
+            raise NonFastForward(f"push of {name} rejected: the remote is at {old.hex()[:12]}, which is not in the "
                               f"history of {new.hex()[:12]} (non-fast-forward); fetch first or use --force")
         missing, whole, as_delta = _missing_on_remote(repo, backend, new, remote_refs.values())
         result.objects_sent, result.bytes_sent = _send(repo, backend, missing, whole, as_delta, progress)
         if not backend.set_ref_if_equals(name, old, new):
-            raise RemoteError(f"push of {name} rejected: the remote ref moved while pushing "
+            raise RefConflict(f"push of {name} rejected: the remote ref moved while pushing "
                               f"(someone else pushed); fetch and try again")
         remote_refs[name] = new
         results.append(result)
@@ -164,7 +164,7 @@ def _send(repo, backend: Backend, missing: dict[bytes, int], whole: set[bytes], 
             for oid in ids:
                 value = txn.get(oid, db=repo.objects.table)
                 if value is None:
-                    raise CasregError(f"object {oid.hex()} is missing locally; run `casreg verify`")
+                    raise NotFound(f"object {oid.hex()} is missing locally; run `casreg verify`")
                 if oid in whole:
                     tag, payload = codec.encode(repo.objects.read(txn, oid), None, grouping=True)
                     value = pack(CHUNK, tag, payload)
@@ -194,7 +194,7 @@ def fetch(repo, remote: str, backend: Backend, names: list[str] | None = None, *
     if names:
         unknown = [n for n in names if n not in remote_refs]
         if unknown:
-            raise RemoteError(f"the remote has no ref {unknown[0]}")
+            raise NotFound(f"the remote has no ref {unknown[0]}")
         remote_refs = {n: remote_refs[n] for n in names}
     result = FetchResult(dict(remote_refs))
     with repo.protected_from_gc():
@@ -328,7 +328,7 @@ def fast_forward(repo, name: str, target: bytes, *, force: bool = False, message
     if current == target:
         return current
     if current is not None and not force and not is_ancestor(repo, current, target):
-        raise CasregError(f"{name} has versions the remote lacks (not a fast-forward); use --force to overwrite")
+        raise NonFastForward(f"{name} has versions the remote lacks (not a fast-forward); use --force to overwrite")
     expected = ANY if force else current
     repo.db.write(lambda txn: repo.refs.set_if_equals(txn, name, expected, target, who=default_author(),
                                                        message=message))
