@@ -130,6 +130,16 @@ def codec_cmd(name: Optional[str] = typer.Argument(None, help="zstd, grouped or 
         print(repo.codec_name)
 
 
+@app.command("gc-grace")
+def gc_grace_cmd(duration: Optional[str] = typer.Argument(None, metavar="DURATION",
+                                                          help="now, 14d, 2w, never; none: print it.")) -> None:
+    """How long gc keeps versions no ref reaches (the reflog's grace period): print or set it."""
+    with _repo(readonly=duration is None) as repo:
+        if duration is not None:
+            repo.set_gc_grace(duration)
+        print(repo.gc_grace)
+
+
 @app.command()
 def commit(
     path: str = typer.Argument(..., help="File or directory to store."),
@@ -138,12 +148,13 @@ def commit(
     meta: List[str] = typer.Option([], "--meta", help="key=value metadata (repeatable)."),
     parent: List[str] = typer.Option([], "--parent", "-p", help="Parent version (repeatable)."),
     author: Optional[str] = typer.Option(None, "--author"),
-    force: bool = typer.Option(False, "--force", "-f", help="Move the ref even if it exists."),
+    force: bool = typer.Option(False, "--force", "-f",
+                               help="Rewrite REF: the new version's parents are only those given."),
     expect_old: Optional[str] = typer.Option(None, "--expect-old",
                                              help="Update only if the ref is at this version ('none': absent)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Store a file or directory as a new version and point REF at it."""
+    """Store a file or directory as a new version on top of REF (its current version is the parent)."""
     with _repo() as repo:
         result = repo.commit(path, ref, message=message, parents=parent, meta=_parse_meta(meta),
                              author=author, force=force, expect_old=expect_old, progress=_progress(not as_json))
@@ -303,10 +314,13 @@ def verify(full: bool = typer.Option(False, "--full", help="Decompress and re-ha
 
 @app.command()
 def gc(dry_run: bool = typer.Option(False, "--dry-run", help="Only say what would be deleted."),
+       prune: Optional[str] = typer.Option(None, "--prune", metavar="DURATION",
+                                           help="Keep what the reflog reached within DURATION (now, 14d, 2w, "
+                                                "never; default: the store's gc.prune, 14d)."),
        as_json: bool = JSON_OPTION) -> None:
-    """Delete objects that no ref reaches."""
+    """Delete objects that no ref reaches and no recent reflog entry names."""
     with _repo(readonly=dry_run) as repo:
-        r = repo.gc(dry_run=dry_run)
+        r = repo.gc(dry_run=dry_run, prune=prune)
     if as_json:
         _emit(r)
     else:

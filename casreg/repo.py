@@ -16,6 +16,7 @@ import contextlib
 import fcntl
 import getpass
 import json
+import math
 import os
 import shutil
 import socket
@@ -28,18 +29,19 @@ from typing import Iterator
 
 from . import progress as progress_mod
 from .db import Database
-from .errors import (AlreadyExists, CasregError, Corrupt, InvalidInput, NotFound, StoreUnavailable,
-                     UnsafePath)
+from .errors import (AlreadyExists, CasregError, Corrupt, InvalidInput, NonFastForward, NotFound, RefConflict,
+                     StoreUnavailable, UnsafePath)
 from .objects import codec
 from .objects.basecache import KeyframeCache
 from .objects.chunker import Chunker, ChunkerParams
 from .objects.encoding import (CHUNK, COMMIT, DIR, FILE, KIND_NAMES, LINK, MANIFEST, TREE,
                                Commit, Tree, TreeEntry)
-from .objects.graph import reachable
+from .objects.graph import ancestors, is_ancestor, reachable
 from .objects.ingest import Ingester
 from .objects.restore import Restorer
 from .objects.store import ObjectStore
 from .refs import ANY, RefContainer, check_ref_name
+from .timespec import parse_duration
 
 STORE_DIR = ".casreg"
 # zstd: every chunk zstd -3 (or raw); grouped: numeric chunks as byte-grouped planes (see
@@ -54,6 +56,7 @@ def _codec_config(codec_name: str) -> dict:
         raise InvalidInput(f"unknown codec {codec_name!r}: choose {', '.join(CODECS)}")
     return {"name": codec_name, "level": codec.ZSTD_LEVEL}
 FORMAT = 1
+DEFAULT_GRACE = "14d"  # as git's gc.pruneExpire: what no ref reaches stays this long
 ENV_STORE = "CASREG_STORE"
 
 
@@ -299,19 +302,21 @@ class Repository:
     def commit(self, path: str, ref: str, *, message: str = "", parents: list[str] = (),
                meta: dict[str, str] | None = None, author: str | None = None, force: bool = False,
                expect_old: str | None = None, unchanged_ok: bool = False, progress=None) -> CommitResult:
-        """Store ``path`` (file or directory) as a new version and point ``ref`` at it.
+        """Store ``path`` (file or directory) as a new version on top of ``ref``.
 
-        With ``unchanged_ok``, an existing ref whose version holds exactly this tree is left
-        alone (``moved`` is False): re-importing the same model stores nothing and moves nothing.
+        Names move forward: an existing ``ref``'s version becomes the new one's parent (or must be
+        in the history of the ``parents`` given), and the ref moves by compare-and-swap; a commit
+        that races another to the same name lands on top of it (both stay in the history), unless
+        ``expect_old`` pins where the ref must be. A tree equal to the current version's stores
+        nothing new and moves nothing (``moved`` False). ``force`` rewrites the name: the new
+        version's parents are just ``parents`` (the old version stays reachable from the reflog
+        until gc's grace period ends). ``unchanged_ok`` makes the name immutable (FATE versions):
+        a different tree is refused unless ``force``.
         """
         check_ref_name(ref)
         progress = progress or progress_mod.NULL
-        current = None
-        if unchanged_ok and not force and expect_old is None:
-            with self.db.read() as txn:
-                current = self.refs.get(txn, ref)
-        expected = current if current is not None else self._expected(ref, force, expect_old)
-        parent_ids = [self.resolve(p) for p in parents]
+        pinned = None if force or expect_old is None else self._expected(ref, False, expect_old)
+        explicit = [self.resolve(p) for p in parents]
         path = os.path.abspath(path)
         if not os.path.lexists(path):
             raise NotFound(f"no such file or directory: {path}")
@@ -324,16 +329,43 @@ class Repository:
                           grouping=self.grouping, deltas=self.deltas) as ing:
                 tree_id = self._store_node(root, ing, staged)
                 ing.flush()
-            if current is not None:
-                if self.read_commit(current).tree == tree_id:
+            for _ in range(8):  # a concurrent commit to the same name: go on top of it
+                with self.db.read() as txn:
+                    current = self.refs.get(txn, ref)
+                if expect_old is not None and not force and current != pinned:
+                    raise RefConflict(f"ref {ref} is at {current.hex()[:12] if current else 'nothing'}, "
+                                      f"expected {pinned.hex()[:12] if pinned else 'nothing'}")
+                if current is not None and self.read_commit(current).tree == tree_id:
                     progress.done()
                     return CommitResult(current, root.size, ing.new_chunks, ing.new_bytes, moved=False)
-                raise AlreadyExists(f"ref {ref} already holds different content; use --force to replace it")
-            commit_id = self.commit_tree(tree_id, ref, staged=staged, parents=parent_ids, meta=meta,
-                                         message=message, expected=expected, author=author,
-                                         keyframes=ing.keyframe_updates)
-            progress.done()
-        return CommitResult(commit_id, root.size, ing.new_chunks, ing.new_bytes)
+                if current is not None and unchanged_ok and not force:
+                    raise AlreadyExists(f"ref {ref} already holds different content; use --force to replace it")
+                parent_ids = self._parents_on(ref, current, explicit, force)
+                expected = ANY if force else (current if expect_old is None else pinned)
+                try:
+                    commit_id = self.commit_tree(tree_id, ref, staged=staged, parents=parent_ids, meta=meta,
+                                                 message=message, expected=expected, author=author,
+                                                 keyframes=ing.keyframe_updates)
+                except RefConflict:
+                    if expect_old is not None:
+                        raise
+                    continue
+                progress.done()
+                return CommitResult(commit_id, root.size, ing.new_chunks, ing.new_bytes)
+        raise RefConflict(f"ref {ref} kept moving while committing; try again")
+
+    def _parents_on(self, ref: str, current: bytes | None, explicit: list[bytes], force: bool) -> list[bytes]:
+        """The parents of a new version of ``ref``: its current version first, unless the ones
+        given already descend from it (or ``force`` rewrites the name)."""
+        if force or current is None or current in explicit:
+            return explicit
+        if not explicit:
+            return [current]
+        with self.db.read() as txn:
+            if any(is_ancestor(self.objects, txn, current, p) for p in explicit):
+                return explicit
+        raise NonFastForward(f"ref {ref} is at {current.hex()[:12]}, which is not in the history of the "
+                             "given parents; add it with --parent or use --force to rewrite the name")
 
     def commit_tree(self, tree_id: bytes, ref: str, *, staged: dict | None = None, parents: list[bytes] = (),
                     meta: dict | None = None, message: str = "", expected=None, author: str | None = None,
@@ -438,16 +470,8 @@ class Repository:
     def log(self, spec: str) -> list[tuple[bytes, Commit]]:
         """The version and all its ancestors, newest first."""
         start = self.resolve(spec)
-        out, seen, stack = [], set(), [start]
         with self.db.read() as txn:
-            while stack:
-                cid = stack.pop()
-                if cid in seen:
-                    continue
-                seen.add(cid)
-                commit = self.objects.load(txn, cid, COMMIT)
-                out.append((cid, commit))
-                stack.extend(commit.parents)
+            out = list(ancestors(self.objects, txn, start))
         out.sort(key=lambda item: (item[1].time, item[0] == start), reverse=True)
         return out
 
@@ -659,17 +683,36 @@ class Repository:
         progress.done()
         return problems
 
-    def gc(self, dry_run: bool = False) -> dict:
-        """Delete every object no ref reaches. Objects only the reflog names go too."""
+    @property
+    def gc_grace(self) -> str:
+        """How long gc keeps what a ref no longer reaches (store config ``gc.prune``)."""
+        return str(self.config().get("gc.prune", DEFAULT_GRACE))
+
+    def set_gc_grace(self, text: str) -> None:
+        parse_duration(text)
+        value = json.dumps(text).encode()
+        self.db.write(lambda txn: txn.put(b"gc.prune", value, db=self.db.dbs["config"]))
+
+    def gc(self, dry_run: bool = False, prune: str | None = None) -> dict:
+        """Delete every object that nothing keeps: not a ref, and no reflog entry younger than
+        the grace period (``prune``, default the store's ``gc.prune``, 14 days; ``now`` keeps only
+        what refs reach). So a version replaced or deleted stays restorable for that long; the
+        writers in progress are kept off by the gc lock."""
+        grace = parse_duration(prune if prune is not None else self.gc_grace)
+        since = time.time() - grace
+
         def sweep(txn, delete: bool) -> dict:
-            keep = reachable(self.objects, txn, self._roots(txn))
+            logged = self.refs.logged_targets(txn, since) if grace > 0 else set()
+            roots = self._roots(txn) + [(cid, COMMIT) for cid in logged if self.objects.has(txn, cid)]
+            keep = reachable(self.objects, txn, roots)
             doomed = [(oid, len(payload) + 2) for oid, _, _, payload in self.objects.iter_stored(txn)
                       if oid not in keep]  # listed in full before the first delete
             if delete:
                 for oid, _ in doomed:
                     self.objects.delete(txn, oid)
             return {"kept_objects": len(keep), "deleted_objects": len(doomed),
-                    "deleted_bytes": sum(n for _, n in doomed), "dry_run": not delete}
+                    "deleted_bytes": sum(n for _, n in doomed), "dry_run": not delete,
+                    "grace_seconds": grace if math.isfinite(grace) else None}
 
         if dry_run:
             with self.db.read(buffers=True) as txn:

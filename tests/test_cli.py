@@ -63,11 +63,18 @@ def test_bad_input_is_one_clear_line(work, args, message):
     assert message in one_line_error(run_cli(*args, cwd=work))
 
 
-def test_existing_ref_without_force(work):
+def test_a_second_commit_to_a_name_goes_on_top_and_force_rewrites(work):
     run_cli("commit", "model", "--ref", "m/v", cwd=work, check=0)
-    assert "already exists" in one_line_error(run_cli("commit", "model", "--ref", "m/v", cwd=work))
+    first = json.loads(run_cli("show", "m/v", "--json", cwd=work, check=0).stdout)["id"]
+    same = json.loads(run_cli("commit", "model", "--ref", "m/v", "--json", cwd=work, check=0).stdout)
+    assert not same["moved"] and same["commit"] == first, "an unchanged tree is no new version"
+    (work / "model" / "conf.json").write_bytes(b'{"lr": 0.2}')
+    run_cli("commit", "model", "--ref", "m/v", cwd=work, check=0)
+    shown = json.loads(run_cli("show", "m/v", "--json", cwd=work, check=0).stdout)
+    assert shown["parents"] == [first], "the name's previous version is the new one's parent"
     run_cli("commit", "model/w.bin", "--ref", "m/v", "--force", cwd=work, check=0)
-    assert len(json.loads(run_cli("reflog", "m/v", "--json", cwd=work, check=0).stdout)) == 2
+    assert json.loads(run_cli("show", "m/v", "--json", cwd=work, check=0).stdout)["parents"] == []
+    assert len(json.loads(run_cli("reflog", "m/v", "--json", cwd=work, check=0).stdout)) == 3
 
 
 def test_unknown_path_inside_version(work):

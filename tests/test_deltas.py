@@ -329,7 +329,7 @@ def test_gc_keeps_the_bases_of_live_deltas(tmp_path):
     repo.commit(v1, "m/v1")
     repo.delete_ref("m/v0")
     [cached] = os.listdir(KeyframeCache(repo.path).dir)
-    result = repo.gc()
+    result = repo.gc(prune="now")
     assert result["deleted_objects"] > 0  # v0's own manifest, tree and commit (and its unshared chunks)
     assert cached not in os.listdir(KeyframeCache(repo.path).dir)  # its decoded copy goes with it
     assert repo.verify(full=True) == []
@@ -343,7 +343,7 @@ def test_gc_keeps_the_bases_of_live_deltas(tmp_path):
     assert len(os.listdir(KeyframeCache(repo.path).dir)) == 1  # v2, the new keyframe
     repo.delete_ref("m/v1")
     repo.delete_ref("m/v2")
-    repo.gc()
+    repo.gc(prune="now")
     assert _all_chunks(repo) == {}
     assert os.listdir(KeyframeCache(repo.path).dir) == []
     repo.close()
@@ -405,7 +405,7 @@ def test_keyframe_cache_is_only_a_speed_up(tmp_path):
     repo.delete_ref("m/v0")
     repo.delete_ref("m/v1")
     repo.delete_ref("m/v2")
-    repo.gc()
+    repo.gc(prune="now")
     assert os.listdir(KeyframeCache(repo.path).dir) == []
     repo.close()
 

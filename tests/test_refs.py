@@ -29,11 +29,14 @@ def test_rejects_bad_names(name):
         check_ref_name(name)
 
 
-def test_existing_ref_needs_force_or_expected_old(repo, tmp_path):
+def test_existing_ref_moves_forward_or_by_expected_old(repo, tmp_path):
     a = repo.commit(write_file(tmp_path / "a" / "f", b"one"), "m/v")
-    with pytest.raises(CasregError, match="already exists"):
-        repo.commit(write_file(tmp_path / "b" / "f", b"two"), "m/v")
+    with pytest.raises(RefConflict, match="expected"):
+        repo.commit(write_file(tmp_path / "b" / "f", b"two"), "m/v", expect_old="none")
     b = repo.commit(str(tmp_path / "b" / "f"), "m/v", expect_old=a.id.hex())
+    assert repo.read_commit(b.id).parents == [a.id]
+    with pytest.raises(CasregError, match="not in the history"):
+        repo.commit(write_file(tmp_path / "c" / "f", b"three"), "m/v", parents=[a.id.hex()])
     with pytest.raises(RefConflict, match="expected"):
         repo.update_ref("m/v", a.id.hex(), expect_old=a.id.hex())  # stale expectation loses
     repo.update_ref("m/v", a.id.hex(), force=True)
@@ -57,6 +60,23 @@ def test_cas_conflict_when_ref_moves_during_commit(repo, tmp_path, monkeypatch):
     with pytest.raises(RefConflict):
         repo.commit(write_file(tmp_path / "b" / "f", b"mine"), "m/race", expect_old=base.id.hex())
     assert repo.resolve("m/race") == other.id
+
+
+def test_concurrent_commits_to_one_name_both_stay_in_history(repo, tmp_path, monkeypatch):
+    """Without --expect-old, a commit that lost the race to the name lands on top of the winner."""
+    base = repo.commit(write_file(tmp_path / "a" / "f", b"base"), "m/race")
+    original = repo._store_node
+    winner = []
+
+    def store_then_race(*args, **kwargs):
+        tree = original(*args, **kwargs)
+        if not winner:
+            monkeypatch.setattr(repo, "_store_node", original)
+            winner.append(repo.commit(write_file(tmp_path / "w" / "f", b"theirs"), "m/race").id)
+        return tree
+    monkeypatch.setattr(repo, "_store_node", store_then_race)
+    mine = repo.commit(write_file(tmp_path / "b" / "f", b"mine"), "m/race").id
+    assert [cid for cid, _ in repo.log("m/race")] == [mine, winner[0], base.id]
 
 
 def test_delete_is_logged_and_restorable_until_gc(repo, tmp_path):

@@ -65,7 +65,7 @@ def test_delete_then_restore_until_gc(reg, tmp_path):
     reg.delete_version(ref)
     for step, _ in reg.list_refs(f"checkpoints/{PARTY}/{V1}/"):
         reg.delete_ref(step)
-    reg.gc()
+    reg.gc(prune="now")
     with pytest.raises(CasregError, match="garbage-collected"):
         reg.restore_version(ref)
 

@@ -2,6 +2,7 @@
 
 import pytest
 
+from casreg.errors import NotFound
 from casreg.objects.encoding import COMMIT, MANIFEST, TREE
 from tests.helpers import random_bytes, run_cli, write_file
 
@@ -85,18 +86,52 @@ def test_gc_keeps_everything_reachable_and_drops_the_rest(repo, tmp_path):
     repo.commit(write_file(tmp_path / "b" / "w", keep[:1 << 20]), "m/child", parents=["m/keep"])
     repo.commit(write_file(tmp_path / "c" / "w", drop), "m/drop")
     before = repo.stats()["objects"]
-    dry = repo.gc(dry_run=True)
+    dry = repo.gc(dry_run=True, prune="now")
     assert dry["deleted_objects"] == 0
     repo.delete_ref("m/drop")
-    dry = repo.gc(dry_run=True)
+    dry = repo.gc(dry_run=True, prune="now")
     assert dry["deleted_objects"] > 20 and repo.stats()["objects"] == before  # dry run deletes nothing
-    done = repo.gc()
+    done = repo.gc(prune="now")
     assert done["deleted_objects"] == dry["deleted_objects"]
     assert repo.verify(full=True) == []
     repo.checkout("m/keep", str(tmp_path / "out"))
     assert (tmp_path / "out" / "w").read_bytes() == keep
     repo.delete_ref("m/keep")  # still reachable as m/child's parent
-    repo.gc()
+    repo.gc(prune="now")
     assert repo.verify(full=True) == []
     repo.checkout(repo.log("m/child")[-1][0].hex(), str(tmp_path / "out2"))
     assert (tmp_path / "out2" / "w").read_bytes() == keep
+
+
+def test_gc_keeps_what_the_reflog_reached_for_its_grace_period(tmp_path):
+    """A version replaced with --force or deleted stays restorable until the grace period ends
+    (issue 11: the next gc deleted it at once)."""
+    from casreg.registry import Registry
+    repo = Registry.init(str(tmp_path / "store"))
+    old = repo.commit(write_file(tmp_path / "a" / "w", random_bytes(1 << 20, "old")), "m/v").id
+    repo.commit(write_file(tmp_path / "b" / "w", random_bytes(1 << 20, "new")), "m/v", force=True)
+    repo.commit(write_file(tmp_path / "c" / "w", random_bytes(1 << 20, "gone")), "m/gone")
+    repo.delete_ref("m/gone")
+    assert repo.gc()["deleted_objects"] == 0, "within 14 days nothing the reflog names goes"
+    repo.checkout(old.hex(), str(tmp_path / "out"))
+    assert (tmp_path / "out" / "w").read_bytes() == random_bytes(1 << 20, "old")
+    repo.restore_version("m/gone")
+    repo.delete_version("m/gone")
+    assert repo.gc(prune="1w")["deleted_objects"] == 0
+    dropped = repo.gc(prune="now")
+    assert dropped["deleted_objects"] >= 2 * 3 + 2 * 8  # two versions: commit, tree, manifest, 1 MiB of chunks
+    with pytest.raises(NotFound):
+        repo.read_commit(old)
+    assert repo.verify(full=True) == []
+    repo.close()
+
+
+def test_gc_grace_is_a_store_setting(repo, tmp_path):
+    from casreg.errors import InvalidInput
+    repo.commit(write_file(tmp_path / "a" / "w", b"x" * 100), "m/v")
+    repo.delete_ref("m/v")
+    with pytest.raises(InvalidInput, match="not a duration"):
+        repo.set_gc_grace("fortnight")
+    repo.set_gc_grace("now")
+    assert repo.gc_grace == "now"
+    assert repo.gc()["deleted_objects"] == 4  # commit, tree, manifest, chunk

@@ -1,6 +1,7 @@
 """Walking the object graph: commits -> parents and trees -> manifests -> chunks -> delta bases.
 
-One walk serves ``verify`` (report what is missing or corrupt), ``gc`` (mark) and ``stats``.
+``reachable`` serves ``verify`` (report what is missing or corrupt), ``gc`` (mark) and ``stats``;
+``ancestors`` walks a version's history (``log``, ``is_ancestor``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Callable, Iterable, Iterator
 import lmdb
 
 from ..errors import CasregError, Corrupt, NotFound
-from .encoding import CHUNK, COMMIT, DIR, FILE, MANIFEST, TREE
+from .encoding import CHUNK, COMMIT, DIR, FILE, MANIFEST, TREE, Commit
 from .store import RELEASE_EVERY, ObjectStore
 
 Problem = Callable[[bytes, int, str], None]
@@ -34,6 +35,27 @@ def children(kind: int, obj) -> Iterator[tuple[bytes, int]]:
                 yield e.id, TREE
     elif kind == MANIFEST:
         yield from ((cid, CHUNK) for cid, _ in obj.chunks)
+
+
+def ancestors(objects: ObjectStore, txn: lmdb.Transaction, start: bytes) -> Iterator[tuple[bytes, Commit]]:
+    """``start`` and every commit in its history (each once, depth first), decoded."""
+    seen: set[bytes] = set()
+    stack = [start]
+    while stack:
+        cid = stack.pop()
+        if cid in seen:
+            continue
+        seen.add(cid)
+        commit = objects.load(txn, cid, COMMIT)
+        yield cid, commit
+        stack.extend(commit.parents)
+
+
+def is_ancestor(objects: ObjectStore, txn: lmdb.Transaction, ancestor: bytes, descendant: bytes) -> bool:
+    """True if ``ancestor`` is ``descendant`` or in its history (False if it is not stored here)."""
+    if not objects.has(txn, ancestor):
+        return False
+    return any(cid == ancestor for cid, _ in ancestors(objects, txn, descendant))
 
 
 def reachable(objects: ObjectStore, txn: lmdb.Transaction, roots: Iterable[tuple[bytes, int]],

@@ -101,6 +101,15 @@ class RefContainer:
         out.reverse()
         return out
 
+    def logged_targets(self, txn: lmdb.Transaction, since: float) -> set[bytes]:
+        """Every version a reflog entry recorded at or after ``since`` (epoch seconds) names."""
+        out: set[bytes] = set()
+        for value in txn.cursor(db=self.log).iternext(keys=False):
+            entry = json.loads(bytes(value))
+            if entry["time"] >= since:
+                out.update(bytes.fromhex(h) for h in (entry["old"], entry["new"]) if h)
+        return out
+
     def logged_names(self, txn: lmdb.Transaction) -> list[str]:
         """Names that have a reflog, including deleted refs."""
         names = []

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ..errors import CasregError, Corrupt, NonFastForward, NotFound, RefConflict
-from ..objects import codec, delta
+from ..objects import codec, delta, graph
 from ..objects.encoding import CHUNK, COMMIT, DECODERS, FILE, KIND_NAMES, MANIFEST, MAX_CHUNK, MAX_SIZE, TREE
 from ..objects.graph import children, reachable
 from ..objects.store import decode_checked, pack, unpack
@@ -59,18 +59,7 @@ def tracking_ref(remote: str, name: str) -> str:
 def is_ancestor(repo, ancestor: bytes, descendant: bytes) -> bool:
     """True if ``ancestor`` is ``descendant`` or in its history (both must be local)."""
     with repo.db.read() as txn:
-        if not repo.objects.has(txn, ancestor):
-            return False
-        stack, seen = [descendant], set()
-        while stack:
-            cid = stack.pop()
-            if cid == ancestor:
-                return True
-            if cid in seen:
-                continue
-            seen.add(cid)
-            stack.extend(repo.objects.load(txn, cid, COMMIT).parents)
-    return False
+        return graph.is_ancestor(repo.objects, txn, ancestor, descendant)
 
 
 def verified(oid: bytes, value: bytes, expected_kind: int | None = None, base_of=None, cache=None) -> bytes:
