@@ -13,6 +13,8 @@ from typing import List, Optional
 
 import typer
 
+from .metadata import parse_pairs
+
 app = typer.Typer(
     name="casreg", no_args_is_help=True, pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -62,7 +64,7 @@ def _progress(enabled: bool = True):
 
 
 def _emit(data) -> None:
-    print(json.dumps(data, indent=2, sort_keys=True))
+    print(json.dumps(data, indent=2, sort_keys=True, allow_nan=False))  # strict RFC 8259
 
 
 def _rows(rows: list, as_json: bool, line) -> None:
@@ -95,17 +97,6 @@ def human(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return str(n)
-
-
-def _parse_meta(items: List[str]) -> dict:
-    from .errors import InvalidInput
-    meta = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise InvalidInput(f"--meta takes key=value, got {item!r}")
-        meta[key] = value
-    return meta
 
 
 @app.command()
@@ -145,7 +136,8 @@ def commit(
     path: str = typer.Argument(..., help="File or directory to store."),
     ref: str = typer.Option(..., "--ref", "-r", help="Ref to point at the new version."),
     message: str = typer.Option("", "--message", "-m"),
-    meta: List[str] = typer.Option([], "--meta", help="key=value metadata (repeatable)."),
+    meta: List[str] = typer.Option([], "--meta", metavar="KEY=VALUE",
+                                   help="Metadata (repeatable): VALUE is JSON if it parses, else text."),
     parent: List[str] = typer.Option([], "--parent", "-p", help="Parent version (repeatable)."),
     author: Optional[str] = typer.Option(None, "--author"),
     force: bool = typer.Option(False, "--force", "-f",
@@ -156,7 +148,7 @@ def commit(
 ) -> None:
     """Store a file or directory as a new version on top of REF (its current version is the parent)."""
     with _repo() as repo:
-        result = repo.commit(path, ref, message=message, parents=parent, meta=_parse_meta(meta),
+        result = repo.commit(path, ref, message=message, parents=parent, meta=parse_pairs(meta),
                              author=author, force=force, expect_old=expect_old, progress=_progress(not as_json))
         from .remotes import ops
         pushed = ops.auto_push(repo, ref)
@@ -603,12 +595,12 @@ def meta_get(target: str = typer.Argument(..., help="a version ref, or a model i
 
 
 @meta_app.command("set")
-def meta_set(target: str, items: List[str] = typer.Argument(..., help="key=value (true/false/numbers typed)"),
+def meta_set(target: str, items: List[str] = typer.Argument(..., metavar="KEY=VALUE...",
+                                                help="VALUE is JSON if it parses (0.1, true, [1]), else text."),
              model: bool = typer.Option(False, "--model", help="TARGET is a party model id."),
              unset: List[str] = typer.Option([], "--unset", help="Remove a key (repeatable).")) -> None:
     """Set metadata: description, author, framework, state, any custom property."""
-    from .registry import parse_value
-    updates = {k: parse_value(v) for k, v in _parse_meta(items).items()}
+    updates = parse_pairs(items)
     with _repo() as repo:
         if model:
             repo.set_model_meta(target, updates, remove=unset)

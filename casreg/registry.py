@@ -22,19 +22,6 @@ from .repo import STORE_DIR, Repository, default_author
 STATES = ("LIVE", "ARCHIVED")
 
 
-def parse_value(text: str):
-    """A metadata value typed as a user means it: true/false, numbers, else the string."""
-    lowered = text.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
 class Registry(Repository):
     def __init__(self, path: str, *, readonly: bool = False):
         """``path``: a store directory, or a project directory holding ``.casreg``."""
@@ -192,4 +179,4 @@ class Registry(Repository):
         return ops.pull_ref(self, remote, ref, force=force, progress=progress)
 
 
-__all__ = ["Registry", "STATES", "parse_value"]
+__all__ = ["Registry", "STATES"]

@@ -40,6 +40,7 @@ from .objects.graph import ancestors, is_ancestor, reachable
 from .objects.ingest import Ingester
 from .objects.restore import Restorer
 from .objects.store import ObjectStore
+from .metadata import check_map
 from .refs import ANY, RefContainer, check_ref_name
 from .timespec import parse_duration
 
@@ -375,7 +376,8 @@ class Repository:
         ``keyframes`` are delta keyframe index entries the commit's files made."""
         check_ref_name(ref)
         staged = dict(staged or {})
-        commit = Commit(tree_id, list(parents), author or default_author(), int(time.time()), message, dict(meta or {}))
+        commit = Commit(tree_id, list(parents), author or default_author(), int(time.time()), message,
+                        check_map(meta))
         commit_id = self._stage(staged, COMMIT, commit.encode())
 
         def land(txn):
