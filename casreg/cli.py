@@ -219,7 +219,8 @@ def show(spec: str, as_json: bool = JSON_OPTION) -> None:
     with _repo(readonly=True) as repo:
         cid = repo.resolve(spec)
         c = repo.read_commit(cid)
-    data = {"id": cid.hex(), **c.to_json()}
+        data = {"id": cid.hex(), **c.to_json(), "meta": repo.metadata(cid.hex()),
+                "meta_changes": len(repo.metadata_history(cid.hex()))}
     if as_json:
         _emit(data)
     else:
@@ -581,7 +582,7 @@ def alias_list(model: str, as_json: bool = JSON_OPTION) -> None:
     _pairs(rows, as_json, lambda alias, version: f"{alias} -> {version}")
 
 
-meta_app = typer.Typer(help="Metadata of versions and models (every change is a new, logged commit).",
+meta_app = typer.Typer(help="Metadata of versions and models, kept beside them (ids never change; every change logged).",
                        no_args_is_help=True)
 app.add_typer(meta_app, name="meta")
 
@@ -591,7 +592,7 @@ def meta_get(target: str = typer.Argument(..., help="a version ref, or a model i
              model: bool = typer.Option(False, "--model", help="TARGET is a party model id.")) -> None:
     """Print metadata as JSON."""
     with _repo(readonly=True) as repo:
-        _emit(repo.model_meta(target) if model else repo.read_commit(repo.resolve(target)).meta)
+        _emit(repo.model_meta(target) if model else repo.metadata(target))
 
 
 @meta_app.command("set")

@@ -76,7 +76,7 @@ class ModelStorage:
 
     def get_model_metadata(self, model_id) -> dict:
         try:
-            return dict(self.registry.read_commit(self.registry.resolve(self._ref(model_id))).meta)
+            return self.registry.metadata(self._ref(model_id))
         except NotFound:
             return {}
 

@@ -6,14 +6,15 @@ Everything is a ref, so every change is compare-and-swap and lands in the reflog
 - aliases ``aliases/<party_model_id>/<alias>`` (e.g. ``production``), moved with ``expect_old``;
 - model-level metadata ``modelmeta/<party_model_id>``: a commit of the empty tree whose metadata
   map holds description, author, framework, custom properties and state;
-- metadata of a version or model changes by a new commit (same tree, old one as parent).
+- a version's metadata and state change beside it (``annotations``: ``notes/<version id>``), so
+  its id, tags and aliases stay; a model's metadata is a chain of its own (same tree, old one as parent).
 """
 
 from __future__ import annotations
 
 import os
 
-from . import fate
+from . import annotations, fate
 from .errors import AlreadyExists, CasregError, InvalidInput, NotFound
 from .objects.encoding import FILE, TREE, Tree, TreeEntry
 from .refs import ANY, check_ref_name
@@ -47,8 +48,7 @@ class Registry(Repository):
         rows = fate.versions(self, party_model_id)
         tags = self.tags()
         for row in rows:
-            commit = self.read_commit(bytes.fromhex(row["id"]))
-            row["state"] = commit.meta.get("state", "LIVE")
+            row["state"] = annotations.read(self, bytes.fromhex(row["id"])).get("state", "LIVE")
             row["tags"] = sorted(t["name"] for t in tags if t["target"] == row["id"])
         return rows
 
@@ -137,7 +137,7 @@ class Registry(Repository):
             raise NotFound(f"no versions of model {party_model_id}")
         ref = self._model_meta_ref(party_model_id)
         try:
-            return self.set_meta(ref, updates, remove=remove)
+            return self.amend_chain(ref, updates, remove=remove)
         except NotFound:
             staged: dict = {}
             empty = self._stage(staged, TREE, Tree([]).encode())

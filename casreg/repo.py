@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterator
 
+from . import annotations
 from . import progress as progress_mod
 from .db import Database
 from .errors import (AlreadyExists, CasregError, Corrupt, InvalidInput, NonFastForward, NotFound, RefConflict,
@@ -389,9 +390,24 @@ class Repository:
         self.db.write(land)
         return commit_id
 
-    def set_meta(self, ref: str, updates: dict, *, remove: list[str] = (), message: str = "") -> bytes:
-        """Change a version's metadata: a new commit (same tree, the old one as parent) and a CAS
-        ref move, so every change is in the history and the reflog, never a silent overwrite."""
+    def metadata(self, spec: str) -> dict:
+        """A version's current metadata (what it was committed with, as annotated since)."""
+        return annotations.read(self, self.resolve(spec))
+
+    def set_meta(self, spec: str, updates: dict, *, remove: list[str] | tuple = (), message: str = "",
+                 expect=ANY) -> bytes:
+        """Change a version's metadata beside it (``annotations``): the version and its id stay
+        as they are; the change is compare-and-swap guarded and logged. Returns the version id."""
+        version = self.resolve(spec)
+        annotations.update(self, version, updates, remove=remove, message=message, expect=expect)
+        return version
+
+    def metadata_history(self, spec: str) -> list:
+        return annotations.history(self, self.resolve(spec))
+
+    def amend_chain(self, ref: str, updates: dict, *, remove: list[str] | tuple = (), message: str = "") -> bytes:
+        """Move ``ref`` to a new commit of the same tree with changed metadata (the old one as
+        parent): for chains that are metadata themselves, such as a model's ``modelmeta/``."""
         current = self.resolve(ref)
         old = self.read_commit(current)
         meta = {k: v for k, v in old.meta.items() if k not in set(remove)}
@@ -626,8 +642,9 @@ class Repository:
                 raise Corrupt(f"{path}: {exc} (`casreg verify --full` lists every damaged object)") from None
 
     # -- maintenance -----------------------------------------------------------------------------
-    def _roots(self, txn) -> list[tuple[bytes, int]]:
-        return [(cid, COMMIT) for _, cid in self.refs.items(txn)]
+    def _roots(self, txn, *, notes: bool = False) -> list[tuple[bytes, int]]:
+        """The versions refs name; with ``notes`` the annotation chains too (not versions: see gc)."""
+        return [(cid, COMMIT) for name, cid in self.refs.items(txn) if notes or not annotations.is_notes_ref(name)]
 
     def stats(self) -> dict:
         counts = {name: 0 for name in KIND_NAMES.values()}
@@ -675,7 +692,7 @@ class Repository:
             problems.append({"id": oid.hex(), "kind": KIND_NAMES.get(kind, "?"), "problem": problem})
 
         with self.db.read(buffers=True) as txn:
-            reachable(self.objects, txn, self._roots(txn), on_problem=report)
+            reachable(self.objects, txn, self._roots(txn, notes=True), on_problem=report)
             if full:
                 from .objects.verify import rehash_all
                 known = {p["id"] for p in problems}
@@ -707,6 +724,16 @@ class Repository:
             logged = self.refs.logged_targets(txn, since) if grace > 0 else set()
             roots = self._roots(txn) + [(cid, COMMIT) for cid in logged if self.objects.has(txn, cid)]
             keep = reachable(self.objects, txn, roots)
+            # a version's annotations live as long as it does; those of a version gone go too
+            orphans = []
+            for name, note in self.refs.items(txn, annotations.PREFIX):
+                if bytes.fromhex(name[len(annotations.PREFIX):]) in keep:
+                    keep.update(reachable(self.objects, txn, [(note, COMMIT)]))
+                else:
+                    orphans.append((name, note))
+            if delete:
+                for name, note in orphans:
+                    self.refs.remove_if_equals(txn, name, note, who=default_author(), message="gc: version gone")
             doomed = [(oid, len(payload) + 2) for oid, _, _, payload in self.objects.iter_stored(txn)
                       if oid not in keep]  # listed in full before the first delete
             if delete:

@@ -38,16 +38,28 @@ def test_tags_and_aliases_move_by_compare_and_swap(reg):
     assert reg.versions(PARTY)[0]["tags"] == ["release-1"]
 
 
-def test_metadata_and_state_are_versioned(reg):
+def test_metadata_and_state_change_beside_the_version(reg):
+    """Issue 11: meta set and state made a new commit, so the id changed under tags and aliases."""
     ref = f"models/{PARTY}/{V2}"
     before = reg.resolve(ref)
-    reg.set_meta(ref, {"description": "SecureBoost, 3 parties", "accuracy": 0.91, "validated": True})
+    reg.tag("golden", ref)
+    reg.set_alias(PARTY, "production", V2)
+    committed = reg.read_commit(before).meta
+    assert reg.set_meta(ref, {"description": "SecureBoost, 3 parties", "accuracy": 0.91, "validated": True}) == before
     reg.set_state(ref, "archived")
-    meta = reg.read_commit(reg.resolve(ref)).meta
+    assert reg.resolve(ref) == before and reg.resolve("tags/golden") == before, "the version's id stays"
+    assert reg.aliases(PARTY) == {"production": V2}
+    meta = reg.metadata(ref)
     assert meta["accuracy"] == 0.91 and meta["validated"] is True and meta["state"] == "ARCHIVED"
-    history = reg.log(ref)
-    assert len(history) == 3 and history[-1][0] == before  # two metadata commits on top of the import
-    assert reg.read_commit(reg.resolve(ref)).tree == reg.read_commit(before).tree
+    assert reg.read_commit(before).meta == committed, "the version itself is immutable"
+    assert reg.metadata(f"aliases/{PARTY}/production") == meta
+    changes = reg.metadata_history(ref)
+    assert [c.message for c in changes] == ["meta: state=ARCHIVED", "meta: description=SecureBoost, 3 parties, "
+                                            "accuracy=0.91, validated=True"]
+    assert changes[0].meta == meta and "accuracy" not in committed
+    assert len(reg.log(ref)) == 1, "no metadata commit in the version's history"
+    reg.set_meta(ref, {}, remove=["validated"])
+    assert "validated" not in reg.metadata(ref)
     assert {v["version"]: v["state"] for v in reg.versions(PARTY)} == {V1: "LIVE", V2: "ARCHIVED"}
     reg.set_model_meta(PARTY, {"description": "credit scoring", "owner": "risk-team"})
     reg.set_state(PARTY, "LIVE", model=True)

@@ -365,3 +365,20 @@ def test_read_only_mysql_user_is_one_clear_line(tmp_path):
             for host in ("%", "localhost"):
                 cur.execute(f"DROP USER IF EXISTS '{user}'@'{host}'")
         remote.cleanup()
+
+
+def test_metadata_changes_keep_the_id_and_travel_with_push_and_pull(remote, tmp_path):
+    """Annotations (notes/<id>) go with the version they describe, on every backend."""
+    a = _store(tmp_path, "a", remote)
+    v1 = a.commit(_model(tmp_path, "v1", random_bytes(1 << 20, "meta")), "models/m/v1").id
+    ops.push_refs(a, "origin", ["models/m/v1"])
+    b = ops.clone(remote.url, str(tmp_path / "b"))
+    assert a.set_meta("models/m/v1", {"accuracy": 0.93, "stage": "prod"}) == v1
+    [version, note] = ops.push_refs(a, "origin", ["models/m/v1"])
+    assert version.up_to_date and note.ref == f"notes/{v1.hex()}" and note.objects_sent == 2  # commit, tree
+    old, new = ops.pull_ref(b, "origin", "models/m/v1")
+    assert old == new == v1
+    assert b.metadata("models/m/v1")["accuracy"] == 0.93
+    c = ops.clone(remote.url, str(tmp_path / "c"))
+    assert c.metadata("models/m/v1") == a.metadata("models/m/v1")
+    assert c.verify(full=True) == []

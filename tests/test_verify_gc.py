@@ -135,3 +135,14 @@ def test_gc_grace_is_a_store_setting(repo, tmp_path):
     repo.set_gc_grace("now")
     assert repo.gc_grace == "now"
     assert repo.gc()["deleted_objects"] == 4  # commit, tree, manifest, chunk
+
+
+def test_annotations_live_as_long_as_their_version(repo, tmp_path):
+    v = repo.commit(write_file(tmp_path / "a" / "w", b"x" * 100), "m/v").id
+    repo.set_meta("m/v", {"note": "kept"})
+    assert repo.gc(prune="now")["deleted_objects"] == 0
+    assert repo.metadata(v.hex()) == {"note": "kept"}
+    repo.delete_ref("m/v")
+    repo.gc(prune="now")
+    assert [name for name, _ in repo.list_refs()] == [], "the annotation of a version gone goes too"
+    assert repo.verify(full=True) == []

@@ -9,6 +9,7 @@ import shutil
 import tempfile
 from typing import Iterator
 
+from .. import annotations
 from ..errors import AlreadyExists, InvalidInput, NotFound, StoreUnavailable
 from . import open_backend
 from .base import Backend
@@ -33,11 +34,24 @@ def push_refs(repo, name: str, refs: list[str], *, all_refs: bool = False, force
         refs = [r for r, _ in repo.list_refs() if not r.startswith("remotes/")]
     if not refs:
         raise InvalidInput("name the refs to push, or --all")
+    refs = with_annotations(repo, refs)
     be = backend(repo, name)
     try:
         return push(repo, be, refs, force=force, progress=progress)
     finally:
         be.close()
+
+
+def with_annotations(repo, refs: list[str]) -> list[str]:
+    """``refs`` and the annotation refs of the versions they name (metadata travels with them)."""
+    have = dict(repo.list_refs(annotations.PREFIX))
+    out = list(dict.fromkeys(refs))
+    for ref in refs:
+        if not annotations.is_notes_ref(ref):
+            note = annotations.notes_ref(repo.resolve(ref))
+            if note in have and note not in out:
+                out.append(note)
+    return out
 
 
 def fetch_refs(repo, name: str, refs: list[str] | None = None, *, repair: bool = False,
@@ -54,6 +68,9 @@ def pull_ref(repo, name: str, ref: str, *, force: bool = False, progress=None) -
     result = fetch_refs(repo, name, [ref], progress=progress)
     target = result.refs[ref]
     old = fast_forward(repo, ref, target, force=force, message=f"pull {name}")
+    note = annotations.notes_ref(target)
+    if note in result.refs:  # the version's metadata as the remote has it
+        fast_forward(repo, note, result.refs[note], force=force, message=f"pull {name}")
     return old, target
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from .. import annotations
 from ..errors import CasregError, Corrupt, NonFastForward, NotFound, RefConflict
 from ..objects import codec, delta, graph
 from ..objects.encoding import CHUNK, COMMIT, DECODERS, FILE, KIND_NAMES, MANIFEST, MAX_CHUNK, MAX_SIZE, TREE
@@ -184,7 +185,8 @@ def fetch(repo, remote: str, backend: Backend, names: list[str] | None = None, *
         unknown = [n for n in names if n not in remote_refs]
         if unknown:
             raise NotFound(f"the remote has no ref {unknown[0]}")
-        remote_refs = {n: remote_refs[n] for n in names}
+        notes = [annotations.notes_ref(remote_refs[n]) for n in names]  # metadata comes along
+        remote_refs = {n: remote_refs[n] for n in [*names, *notes] if n in remote_refs}
     result = FetchResult(dict(remote_refs))
     with repo.protected_from_gc():
         structured, chunks = _discover(repo, backend, remote_refs.values(), repair=repair)

@@ -1,0 +1,90 @@
+"""Annotations: metadata and state beside a version, never inside it (git notes, in spirit).
+
+A version (commit) is immutable: its id never changes. What is said about it later lives in an
+annotation chain under the ref ``notes/<version id>``: each change is a small commit of the empty
+tree whose metadata map is the version's whole current metadata, its parent the previous change.
+So every change is compare-and-swap guarded, in the reflog (who, when, old, new) and in the
+chain's history, and push, fetch, pull and clone carry it like any other ref. A version with no
+chain has the metadata it was committed with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import RefConflict
+from .metadata import check_map
+from .objects.encoding import COMMIT, TREE, Tree
+from .refs import ANY
+
+PREFIX = "notes/"
+
+
+def notes_ref(version: bytes) -> str:
+    return f"{PREFIX}{version.hex()}"
+
+
+def is_notes_ref(name: str) -> bool:
+    return name.startswith(PREFIX)
+
+
+@dataclass
+class Change:
+    """One entry of a version's metadata history."""
+    id: str
+    time: int
+    author: str
+    message: str
+    meta: dict[str, Any]
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "time": self.time, "author": self.author, "message": self.message,
+                "meta": self.meta}
+
+
+def read(repo, version: bytes) -> dict[str, Any]:
+    """The version's current metadata: its latest annotation, else what it was committed with."""
+    with repo.db.read() as txn:
+        note = repo.refs.get(txn, notes_ref(version))
+        commit = repo.objects.load(txn, note if note is not None else version, COMMIT)
+    return dict(commit.meta)
+
+
+def update(repo, version: bytes, updates: dict, *, remove: list[str] | tuple = (), message: str = "",
+           expect: bytes | None | object = ANY, author: str | None = None) -> bytes:
+    """Record a metadata change of ``version``; returns the new annotation's id. ``expect`` is the
+    annotation the change must be based on (None: the version has none yet); by default a change
+    that races another is applied on top of it."""
+    check_map(updates)
+    changed = ", ".join([f"{k}={v}" for k, v in updates.items()] + [f"-{k}" for k in remove])
+    for _ in range(8):
+        with repo.db.read() as txn:
+            current = repo.refs.get(txn, notes_ref(version))
+        if expect is not ANY and current != expect:
+            raise RefConflict(f"the metadata of {version.hex()[:12]} changed meanwhile; read it again")
+        base = read(repo, version)
+        meta = {k: v for k, v in base.items() if k not in set(remove)}
+        meta.update(updates)
+        staged: dict = {}
+        empty = repo._stage(staged, TREE, Tree([]).encode())
+        try:
+            return repo.commit_tree(empty, notes_ref(version), staged=staged,
+                                    parents=[current] if current else [], meta=meta, expected=current,
+                                    author=author, message=message or f"meta: {changed}")
+        except RefConflict:
+            if expect is not ANY:
+                raise
+    raise RefConflict(f"the metadata of {version.hex()[:12]} kept changing; try again")
+
+
+def history(repo, version: bytes) -> list[Change]:
+    """Every metadata change of ``version``, newest first (empty if it never changed)."""
+    with repo.db.read() as txn:
+        note = repo.refs.get(txn, notes_ref(version))
+        out = []
+        while note is not None:
+            commit = repo.objects.load(txn, note, COMMIT)
+            out.append(Change(note.hex(), commit.time, commit.author, commit.message, dict(commit.meta)))
+            note = commit.parents[0] if commit.parents else None
+    return out
