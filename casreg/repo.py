@@ -58,6 +58,7 @@ def _codec_config(codec_name: str) -> dict:
         raise InvalidInput(f"unknown codec {codec_name!r}: choose {', '.join(CODECS)}")
     return {"name": codec_name, "level": codec.ZSTD_LEVEL}
 FORMAT = 1
+SHORT_NAMESPACES = ("tags/", "models/", "aliases/", "remotes/")  # `golden` finds tags/golden
 DEFAULT_GRACE = "14d"  # as git's gc.pruneExpire: what no ref reaches stays this long
 ENV_STORE = "CASREG_STORE"
 
@@ -217,21 +218,39 @@ class Repository:
 
     # -- names -----------------------------------------------------------------------------------
     def resolve(self, spec: str) -> bytes:
-        """A commit id from a ref name, a full id or a unique id prefix (6+ hex digits)."""
+        """A commit id from a name, the way git resolves one: the ref itself, else the one ref
+        among ``tags/``, ``models/``, ``aliases/``, ``remotes/`` + ``spec``, else a full id or a
+        unique id prefix of 6+ hex digits. Ambiguous names list the candidates; unknown ones
+        suggest the closest names."""
         with self.db.read() as txn:
             target = self.refs.get(txn, spec)
             if target is not None:
                 return target
+            found = [(f"{ns}{spec}", t) for ns in SHORT_NAMESPACES
+                     if (t := self.refs.get(txn, f"{ns}{spec}")) is not None]
+            if len(found) == 1:
+                return found[0][1]
+            if len(found) > 1:
+                raise InvalidInput(f"{spec!r} is ambiguous: it could be " + ", ".join(n for n, _ in found))
             lowered = spec.lower()
-            if 6 <= len(lowered) <= 64 and all(c in "0123456789abcdef" for c in lowered):
+            is_hex = bool(lowered) and all(c in "0123456789abcdef" for c in lowered)
+            if is_hex and 6 <= len(lowered) <= 64:
                 matches = self._ids_with_prefix(txn, lowered)
                 commits = [m for m in matches if self.objects.stored(txn, m)[0] == COMMIT]
                 if len(commits) == 1:
                     return commits[0]
                 if len(commits) > 1:
-                    raise InvalidInput(f"ambiguous id prefix {spec!r}")
+                    raise InvalidInput(f"ambiguous id prefix {spec!r}: " +
+                                       ", ".join(c.hex()[:12] for c in commits[:5]) + "; give more digits")
+            names = [name for name, _ in self.refs.items(txn)]
         check_ref_name(spec)
-        raise NotFound(f"unknown ref or version: {spec}")
+        if is_hex and len(lowered) < 6:
+            raise InvalidInput(f"id prefix {spec!r} is too short: give at least 6 hex digits")
+        import difflib
+        short = {name.split("/", 1)[1]: name for name in names if name.startswith(SHORT_NAMESPACES)}
+        close = difflib.get_close_matches(spec, names + list(short), n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join(dict.fromkeys(close))}?" if close else ""
+        raise NotFound(f"unknown ref or version: {spec}{hint}")
 
     def _ids_with_prefix(self, txn, hex_prefix: str, limit: int = 16) -> list[bytes]:
         cur = txn.cursor(db=self.objects.table)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from casreg.errors import CasregError, RefConflict
+from casreg.errors import CasregError, NotFound, RefConflict
 from casreg.refs import check_ref_name
 from tests.helpers import write_file
 
@@ -93,3 +93,18 @@ def test_delete_is_logged_and_restorable_until_gc(repo, tmp_path):
 def test_resolve_by_unique_prefix(repo, tmp_path):
     a = repo.commit(write_file(tmp_path / "a" / "f", b"one"), "m/p")
     assert repo.resolve(a.id.hex()[:10]) == a.id
+
+
+def test_names_resolve_the_way_git_resolves_them(repo, tmp_path):
+    a = repo.commit(write_file(tmp_path / "a" / "f", b"one"), "models/mlp/v1").id
+    b = repo.commit(write_file(tmp_path / "b" / "f", b"two"), "models/mlp/v2").id
+    repo.update_ref("tags/golden", a.hex())
+    assert repo.resolve("golden") == a and repo.resolve("mlp/v2") == b
+    repo.update_ref("aliases/golden", b.hex())
+    with pytest.raises(CasregError, match="ambiguous: it could be tags/golden, aliases/golden"):
+        repo.resolve("golden")
+    with pytest.raises(CasregError, match="too short: give at least 6"):
+        repo.resolve(a.hex()[:4])
+    assert repo.resolve(a.hex()[:8]) == a
+    with pytest.raises(NotFound, match="did you mean .*mlp/v1"):
+        repo.resolve("mlp/v3")
