@@ -486,7 +486,7 @@ def fate_export(ref: str, dest: str = typer.Argument(..., help="directory, or FI
 
 @app.command()
 def models(as_json: bool = JSON_OPTION) -> None:
-    """Every FATE model: number of versions, latest version, logical size."""
+    """Every model (models/<model>/<version>): versions, latest, logical size."""
     with _repo(readonly=True) as repo:
         rows = repo.models()
     _rows(rows, as_json, lambda r: f"{r['model']}  {r['state']}  versions {r['versions']}  latest {r['latest']}  "
@@ -495,7 +495,7 @@ def models(as_json: bool = JSON_OPTION) -> None:
 
 @app.command()
 def versions(model: str, as_json: bool = JSON_OPTION) -> None:
-    """Versions of a FATE model (party model id) with time, author, message, size."""
+    """Versions of a model (any name; FATE party model ids too) with time, author, size."""
     with _repo(readonly=True) as repo:
         rows = repo.versions(model)
     _rows(rows, as_json, lambda r: f"{r['version']}  {r['state']:8}  {_when(r['time'])}  {r['author']}  "
@@ -589,7 +589,7 @@ app.add_typer(meta_app, name="meta")
 
 @meta_app.command("get")
 def meta_get(target: str = typer.Argument(..., help="a version ref, or a model id with --model"),
-             model: bool = typer.Option(False, "--model", help="TARGET is a party model id.")) -> None:
+             model: bool = typer.Option(False, "--model", help="TARGET is a model name.")) -> None:
     """Print metadata as JSON."""
     with _repo(readonly=True) as repo:
         _emit(repo.model_meta(target) if model else repo.metadata(target))
@@ -598,7 +598,7 @@ def meta_get(target: str = typer.Argument(..., help="a version ref, or a model i
 @meta_app.command("set")
 def meta_set(target: str, items: List[str] = typer.Argument(..., metavar="KEY=VALUE...",
                                                 help="VALUE is JSON if it parses (0.1, true, [1]), else text."),
-             model: bool = typer.Option(False, "--model", help="TARGET is a party model id."),
+             model: bool = typer.Option(False, "--model", help="TARGET is a model name."),
              unset: List[str] = typer.Option([], "--unset", help="Remove a key (repeatable).")) -> None:
     """Set metadata: description, author, framework, state, any custom property."""
     updates = parse_pairs(items)
@@ -612,7 +612,7 @@ def meta_set(target: str, items: List[str] = typer.Argument(..., metavar="KEY=VA
 
 @app.command("state")
 def set_state(target: str, value: str = typer.Argument(..., help="LIVE or ARCHIVED"),
-              model: bool = typer.Option(False, "--model", help="TARGET is a party model id.")) -> None:
+              model: bool = typer.Option(False, "--model", help="TARGET is a model name.")) -> None:
     """Mark a version (or a model) LIVE or ARCHIVED."""
     with _repo() as repo:
         repo.set_state(target, value, model=model)

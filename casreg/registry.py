@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 
-from . import annotations, fate
+from . import catalog, fate
 from .errors import AlreadyExists, CasregError, InvalidInput, NotFound
 from .objects.encoding import FILE, TREE, Tree, TreeEntry
 from .refs import ANY, check_ref_name
@@ -36,21 +36,17 @@ class Registry(Repository):
     def fate_export(self, spec: str, dest: str, *, force: bool = False) -> str | None:
         return fate.export(self, spec, dest, force=force)
 
+    # -- the catalog: models, versions, aliases (any model name) ---------------------------------
     def models(self) -> list[dict]:
-        rows = fate.models(self)
+        rows = catalog.models(self)
         for row in rows:
             meta = self.model_meta(row["model"])
             row["state"] = meta.get("state", "LIVE")
             row["description"] = meta.get("description", "")
         return rows
 
-    def versions(self, party_model_id: str) -> list[dict]:
-        rows = fate.versions(self, party_model_id)
-        tags = self.tags()
-        for row in rows:
-            row["state"] = annotations.read(self, bytes.fromhex(row["id"])).get("state", "LIVE")
-            row["tags"] = sorted(t["name"] for t in tags if t["target"] == row["id"])
-        return rows
+    def versions(self, model: str) -> list[dict]:
+        return catalog.versions(self, model)
 
     def checkpoints(self, party_model_id: str, version: str) -> list[dict]:
         return fate.list_checkpoints(self, party_model_id, version)
@@ -111,31 +107,30 @@ class Registry(Repository):
             rows.append({"name": ref[len("tags/"):], "target": cid.hex(), "description": description})
         return rows
 
-    def set_alias(self, party_model_id: str, alias: str, version: str, *, expect_old: str | None = None,
+    def set_alias(self, model: str, alias: str, version: str, *, expect_old: str | None = None,
                   force: bool = False) -> bytes:
-        ref = check_ref_name(f"aliases/{fate.check_party_model_id(party_model_id)}/{alias}")
-        return self.update_ref(ref, fate.pipeline_ref(party_model_id, version), expect_old=expect_old,
+        """Point ``aliases/<model>/<alias>`` at a version: one of the model's version names, or
+        any version spec."""
+        target = catalog.version_ref(model, version)
+        if not dict(self.list_refs(target)).get(target):
+            target = version
+        return self.update_ref(catalog.alias_ref(model, alias), target, expect_old=expect_old,
                                force=force, message=f"alias {alias} -> {version}")
 
-    def aliases(self, party_model_id: str) -> dict[str, str]:
-        prefix = f"aliases/{fate.check_party_model_id(party_model_id)}/"
-        by_id = {cid: ref.rsplit("/", 1)[1] for ref, cid in self.list_refs(f"models/{party_model_id}/")}
-        return {ref[len(prefix):]: by_id.get(cid, cid.hex()) for ref, cid in self.list_refs(prefix)}
+    def aliases(self, model: str) -> dict[str, str]:
+        return catalog.aliases(self, model)
 
     # -- metadata and state -------------------------------------------------------------------------
-    def _model_meta_ref(self, party_model_id: str) -> str:
-        return check_ref_name(f"modelmeta/{fate.check_party_model_id(party_model_id)}")
-
-    def model_meta(self, party_model_id: str) -> dict:
+    def model_meta(self, model: str) -> dict:
         try:
-            return dict(self.read_commit(self.resolve(self._model_meta_ref(party_model_id))).meta)
+            return dict(self.read_commit(self.resolve(catalog.model_meta_ref(model))).meta)
         except NotFound:
             return {}
 
-    def set_model_meta(self, party_model_id: str, updates: dict, *, remove: list[str] = ()) -> bytes:
-        if not self.list_refs(f"models/{party_model_id}/"):
-            raise NotFound(f"no versions of model {party_model_id}")
-        ref = self._model_meta_ref(party_model_id)
+    def set_model_meta(self, model: str, updates: dict, *, remove: list[str] | tuple = ()) -> bytes:
+        if not self.list_refs(f"models/{catalog.check_model(model)}/"):
+            raise NotFound(f"no versions of model {model}")
+        ref = catalog.model_meta_ref(model)
         try:
             return self.amend_chain(ref, updates, remove=remove)
         except NotFound:

@@ -129,7 +129,7 @@ def test_bad_fate_input_is_one_clear_line(work):
     odd = _zip_with(work / "mymodel_1.zip", [("define/a", b"a")])
     assert "not a FATE party model id" in one_line_error(run_cli("fate", "import", odd, cwd=work))
     assert "no versions of model" in one_line_error(run_cli("versions", "guest#1#nope", cwd=work))
-    assert "not a FATE party model id" in one_line_error(run_cli("versions", "nope", cwd=work))
+    assert "no versions of model nope" in one_line_error(run_cli("versions", "nope", cwd=work))
     run_cli("fate", "import", FIXTURE, cwd=work, check=0)
     assert "no checkpoint" in one_line_error(
         run_cli("checkpoint", "get", PARTY, VERSION, "hetero_lr_0", "9", "out", cwd=work))

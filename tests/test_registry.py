@@ -132,3 +132,22 @@ def test_registry_cli(tmp_path):
     run_cli("restore", ref, cwd=tmp_path, check=0)
     assert "state must be one of" in one_line_error(run_cli("state", ref, "gone", cwd=tmp_path))
     assert "already exists" in one_line_error(run_cli("tag", "create", "golden", ref, cwd=tmp_path))
+
+
+def test_models_versions_and_aliases_for_any_model_name(tmp_path):
+    """Issue 11: `casreg alias set mlp production v2` failed for anyone not using FATE ids."""
+    from tests.helpers import run_cli, write_file
+    run_cli("init", cwd=tmp_path, check=0)
+    for version in ("v1", "v2"):
+        write_file(tmp_path / "m" / "model.safetensors", f"weights {version}".encode())
+        run_cli("commit", "m", "--ref", f"models/mlp/{version}", cwd=tmp_path, check=0)
+    run_cli("alias", "set", "mlp", "production", "v2", cwd=tmp_path, check=0)
+    assert json.loads(run_cli("alias", "list", "mlp", "--json", cwd=tmp_path, check=0).stdout) == {"production": "v2"}
+    rows = json.loads(run_cli("versions", "mlp", "--json", cwd=tmp_path, check=0).stdout)
+    assert [r["version"] for r in rows] == ["v1", "v2"] and rows[0]["size"] == len(b"weights v1")
+    [model] = json.loads(run_cli("models", "--json", cwd=tmp_path, check=0).stdout)
+    assert model["model"] == "mlp" and model["versions"] == 2 and model["latest"] == "v2"
+    run_cli("meta", "set", "mlp", "owner=vision", "--model", cwd=tmp_path, check=0)
+    run_cli("state", "mlp/production", "archived", cwd=tmp_path, check=0)  # aliases/mlp/production
+    rows = json.loads(run_cli("versions", "mlp", "--json", cwd=tmp_path, check=0).stdout)
+    assert [r["state"] for r in rows] == ["LIVE", "ARCHIVED"]
