@@ -144,12 +144,18 @@ def commit(
                                help="Rewrite REF: the new version's parents are only those given."),
     expect_old: Optional[str] = typer.Option(None, "--expect-old",
                                              help="Update only if the ref is at this version ('none': absent)."),
+    exclude: List[str] = typer.Option([], "--exclude", "-x", metavar="PATTERN",
+                                      help="Leave out paths matching PATTERN (gitignore syntax; repeatable; "
+                                           "added to the directory's .casregignore)."),
+    include: List[str] = typer.Option([], "--include", "-i", metavar="PATTERN",
+                                      help="Store only files matching PATTERN (repeatable)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Store a file or directory as a new version on top of REF (its current version is the parent)."""
     with _repo() as repo:
         result = repo.commit(path, ref, message=message, parents=parent, meta=parse_pairs(meta),
-                             author=author, force=force, expect_old=expect_old, progress=_progress(not as_json))
+                             author=author, force=force, expect_old=expect_old, exclude=exclude,
+                             include=include, progress=_progress(not as_json))
         from .remotes import ops
         pushed = ops.auto_push(repo, ref)
     if as_json:

@@ -41,6 +41,7 @@ from .objects.graph import ancestors, is_ancestor, reachable
 from .objects.ingest import Ingester
 from .objects.restore import Restorer
 from .objects.store import ObjectStore
+from .ignore import EVERYTHING, IGNORE_FILE, PathFilter
 from .metadata import check_map
 from .refs import ANY, RefContainer, check_ref_name
 from .timespec import parse_duration
@@ -271,7 +272,8 @@ class Repository:
         return self.resolve(ref), path.strip("/")
 
     # -- commit ----------------------------------------------------------------------------------
-    def _scan(self, path: str, name: str) -> _Node:
+    def _scan(self, path: str, name: str, paths: PathFilter = EVERYTHING, rel: str = "") -> _Node:
+        """What ``path`` holds, minus what ``paths`` leaves out (``rel``: its path below the root)."""
         try:
             st = os.lstat(path)
         except OSError as exc:
@@ -283,7 +285,8 @@ class Repository:
         if stat.S_ISREG(st.st_mode):
             return _Node(name, FILE, path, 0o755 if st.st_mode & 0o111 else 0o644, st.st_size)
         if not stat.S_ISDIR(st.st_mode):
-            raise InvalidInput(f"cannot store {path}: not a regular file, directory or symlink")
+            raise InvalidInput(f"cannot store {path}: not a regular file, directory or symlink "
+                               f"(leave it out with --exclude or {IGNORE_FILE})")
         node = _Node(name, DIR, path, 0o755)
         try:
             names = sorted(os.listdir(path))
@@ -293,7 +296,13 @@ class Repository:
             child_path = os.path.join(path, child)
             if os.path.realpath(child_path) == os.path.realpath(self.path):
                 continue  # never store the store itself
-            sub = self._scan(child_path, child)
+            child_rel = f"{rel}{child}"
+            is_dir = os.path.isdir(child_path) and not os.path.islink(child_path)
+            if paths.skips(child_rel, is_dir):
+                continue
+            sub = self._scan(child_path, child, paths, child_rel + "/")
+            if sub.kind == DIR and not sub.children and paths is not EVERYTHING and os.listdir(child_path):
+                continue  # everything in it was left out
             node.children.append(sub)
             node.size += sub.size if sub.kind != LINK else 0
         return node
@@ -322,7 +331,8 @@ class Repository:
 
     def commit(self, path: str, ref: str, *, message: str = "", parents: list[str] = (),
                meta: dict[str, str] | None = None, author: str | None = None, force: bool = False,
-               expect_old: str | None = None, unchanged_ok: bool = False, progress=None) -> CommitResult:
+               expect_old: str | None = None, unchanged_ok: bool = False, exclude: list[str] | tuple = (),
+               include: list[str] | tuple = (), progress=None) -> CommitResult:
         """Store ``path`` (file or directory) as a new version on top of ``ref``.
 
         Names move forward: an existing ``ref``'s version becomes the new one's parent (or must be
@@ -332,7 +342,8 @@ class Repository:
         nothing new and moves nothing (``moved`` False). ``force`` rewrites the name: the new
         version's parents are just ``parents`` (the old version stays reachable from the reflog
         until gc's grace period ends). ``unchanged_ok`` makes the name immutable (FATE versions):
-        a different tree is refused unless ``force``.
+        a different tree is refused unless ``force``. ``exclude`` / ``include`` patterns (and the
+        directory's ``.casregignore``) choose the files, see ``ignore``.
         """
         check_ref_name(ref)
         progress = progress or progress_mod.NULL
@@ -341,7 +352,8 @@ class Repository:
         path = os.path.abspath(path)
         if not os.path.lexists(path):
             raise NotFound(f"no such file or directory: {path}")
-        scanned = self._scan(path, os.path.basename(path) or "root")
+        paths = PathFilter.for_directory(path, exclude, include) if os.path.isdir(path) else EVERYTHING
+        scanned = self._scan(path, os.path.basename(path) or "root", paths)
         root = scanned if scanned.kind == DIR else _Node("", DIR, path, children=[scanned], size=scanned.size)
         staged: dict[bytes, bytes] = {}
         with self.protected_from_gc():

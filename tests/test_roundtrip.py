@@ -154,3 +154,23 @@ def test_the_store_never_stores_itself(tmp_path):
     with Repository.init(str(work / ".casreg")) as repo:
         repo.commit(str(work), "r/w")
         assert [row["path"] for row in repo.ls("r/w")] == ["model.bin"]
+
+
+def test_casregignore_and_patterns_choose_the_files(repo, tmp_path):
+    """Issue 11: one FIFO in a model directory refused the whole commit, with no way around it."""
+    from casreg.ignore import literal
+    src = tmp_path / "model"
+    write_file(src / "weights.bin", b"w")
+    write_file(src / "run.tmp", b"t")
+    write_file(src / "keep.tmp", b"k")
+    write_file(src / "logs" / "a.log", b"l")
+    write_file(src / "odd [1]#x" / "f", b"o")
+    write_file(src / "notes.md", b"n")
+    os.mkfifo(src / "pipe")
+    (src / ".casregignore").write_text("*.tmp\n!keep.tmp\nlogs/\n")
+    with pytest.raises(CasregError, match="--exclude"):
+        repo.commit(str(src), "r/m")
+    repo.commit(str(src), "r/m", exclude=["pipe", literal("odd [1]#x", directory=True)])
+    assert sorted(r["path"] for r in repo.ls("r/m")) == [".casregignore", "keep.tmp", "notes.md", "weights.bin"]
+    repo.commit(str(src), "r/only", exclude=["pipe"], include=["*.bin", "odd*/**"])
+    assert sorted(r["path"] for r in repo.ls("r/only")) == ["odd [1]#x/f", "weights.bin"]
