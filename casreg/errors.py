@@ -17,3 +17,11 @@ class RefConflict(CasregError):
 
 class Corrupt(CasregError):
     """Stored bytes do not match their hash or cannot be decoded."""
+
+
+class UnsafePath(CasregError):
+    """A path built from stored or received data would leave its directory."""
+
+
+class HostileArchive(CasregError):
+    """An archive to import breaks a limit (size, ratio, members) or holds a member that cannot be extracted safely."""
