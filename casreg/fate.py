@@ -15,12 +15,11 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
-import stat
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
 
+from .archive import extract_zip
 from .errors import CasregError, NotFound, UnsafePath
 from .refs import check_ref_name
 from .safepath import join_inside
@@ -165,34 +164,6 @@ def parse_archive_name(path: str) -> tuple[str, str]:
     return check_party_model_id(party), check_version(version)
 
 
-def safe_extract(archive: str, dest: str) -> None:
-    """Extract a zip into ``dest``, refusing any entry that would land outside it."""
-    try:
-        zf = zipfile.ZipFile(archive)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise CasregError(f"cannot read {archive}: not a valid zip (truncated or damaged: {exc})") from None
-    root = os.path.realpath(dest)
-    with zf:
-        for info in zf.infolist():
-            name = info.filename
-            try:
-                target = join_inside(root, *name.rstrip("/").split("/"))
-            except UnsafePath:
-                raise CasregError(f"{archive}: entry {name!r} would be written outside the destination; "
-                                  f"refusing") from None
-            if stat.S_ISLNK(info.external_attr >> 16):
-                raise CasregError(f"{archive}: entry {name!r} is a symlink; refusing")
-            if info.is_dir():
-                os.makedirs(target, exist_ok=True)
-                continue
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            try:
-                with zf.open(info) as src, open(target, "wb") as out:
-                    shutil.copyfileobj(src, out, 1 << 20)
-            except (zipfile.BadZipFile, EOFError, OSError) as exc:
-                raise CasregError(f"cannot read {archive}: damaged zip at {name!r} ({exc})") from None
-
-
 def find_v2_outputs(source: str) -> list[tuple[str, str, str]]:
     """FATE 2.x model storage: ``<model_id>/<model_version>/<role>/<party_id>/<task_name>/<output_key>``
     (one tar per task output). Returns (party_model_id, model_version, party dir) for each party."""
@@ -222,7 +193,7 @@ def import_source(repo, source: str, *, force: bool = False, progress=None) -> I
         with tempfile.TemporaryDirectory(prefix="casreg-fate-") as tmp:
             target = join_inside(tmp, party, version)
             os.makedirs(target)
-            safe_extract(source, target)
+            extract_zip(source, target)
             return _import_versions(repo, [(party, version, target)], force, progress)
     return _import_versions(repo, find_versions(source), force, progress)
 

@@ -2,16 +2,21 @@
 bomb fills the disk, nothing half-imported, and every refusal is one line."""
 
 import hashlib
+import io
 import json
 import os
+import stat
+import time
+import warnings
+import zipfile
 
 import pytest
 import yaml
 
-from casreg import fate
-from casreg.errors import UnsafePath
+from casreg import archive, fate
+from casreg.errors import HostileArchive, UnsafePath
 from casreg.safepath import join_inside
-from tests.helpers import one_line_error, run_cli, tree_files, write_file
+from tests.helpers import one_line_error, random_bytes, run_cli, tree_files, write_file
 from tests.test_fate import FIXTURE, PARTY, _checkpoint, _unzip
 
 
@@ -107,3 +112,92 @@ def test_zip_export_does_not_follow_a_stored_symlink(work):
     err = one_line_error(run_cli("fate", "export", f"models/{PARTY}/1", "out.zip", cwd=work))
     assert "define/leak.yaml is a symlink" in err
     assert not (work / "out.zip").exists()
+
+
+# -- archives --------------------------------------------------------------------------------------
+def _zip(path, entries, compression=zipfile.ZIP_STORED):
+    """``entries``: (name, bytes) or (ZipInfo, bytes); duplicates allowed (zipfile only warns)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with zipfile.ZipFile(path, "w", compression) as z:
+            for name, data in entries:
+                z.writestr(name, data)
+    return path
+
+
+def _import_refused(work, archive_path, env=None) -> str:
+    """Import ``archive_path`` expecting a one-line refusal; nothing stored, nothing left in TMPDIR."""
+    tmp = work / "tmp"
+    tmp.mkdir(exist_ok=True)
+    err = one_line_error(run_cli("fate", "import", archive_path, cwd=work, env={"TMPDIR": str(tmp), **(env or {})}))
+    assert _refs(work) == {} and os.listdir(tmp) == []
+    return err
+
+
+def test_zip_bomb_is_refused_from_its_headers_before_anything_is_written(work):
+    bomb = work / f"{PARTY}_202611230020.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("define/define_meta.yaml", b"a: 1")
+        with z.open("variables/data/weights.bin", "w") as f:
+            zeros = bytes(1 << 20)
+            for _ in range(300):  # 300 MiB of zeros: about 300 KiB deflated
+                f.write(zeros)
+    assert bomb.stat().st_size < 1 << 20
+    started = time.monotonic()
+    err = _import_refused(work, bomb)
+    assert time.monotonic() - started < 3  # refused up front, not after inflating 300 MiB
+    assert bomb.name in err and "weights.bin" in err and "CASREG_ARCHIVE_MAX_RATIO" in err
+
+
+def test_archive_limits_come_from_the_environment(work):
+    big = _zip(work / f"{PARTY}_202611230021.zip",
+               [("define/a.bin", random_bytes(600_000, "a")), ("define/b.bin", random_bytes(600_000, "b"))])
+    assert "CASREG_ARCHIVE_MAX_BYTES" in _import_refused(work, big, {"CASREG_ARCHIVE_MAX_BYTES": "1000000"})
+    many = _zip(work / f"{PARTY}_202611230022.zip", [(f"define/{n}.yaml", b"x") for n in range(5)])
+    assert "5 members" in _import_refused(work, many, {"CASREG_ARCHIVE_MAX_MEMBERS": "4"})
+    squeezed = _zip(work / f"{PARTY}_202611230023.zip", [("define/w.bin", bytes(2 << 20))], zipfile.ZIP_DEFLATED)
+    assert "ratio limit of 20:1" in _import_refused(work, squeezed, {"CASREG_ARCHIVE_MAX_RATIO": "20"})
+    assert "positive whole number" in _import_refused(work, many, {"CASREG_ARCHIVE_MAX_MEMBERS": "lots"})
+    run_cli("fate", "import", many, cwd=work, env={"CASREG_ARCHIVE_MAX_MEMBERS": "5"}, check=0)
+
+
+def test_a_header_that_lies_is_caught_while_extracting(tmp_path, monkeypatch):
+    """zipfile stops at the size a header gives; casreg counts what it writes all the same."""
+    path = _zip(tmp_path / "one.zip", [("define/w.bin", b"small")])
+    monkeypatch.setattr(zipfile.ZipFile, "open", lambda self, info, *a, **k: io.BytesIO(bytes(3 << 20)))
+    with pytest.raises(HostileArchive, match="past the 5 bytes its header says"):
+        archive.extract_zip(str(path), str(tmp_path / "out"))
+
+
+def test_overlapping_members_are_refused(work):
+    """Two central-directory entries sharing one compressed stream (the "better zip bomb" trick)."""
+    path = _zip(work / f"{PARTY}_202611230025.zip", [("define/a.bin", random_bytes(100_000)), ("define/b.bin", b"x")])
+    data = bytearray(path.read_bytes())
+    cd = data.index(b"PK\x01\x02")
+    second = data.index(b"PK\x01\x02", cd + 4)
+    data[second + 42:second + 46] = data[cd + 42:cd + 46]  # b's local header offset := a's
+    data[second + 16:second + 28] = data[cd + 16:cd + 28]  # and a's crc and sizes
+    path.write_bytes(bytes(data))
+    assert "overlapping members" in _import_refused(work, path)
+
+
+def _special(name, mode):
+    info = zipfile.ZipInfo(name)
+    info.external_attr = mode << 16
+    return info
+
+
+@pytest.mark.parametrize("entries, why", [
+    ([("/tmp/casreg-abs.txt", b"x")], "outside the destination"),
+    ([("define/../../x.txt", b"x")], "outside the destination"),
+    ([("define\\..\\..\\x.txt", b"x")], "outside the destination"),
+    ([("define/a.yaml", b"good"), ("define/a.yaml", b"evil")], "appears twice"),
+    ([("define/", b""), ("define", b"file where a dir was")], "appears twice"),
+    ([(_special("define/link", stat.S_IFLNK | 0o777), b"/etc/passwd")], "is a symlink"),
+    ([(_special("define/tty", stat.S_IFCHR | 0o666), b"")], "a device, FIFO or socket"),
+    ([(_special("define/fifo", stat.S_IFIFO | 0o666), b"")], "a device, FIFO or socket"),
+])
+def test_hostile_zip_members_are_refused(work, entries, why):
+    err = _import_refused(work, _zip(work / f"{PARTY}_202611230024.zip", entries))
+    assert why in err and "202611230024.zip" in err
+    assert not os.path.exists("/tmp/casreg-abs.txt")
