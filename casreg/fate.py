@@ -79,10 +79,23 @@ def _is_version_dir(path: str) -> bool:
     return any(os.path.exists(os.path.join(path, m)) for m in VERSION_MARKERS)
 
 
+def _no_symlink_dir(path: str) -> str:
+    """``path``, refused if it is a symlink to a directory: a version stored through one would be a
+    lone link, and a layout walked through one would take files from wherever it points."""
+    if os.path.islink(path) and os.path.isdir(path):
+        raise CasregError(f"{path} is a symlink (to {os.path.realpath(path)}); fate import does not follow "
+                          f"symlinked directories: give the real path")
+    return path
+
+
 def _dirs(parent: str, names) -> list[tuple[str, str]]:
     """(name, path) of those of ``names`` that are directories in ``parent`` (other entries are
-    no part of a FATE layout and are left alone)."""
-    return [(name, join_inside(parent, name)) for name in names if os.path.isdir(os.path.join(parent, name))]
+    no part of a FATE layout and are left alone; a symlink to a file is one of them)."""
+    found = []
+    for name in names:
+        if os.path.isdir(_no_symlink_dir(os.path.join(parent, name))):
+            found.append((name, join_inside(parent, name)))
+    return found
 
 
 def find_versions(source: str) -> list[tuple[str, str, str]]:
@@ -107,9 +120,8 @@ def find_versions(source: str) -> list[tuple[str, str, str]]:
 
 def checkpoint_steps(version_dir: str) -> list[tuple[str, int, str, str]]:
     """(component, step_index, step_name, path) of every checkpoint step of a version."""
-    root = join_inside(version_dir, "checkpoint")
     steps = []
-    if os.path.isdir(root):
+    for _, root in _dirs(version_dir, ["checkpoint"]):
         for component, component_dir in _dirs(root, sorted(os.listdir(root))):
             for step, path in _dirs(component_dir, sorted(os.listdir(component_dir))):
                 m = _STEP.match(step)
@@ -184,6 +196,8 @@ def import_source(repo, source: str, *, force: bool = False, progress=None) -> I
     FATE 2.x model storage directory, into the store."""
     if not os.path.exists(source):
         raise CasregError(f"no such file or directory: {source}")
+    if os.path.isdir(source):
+        _no_symlink_dir(os.path.abspath(source))
     if os.path.isdir(source) and not _is_version_dir(source):
         v2 = find_v2_outputs(source)
         if v2:
@@ -202,17 +216,18 @@ def _import_versions(repo, versions, force: bool, progress, layout: str = "1") -
     report = ImportReport()
     # every name is checked (it must make a legal ref) before anything is stored
     plan = [(party, version, path, pipeline_ref(party, version),
-             [(step, checkpoint_ref(party, version, *step[:3])) for step in checkpoint_steps(path)])
+             [(*step, checkpoint_ref(party, version, *step[:3])) for step in checkpoint_steps(path)])
             for party, version, path in versions]
     for party, version, path, ref, steps in plan:
         meta = {"framework": "fate", "party_model_id": party, "model_version": version, "fate_layout": layout}
+        problems = {step_ref: check_checkpoint(step_dir, index, name) for _, index, name, step_dir, step_ref in steps}
+        refused = [step_dir for *_, step_dir, step_ref in steps if problems[step_ref]]  # nor in the version
         result = repo.commit(path, ref, message=f"fate import {party} {version}", meta=meta, force=force,
-                             unchanged_ok=True, progress=progress)
+                             unchanged_ok=True, progress=progress, exclude=refused)
         _record(report, report.versions, ref, result)
-        for (component, index, name, step_dir), step_ref in steps:
-            problem = check_checkpoint(step_dir, index, name)
-            if problem:
-                report.problems.append(f"{step_ref}: {problem}")
+        for component, index, name, step_dir, step_ref in steps:
+            if problems[step_ref]:
+                report.problems.append(f"{step_ref}: {problems[step_ref]}")
                 continue
             step_meta = dict(meta, component=component, step_index=str(index), step_name=name)
             result = repo.commit(step_dir, step_ref, message=f"fate checkpoint {component} {index}#{name}",

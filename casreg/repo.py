@@ -241,7 +241,7 @@ class Repository:
         return self.resolve(ref), path.strip("/")
 
     # -- commit ----------------------------------------------------------------------------------
-    def _scan(self, path: str, name: str) -> _Node:
+    def _scan(self, path: str, name: str, exclude: frozenset = frozenset()) -> _Node:
         try:
             st = os.lstat(path)
         except OSError as exc:
@@ -261,9 +261,9 @@ class Repository:
             raise CasregError(f"cannot read directory {path}: {exc.strerror}") from None
         for child in names:
             child_path = os.path.join(path, child)
-            if os.path.realpath(child_path) == os.path.realpath(self.path):
-                continue  # never store the store itself
-            sub = self._scan(child_path, child)
+            if child_path in exclude or os.path.realpath(child_path) == os.path.realpath(self.path):
+                continue  # left out by the caller; never store the store itself
+            sub = self._scan(child_path, child, exclude)
             node.children.append(sub)
             node.size += sub.size if sub.kind != LINK else 0
         return node
@@ -292,8 +292,10 @@ class Repository:
 
     def commit(self, path: str, ref: str, *, message: str = "", parents: list[str] = (),
                meta: dict[str, str] | None = None, author: str | None = None, force: bool = False,
-               expect_old: str | None = None, unchanged_ok: bool = False, progress=None) -> CommitResult:
-        """Store ``path`` (file or directory) as a new version and point ``ref`` at it.
+               expect_old: str | None = None, unchanged_ok: bool = False, progress=None,
+               exclude: list[str] = ()) -> CommitResult:
+        """Store ``path`` (file or directory) as a new version and point ``ref`` at it, leaving out
+        the files and directories under it named in ``exclude``.
 
         With ``unchanged_ok``, an existing ref whose version holds exactly this tree is left
         alone (``moved`` is False): re-importing the same model stores nothing and moves nothing.
@@ -309,7 +311,7 @@ class Repository:
         path = os.path.abspath(path)
         if not os.path.lexists(path):
             raise CasregError(f"no such file or directory: {path}")
-        scanned = self._scan(path, os.path.basename(path) or "root")
+        scanned = self._scan(path, os.path.basename(path) or "root", frozenset(map(os.path.abspath, exclude)))
         root = scanned if scanned.kind == DIR else _Node("", DIR, path, children=[scanned], size=scanned.size)
         staged: dict[bytes, bytes] = {}
         with self._gc_lock(exclusive=False):

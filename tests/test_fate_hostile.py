@@ -201,3 +201,50 @@ def test_hostile_zip_members_are_refused(work, entries, why):
     err = _import_refused(work, _zip(work / f"{PARTY}_202611230024.zip", entries))
     assert why in err and "202611230024.zip" in err
     assert not os.path.exists("/tmp/casreg-abs.txt")
+
+
+# -- symlinked directories, refused checkpoints ----------------------------------------------------
+def test_a_symlinked_version_directory_is_refused_naming_it(work):
+    elsewhere = _unzip(FIXTURE, work / "elsewhere" / "202611230030")
+    cache = work / "cache"
+    _unzip(FIXTURE, cache / PARTY / "202611230031")
+    os.symlink(elsewhere, cache / PARTY / "202611230030")
+    err = one_line_error(run_cli("fate", "import", cache, cwd=work))
+    assert f"{PARTY}/202611230030 is a symlink" in err and "give the real path" in err
+    assert _refs(work) == {}
+    os.symlink(cache / PARTY / "202611230031", work / "link-to-version")  # the source itself
+    assert "link-to-version is a symlink" in one_line_error(run_cli("fate", "import", "link-to-version/", cwd=work))
+    os.unlink(cache / PARTY / "202611230030")
+    os.symlink("202611230031", cache / PARTY / "202611230030")  # pointing inside the cache: still no
+    assert "is a symlink" in one_line_error(run_cli("fate", "import", cache / PARTY, cwd=work))
+    assert _refs(work) == {}
+    os.unlink(cache / PARTY / "202611230030")
+    os.symlink(FIXTURE, cache / PARTY / "notes.zip")  # a link to a file is no part of the layout: fine
+    run_cli("fate", "import", cache / PARTY, cwd=work, check=0)
+    run_cli("fate", "export", f"models/{PARTY}/202611230031", "out", cwd=work, check=0)
+    assert tree_files(work / "out") == tree_files(cache / PARTY / "202611230031")
+
+
+def test_a_symlinked_checkpoint_directory_is_refused(work):
+    vdir = work / "fate" / PARTY / "202611230032"
+    _unzip(FIXTURE, vdir)
+    _checkpoint(work / "other" / "hetero_lr_0" / "1#step_1", 1, "step_1", b"model")
+    os.symlink(work / "other", vdir / "checkpoint")
+    assert "checkpoint is a symlink" in one_line_error(run_cli("fate", "import", vdir, cwd=work))
+    assert _refs(work) == {}
+
+
+def test_a_refused_checkpoint_is_not_stored_in_its_version_either(work):
+    vdir = work / "fate" / PARTY / "202611230033"
+    _unzip(FIXTURE, vdir)
+    _checkpoint(vdir / "checkpoint" / "hetero_lr_0" / "1#step_1", 1, "step_1", b"good model")
+    _checkpoint(vdir / "checkpoint" / "hetero_lr_0" / "2#step_2", 2, "step_2", b"tampered", sha1="0" * 40)
+    proc = run_cli("fate", "import", vdir, cwd=work)
+    assert proc.returncode == 1 and "2#step_2" in proc.stderr.decode()
+    ref = f"models/{PARTY}/202611230033"
+    run_cli("fate", "export", ref, "out", cwd=work, check=0)
+    assert os.listdir(work / "out" / "checkpoint" / "hetero_lr_0") == ["1#step_1"]
+    paths = [row["path"] for row in json.loads(run_cli("ls", ref, "--json", cwd=work, check=0).stdout)]
+    assert not any("2#step_2" in p for p in paths)
+    expected = {k: v for k, v in tree_files(vdir).items() if "2#step_2" not in k}
+    assert tree_files(work / "out") == expected
