@@ -15,32 +15,41 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
-import stat
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
 
-from .errors import CasregError, NotFound
+from .archive import extract_zip
+from .errors import CasregError, NotFound, UnsafePath
+from .ignore import literal
 from .refs import check_ref_name
+from .safepath import join_inside
 
 ROLES = ("guest", "host", "arbiter", "local")
-_PARTY_MODEL_ID = re.compile(r"^(guest|host|arbiter|local)#[^#/]+#[^/]+$")
-_VERSION = re.compile(r"^[0-9A-Za-z_.-]+$")
+_NAME = re.compile(r"^[^./\\\x00-\x1f\x7f][^/\\\x00-\x1f\x7f]*$")  # one file name, not hidden, no controls
+_VERSION = re.compile(r"^[0-9A-Za-z_-][0-9A-Za-z_.-]*$")
 _STEP = re.compile(r"^(\d+)#([^/]+)$")
 VERSION_MARKERS = ("define", "variables", "pipeline.pb", "checkpoint", "run_parameters")
 
 
+def is_party_model_id(value) -> bool:
+    """``<role>#<party_id>#<model_id>``: a known role, and ids that are each one plain file name
+    (FATE 2.x stores a version under ``<model_id>/<version>/<role>/<party_id>``)."""
+    parts = value.split("#", 2) if isinstance(value, str) else []
+    return len(parts) == 3 and parts[0] in ROLES and all(_NAME.match(p) for p in parts[1:])
+
+
 def check_party_model_id(value: str) -> str:
-    if not _PARTY_MODEL_ID.match(value or ""):
+    if not is_party_model_id(value):
         raise CasregError(f"not a FATE party model id: {value!r} (expected <role>#<party_id>#<model_id>, "
-                          f"role one of {', '.join(ROLES)})")
+                          f"role one of {', '.join(ROLES)}, ids plain names)")
     return value
 
 
 def check_version(value: str) -> str:
-    if not _VERSION.match(value or ""):
-        raise CasregError(f"not a FATE model version: {value!r}")
+    if not isinstance(value, str) or not _VERSION.match(value):
+        raise CasregError(f"not a FATE model version: {value!r} (letters, digits, '_', '-' and '.', "
+                          f"not starting with '.')")
     return value
 
 
@@ -71,6 +80,25 @@ def _is_version_dir(path: str) -> bool:
     return any(os.path.exists(os.path.join(path, m)) for m in VERSION_MARKERS)
 
 
+def _no_symlink_dir(path: str) -> str:
+    """``path``, refused if it is a symlink to a directory: a version stored through one would be a
+    lone link, and a layout walked through one would take files from wherever it points."""
+    if os.path.islink(path) and os.path.isdir(path):
+        raise CasregError(f"{path} is a symlink (to {os.path.realpath(path)}); fate import does not follow "
+                          f"symlinked directories: give the real path")
+    return path
+
+
+def _dirs(parent: str, names) -> list[tuple[str, str]]:
+    """(name, path) of those of ``names`` that are directories in ``parent`` (other entries are
+    no part of a FATE layout and are left alone; a symlink to a file is one of them)."""
+    found = []
+    for name in names:
+        if os.path.isdir(_no_symlink_dir(os.path.join(parent, name))):
+            found.append((name, join_inside(parent, name)))
+    return found
+
+
 def find_versions(source: str) -> list[tuple[str, str, str]]:
     """(party_model_id, model_version, path) of every FATE model version under ``source``: a
     model_local_cache directory, one party model directory, or one version directory."""
@@ -78,13 +106,12 @@ def find_versions(source: str) -> list[tuple[str, str, str]]:
     if _is_version_dir(source):
         party = os.path.basename(os.path.dirname(source))
         return [(check_party_model_id(party), check_version(os.path.basename(source)), source)]
-    parties = [source] if _PARTY_MODEL_ID.match(os.path.basename(source)) else [
-        os.path.join(source, d) for d in sorted(os.listdir(source)) if _PARTY_MODEL_ID.match(d)]
+    parties = [source] if is_party_model_id(os.path.basename(source)) else [
+        path for _, path in _dirs(source, (d for d in sorted(os.listdir(source)) if is_party_model_id(d)))]
     found = []
     for party in parties:
-        for version in sorted(os.listdir(party)):
-            path = os.path.join(party, version)
-            if os.path.isdir(path) and _is_version_dir(path):
+        for version, path in _dirs(party, sorted(os.listdir(party))):
+            if _is_version_dir(path):
                 found.append((os.path.basename(party), check_version(version), path))
     if not found:
         raise CasregError(f"{source} is not a FATE layout (no <role>#<party_id>#<model_id>/<version>/ "
@@ -94,14 +121,12 @@ def find_versions(source: str) -> list[tuple[str, str, str]]:
 
 def checkpoint_steps(version_dir: str) -> list[tuple[str, int, str, str]]:
     """(component, step_index, step_name, path) of every checkpoint step of a version."""
-    root = os.path.join(version_dir, "checkpoint")
     steps = []
-    if os.path.isdir(root):
-        for component in sorted(os.listdir(root)):
-            for step in sorted(os.listdir(os.path.join(root, component))):
+    for _, root in _dirs(version_dir, ["checkpoint"]):
+        for component, component_dir in _dirs(root, sorted(os.listdir(root))):
+            for step, path in _dirs(component_dir, sorted(os.listdir(component_dir))):
                 m = _STEP.match(step)
-                path = os.path.join(root, component, step)
-                if m and os.path.isdir(path):
+                if m:
                     steps.append((component, int(m.group(1)), m.group(2), path))
     return sorted(steps, key=lambda s: (s[0], s[1]))
 
@@ -117,16 +142,29 @@ def check_checkpoint(step_dir: str, step_index: int, step_name: str) -> str | No
         return f"cannot read database.yaml: {exc}"
     if not isinstance(data, dict) or data.get("step_index") != step_index or data.get("step_name") != step_name:
         return "database.yaml names another step"
-    for name, model in (data.get("models") or {}).items():
-        path = os.path.join(step_dir, model.get("filename", f"{name}.pb"))
+    entries = data.get("models") or {}
+    if not isinstance(entries, dict) or not all(isinstance(m, dict) for m in entries.values()):
+        return "database.yaml: models is not a mapping of name -> {filename, sha1}"
+    for name, model in entries.items():
         try:
-            with open(path, "rb") as f:
-                actual = hashlib.sha1(f.read()).hexdigest()
+            path = join_inside(step_dir, model.get("filename", f"{name}.pb"))
+        except UnsafePath as exc:
+            return f"database.yaml names a model file outside the step ({exc})"
+        try:
+            actual = _digest(path, "sha1")
         except OSError:
             return f"model file missing: {os.path.basename(path)}"
         if actual != model.get("sha1"):
             return f"{os.path.basename(path)} has SHA-1 {actual}, database.yaml says {model.get('sha1')}"
     return None
+
+
+def _digest(path: str, algorithm: str) -> str:
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def parse_archive_name(path: str) -> tuple[str, str]:
@@ -139,54 +177,18 @@ def parse_archive_name(path: str) -> tuple[str, str]:
     return check_party_model_id(party), check_version(version)
 
 
-def safe_extract(archive: str, dest: str) -> None:
-    """Extract a zip into ``dest``, refusing any entry that would land outside it."""
-    try:
-        zf = zipfile.ZipFile(archive)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise CasregError(f"cannot read {archive}: not a valid zip (truncated or damaged: {exc})") from None
-    root = os.path.realpath(dest)
-    with zf:
-        for info in zf.infolist():
-            name = info.filename
-            parts = name.replace("\\", "/").split("/")
-            target = os.path.realpath(os.path.join(root, name))
-            if (name.startswith(("/", "\\")) or ".." in parts or re.match(r"^[A-Za-z]:", name)
-                    or not (target == root or target.startswith(root + os.sep))):
-                raise CasregError(f"{archive}: entry {name!r} would be written outside the destination; refusing")
-            if stat.S_ISLNK(info.external_attr >> 16):
-                raise CasregError(f"{archive}: entry {name!r} is a symlink; refusing")
-            if info.is_dir():
-                os.makedirs(target, exist_ok=True)
-                continue
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            try:
-                with zf.open(info) as src, open(target, "wb") as out:
-                    shutil.copyfileobj(src, out, 1 << 20)
-            except (zipfile.BadZipFile, EOFError, OSError) as exc:
-                raise CasregError(f"cannot read {archive}: damaged zip at {name!r} ({exc})") from None
-
-
 def find_v2_outputs(source: str) -> list[tuple[str, str, str]]:
     """FATE 2.x model storage: ``<model_id>/<model_version>/<role>/<party_id>/<task_name>/<output_key>``
     (one tar per task output). Returns (party_model_id, model_version, party dir) for each party."""
     found = []
-    for model_id in sorted(os.listdir(source)):
-        model_dir = os.path.join(source, model_id)
-        if not os.path.isdir(model_dir):
-            continue
-        for version in sorted(os.listdir(model_dir)):
-            version_dir = os.path.join(model_dir, version)
-            if not os.path.isdir(version_dir):
-                continue
-            for role in sorted(os.listdir(version_dir)):
-                if role not in ROLES or not os.path.isdir(os.path.join(version_dir, role)):
-                    continue
-                for party_id in sorted(os.listdir(os.path.join(version_dir, role))):
-                    party_dir = os.path.join(version_dir, role, party_id)
-                    if os.path.isdir(party_dir):
-                        found.append((check_party_model_id(f"{role}#{party_id}#{model_id}"),
-                                      check_version(version), party_dir))
+    for model_id, model_dir in _dirs(source, sorted(os.listdir(source))):
+        for version, version_dir in _dirs(model_dir, sorted(os.listdir(model_dir))):
+            for role, role_dir in _dirs(version_dir, sorted(set(ROLES) & set(os.listdir(version_dir)))):
+                for party_id, party_dir in _dirs(role_dir, sorted(os.listdir(role_dir))):
+                    if "#" in party_id:
+                        raise CasregError(f"not a FATE party id: {party_id!r} ({party_dir}; ids hold no '#')")
+                    found.append((check_party_model_id(f"{role}#{party_id}#{model_id}"), check_version(version),
+                                  party_dir))
     return found
 
 
@@ -195,6 +197,8 @@ def import_source(repo, source: str, *, force: bool = False, progress=None) -> I
     FATE 2.x model storage directory, into the store."""
     if not os.path.exists(source):
         raise CasregError(f"no such file or directory: {source}")
+    if os.path.isdir(source):
+        _no_symlink_dir(os.path.abspath(source))
     if os.path.isdir(source) and not _is_version_dir(source):
         v2 = find_v2_outputs(source)
         if v2:
@@ -202,26 +206,30 @@ def import_source(repo, source: str, *, force: bool = False, progress=None) -> I
     if os.path.isfile(source):
         party, version = parse_archive_name(source)
         with tempfile.TemporaryDirectory(prefix="casreg-fate-") as tmp:
-            target = os.path.join(tmp, party, version)
+            target = join_inside(tmp, party, version)
             os.makedirs(target)
-            safe_extract(source, target)
+            extract_zip(source, target)
             return _import_versions(repo, [(party, version, target)], force, progress)
     return _import_versions(repo, find_versions(source), force, progress)
 
 
 def _import_versions(repo, versions, force: bool, progress, layout: str = "1") -> ImportReport:
     report = ImportReport()
-    for party, version, path in versions:
+    # every name is checked (it must make a legal ref) before anything is stored
+    plan = [(party, version, path, pipeline_ref(party, version),
+             [(*step, checkpoint_ref(party, version, *step[:3])) for step in checkpoint_steps(path)])
+            for party, version, path in versions]
+    for party, version, path, ref, steps in plan:
         meta = {"framework": "fate", "party_model_id": party, "model_version": version, "fate_layout": layout}
-        ref = pipeline_ref(party, version)
+        problems = {step_ref: check_checkpoint(step_dir, index, name) for _, index, name, step_dir, step_ref in steps}
+        refused = [literal(os.path.relpath(step_dir, path), directory=True)  # nor in the version
+                   for *_, step_dir, step_ref in steps if problems[step_ref]]
         result = repo.commit(path, ref, message=f"fate import {party} {version}", meta=meta, force=force,
-                             unchanged_ok=True, progress=progress)
+                             unchanged_ok=True, progress=progress, exclude=refused)
         _record(report, report.versions, ref, result)
-        for component, index, name, step_dir in checkpoint_steps(path):
-            step_ref = checkpoint_ref(party, version, component, index, name)
-            problem = check_checkpoint(step_dir, index, name)
-            if problem:
-                report.problems.append(f"{step_ref}: {problem}")
+        for component, index, name, step_dir, step_ref in steps:
+            if problems[step_ref]:
+                report.problems.append(f"{step_ref}: {problems[step_ref]}")
                 continue
             step_meta = dict(meta, component=component, step_index=str(index), step_name=name)
             result = repo.commit(step_dir, step_ref, message=f"fate checkpoint {component} {index}#{name}",
@@ -237,14 +245,23 @@ def _record(report: ImportReport, into: dict, ref: str, result) -> None:
         report.unchanged.append(ref)
 
 
+def _name(value) -> str:
+    """A FATE name from metadata: text, or a number typed from it (``--meta model_version=2024``)."""
+    return str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
+
+
 def export(repo, spec: str, dest: str, *, force: bool = False) -> str | None:
     """Write a version back in FATE's layout: a directory, or FATE's archive form for ``*.zip``
     (returns the archive's SHA-256, which FATE-Flow records and checks on restore)."""
     if not dest.endswith(".zip"):
         meta = repo.read_commit(repo.resolve(spec)).meta
-        if meta.get("fate_layout") == "2":  # back under <model_id>/<version>/<role>/<party_id>/
-            role, party_id, model_id = meta["party_model_id"].split("#", 2)
-            dest = os.path.join(dest, model_id, meta["model_version"], role, party_id)
+        if _name(meta.get("fate_layout")) == "2":  # back under <model_id>/<version>/<role>/<party_id>/
+            try:
+                role, party_id, model_id = check_party_model_id(_name(meta.get("party_model_id"))).split("#", 2)
+                version = check_version(_name(meta.get("model_version")))
+            except CasregError as exc:
+                raise UnsafePath(f"cannot export {spec}: its metadata names no FATE 2.x location: {exc}") from None
+            dest = join_inside(dest, model_id, version, role, party_id)
         repo.checkout(spec, dest, force=force)
         return None
     if os.path.exists(dest) and not force:
@@ -257,16 +274,16 @@ def export(repo, spec: str, dest: str, *, force: bool = False) -> str | None:
             for dirpath, dirnames, filenames in os.walk(tree):
                 dirnames.sort()
                 rel = os.path.relpath(dirpath, tree)
+                links = [n for n in dirnames + filenames if os.path.islink(os.path.join(dirpath, n))]
+                if links:  # zf.write would store what the link points at, from anywhere on this machine
+                    raise UnsafePath(f"cannot export {spec} as a FATE archive: "
+                                     f"{os.path.normpath(os.path.join(rel, links[0]))} is a symlink")
                 if rel != ".":
                     zf.write(dirpath, rel + "/")
                 for f in sorted(filenames):
                     zf.write(os.path.join(dirpath, f), os.path.normpath(os.path.join(rel, f)))
         os.replace(partial, dest)
-    digest = hashlib.sha256()
-    with open(dest, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return _digest(dest, "sha256")
 
 
 # -- catalog ---------------------------------------------------------------------------------------
@@ -275,7 +292,7 @@ def models(repo) -> list[dict]:
     out: dict[str, dict] = {}
     for ref, cid in repo.list_refs("models/"):
         party, _, version = ref[len("models/"):].rpartition("/")
-        if not _PARTY_MODEL_ID.match(party):
+        if not is_party_model_id(party):
             continue
         entry = out.setdefault(party, {"model": party, "versions": 0, "latest": None, "logical_bytes": 0})
         entry["versions"] += 1

@@ -27,8 +27,15 @@ class RichProgress:
 
     def start(self, label: str, total: int) -> None:
         from rich.console import Console
-        from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress,
-                                   TextColumn, TimeRemainingColumn, TransferSpeedColumn)
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
         self.done()
         columns = [TextColumn("{task.description}"), BarColumn()]
         if self.unit_bytes and label != "verify":

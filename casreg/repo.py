@@ -30,19 +30,27 @@ from typing import Iterator
 from . import annotations
 from . import progress as progress_mod
 from .db import Database
-from .errors import (AlreadyExists, CasregError, Corrupt, InvalidInput, NonFastForward, NotFound, RefConflict,
-                     StoreUnavailable, UnsafePath)
+from .errors import (
+    AlreadyExists,
+    CasregError,
+    Corrupt,
+    InvalidInput,
+    NonFastForward,
+    NotFound,
+    RefConflict,
+    StoreUnavailable,
+    UnsafePath,
+)
+from .ignore import EVERYTHING, IGNORE_FILE, PathFilter
+from .metadata import check_map
 from .objects import codec
 from .objects.basecache import KeyframeCache
 from .objects.chunker import Chunker, ChunkerParams
-from .objects.encoding import (CHUNK, COMMIT, DIR, FILE, KIND_NAMES, LINK, MANIFEST, TREE,
-                               Commit, Tree, TreeEntry)
+from .objects.encoding import CHUNK, COMMIT, DIR, FILE, KIND_NAMES, LINK, MANIFEST, TREE, Commit, Tree, TreeEntry
 from .objects.graph import ancestors, is_ancestor, reachable
 from .objects.ingest import Ingester
 from .objects.restore import Restorer
 from .objects.store import ObjectStore
-from .ignore import EVERYTHING, IGNORE_FILE, PathFilter
-from .metadata import check_map
 from .refs import ANY, RefContainer, check_ref_name
 from .timespec import parse_duration
 

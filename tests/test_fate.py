@@ -11,8 +11,8 @@ import yaml
 
 from tests.helpers import one_line_error, random_bytes, run_cli, tree_files, write_file
 
-FIXTURE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "fixtures",
-                       "fate", "guest#9999#guest-9999#host-10000#model_2020061215063879320146.zip")
+FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "fate",
+                       "guest#9999#guest-9999#host-10000#model_2020061215063879320146.zip")
 PARTY = "guest#9999#guest-9999#host-10000#model"
 VERSION = "2020061215063879320146"
 
@@ -20,7 +20,7 @@ VERSION = "2020061215063879320146"
 @pytest.fixture
 def work(tmp_path):
     if not os.path.exists(FIXTURE):
-        pytest.fail(f"the FATE fixture is missing: {FIXTURE} (shared/ must sit beside the project)", pytrace=False)
+        pytest.fail(f"the FATE fixture is missing: {FIXTURE}", pytrace=False)
     run_cli("init", cwd=tmp_path, check=0)
     return tmp_path
 
