@@ -17,3 +17,11 @@ class RefConflict(CasregError):
 
 class Corrupt(CasregError):
     """Stored bytes do not match their hash or cannot be decoded."""
+
+
+class InvalidInput(CasregError):
+    """The user's input (a URL, a name, a value) is malformed."""
+
+
+class InvalidURL(InvalidInput):
+    """A remote URL that cannot be used: bad syntax, unknown scheme or query key, missing host."""

@@ -37,7 +37,9 @@ class Backend:
     """Base of every backend. Subclasses implement the six methods below and count traffic."""
 
     def __init__(self, url: str):
+        from .config import parse_url
         self.url = url
+        self.u = parse_url(url)  # InvalidURL before anything connects
         self.traffic = Traffic()
 
     # -- objects ---------------------------------------------------------------------------------
@@ -83,13 +85,12 @@ def batched(items: Iterable, size: int) -> Iterator[list]:
 
 
 def redact(url: str) -> str:
-    """A URL with any password replaced, safe to print."""
-    from urllib.parse import urlsplit, urlunsplit
-    parts = urlsplit(url)
-    if parts.password:
-        host = parts.hostname or ""
-        if parts.port:
-            host = f"{host}:{parts.port}"
-        user = parts.username or ""
-        parts = parts._replace(netloc=f"{user}:***@{host}")
-    return urlunsplit(parts)
+    """A URL with any password replaced, safe to print, even when the URL does not parse."""
+    head, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    end = min([i for i in (rest.find(c) for c in "/?#") if i >= 0] or [len(rest)])
+    userinfo, at, hostport = rest[:end].rpartition("@")
+    if not (at and ":" in userinfo):
+        return url
+    return f"{head}://{userinfo.partition(':')[0]}:***@{hostport}{rest[end:]}"

@@ -1,6 +1,7 @@
 """``cos://<bucket>-<appid>?region=ap-guangzhou&prefix=casreg`` — Tencent COS (official SDK).
 
-Optional query keys for private deployments: ``endpoint``, ``ip``, ``port``, ``scheme``.
+Optional query keys: ``timeout`` (seconds, per request) and, for private deployments,
+``endpoint``, ``ip``, ``port``, ``scheme``.
 
 Layout under the prefix:
 - ``packs/<id>``: many objects concatenated (one pack per ``put_many``: tens of MiB), so a push
@@ -24,7 +25,6 @@ import struct
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator
-from urllib.parse import parse_qs, urlsplit
 
 import blake3
 
@@ -40,23 +40,21 @@ CREATE_ONLY = {"IfNoneMatch": "*", "Metadata": {"x-cos-forbid-overwrite": "true"
 class COSBackend(Backend):
     def __init__(self, url: str, secrets: dict, cache_dir: str | None = None):
         super().__init__(url)
+        u = self.u
         self.cache_dir = cache_dir
         from qcloud_cos import CosConfig, CosS3Client
         logging.getLogger("qcloud_cos").setLevel(logging.CRITICAL)  # failures become one RemoteError line
         from qcloud_cos.cos_exception import CosClientError, CosServiceError
         self._client_error, self._service_error = CosClientError, CosServiceError
-        parts = urlsplit(url)
-        q = {k: v[0] for k, v in parse_qs(parts.query).items()}
-        self.bucket = parts.netloc
-        if not self.bucket or "-" not in self.bucket or not q.get("region"):
-            raise RemoteError(f"COS URL {self.describe()}: use cos://<bucket>-<appid>?region=<region>")
+        q = u.query
+        self.bucket = u.host
         self.prefix = q.get("prefix", "casreg").strip("/")
         secret_id = secrets.get("secret_id") or os.environ.get("COS_SECRET_ID")
         secret_key = secrets.get("secret_key") or os.environ.get("COS_SECRET_KEY")
         if not (secret_id and secret_key):
             raise RemoteError("COS needs a SecretId and SecretKey: set CASREG_REMOTE_<NAME>_SECRET_ID and "
                               "_SECRET_KEY (or COS_SECRET_ID / COS_SECRET_KEY), or use --fate-config")
-        options = {"Region": q["region"], "Scheme": q.get("scheme", "https"),
+        options = {"Region": q["region"], "Scheme": q.get("scheme", "https"), "Timeout": u.timeout,
                    "SecretId": secret_id, "SecretKey": secret_key}
         if q.get("endpoint"):
             options["Endpoint"] = q["endpoint"]
@@ -64,10 +62,10 @@ class COSBackend(Backend):
             options["IP"] = q["ip"]
             options["Port"] = int(q.get("port", 80))
         self.where = f"COS bucket {self.bucket}"
-        self.client = CosS3Client(CosConfig(**options), retry=1)
         self._index: dict[bytes, tuple[str, int, int]] | None = None
         self._packs_loaded: set[str] = set()
         with self._errors():
+            self.client = CosS3Client(CosConfig(**options), retry=1)
             self.client.head_bucket(Bucket=self.bucket)
         self.traffic.requests += 1
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from typing import Iterator
-from urllib.parse import unquote, urlsplit
 
 from .base import Backend, RemoteError
 
@@ -13,10 +12,10 @@ class FileBackend(Backend):
     def __init__(self, url: str, create: bool = False):
         super().__init__(url)
         from ..repo import Repository
-        path = unquote(urlsplit(url).path)
+        path = self.u.path
         if not os.path.isdir(path) or not os.path.exists(os.path.join(path, "data.mdb")):
             if not create:
-                raise RemoteError(f"remote {url}: not a casreg store")
+                raise RemoteError(f"remote {self.describe()}: not a casreg store")
             Repository.init(path).close()
         self.repo = Repository(path)
 

@@ -1,4 +1,4 @@
-"""``mysql://user@host:port/database?prefix=casreg_`` — objects and refs in InnoDB tables.
+"""``mysql://user@host:port/database?prefix=casreg_&timeout=30`` — objects and refs in InnoDB tables.
 
 Tables (created on first use, schema version in ``<prefix>meta``): ``<prefix>objects(id
 BINARY(32) PRIMARY KEY, value LONGBLOB)`` and ``<prefix>refs(name VARBINARY(512) PRIMARY KEY,
@@ -9,14 +9,11 @@ by one conditional ``UPDATE``/``INSERT``/``DELETE`` whose row count says whether
 from __future__ import annotations
 
 import contextlib
-import re
 from typing import Iterator
-from urllib.parse import parse_qs, unquote, urlsplit
 
 from .base import Backend, RemoteError, batched
 
 SCHEMA_VERSION = "1"
-_PREFIX = re.compile(r"^[A-Za-z0-9_]{0,32}$")
 MESSAGES = {
     1045: "access denied (check the user and CASREG_REMOTE_<NAME>_PASSWORD)",
     1044: "access denied to the database",
@@ -36,21 +33,17 @@ MESSAGES = {
 class MySQLBackend(Backend):
     def __init__(self, url: str, secrets: dict):
         super().__init__(url)
+        u = self.u
         import pymysql
         self._pymysql = pymysql
-        parts = urlsplit(url)
-        database = parts.path.strip("/")
-        prefix = parse_qs(parts.query).get("prefix", ["casreg_"])[0]
-        if not database or not _PREFIX.match(prefix):
-            raise RemoteError(f"mysql URL {self.describe()}: needs /database and a prefix of letters, digits, _")
-        self.where = f"mysql at {parts.hostname or '127.0.0.1'}:{parts.port or 3306}/{database}"
+        prefix = u.query.get("prefix", "casreg_")  # letters, digits, _ (parse_url checked)
+        self.where = f"mysql at {u.host}:{u.port or 3306}/{u.database}"
         self.t_objects, self.t_refs, self.t_meta = f"{prefix}objects", f"{prefix}refs", f"{prefix}meta"
-        password = secrets.get("password") or (unquote(parts.password) if parts.password else "")
         with self._errors():
-            self.conn = pymysql.connect(host=parts.hostname or "127.0.0.1", port=parts.port or 3306,
-                                        user=unquote(parts.username or "root"), password=password,
-                                        database=database, autocommit=True, connect_timeout=5,
-                                        read_timeout=120, write_timeout=120, charset="utf8mb4")
+            self.conn = pymysql.connect(host=u.host, port=u.port or 3306, user=u.user or "root",
+                                        password=secrets.get("password") or u.password or "",
+                                        database=u.database, autocommit=True, connect_timeout=u.timeout,
+                                        read_timeout=u.timeout, write_timeout=u.timeout, charset="utf8mb4")
             self.traffic.requests += 1
             self._ensure_schema()
 

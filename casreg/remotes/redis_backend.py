@@ -1,4 +1,4 @@
-"""``redis://[:password@]host:port/db?prefix=casreg:`` — objects as keys, refs in one hash.
+"""``redis://host:port/db?prefix=casreg:&timeout=30`` — objects as keys, refs in one hash.
 
 Existence checks and writes are pipelined (one round trip per batch); the ref compare-and-swap is a
 Lua script, so it is atomic on the server.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 from typing import Iterator
-from urllib.parse import parse_qs, unquote, urlsplit
 
 from .base import Backend, RemoteError, batched
 
@@ -28,21 +27,16 @@ return 1
 class RedisBackend(Backend):
     def __init__(self, url: str, secrets: dict):
         super().__init__(url)
+        u = self.u
         import redis
         self._redis = redis
-        parts = urlsplit(url)
-        query = parse_qs(parts.query)
-        self.prefix = query.get("prefix", ["casreg:"])[0].encode()
-        db = (parts.path or "/0").strip("/") or "0"
-        if not db.isdigit():
-            raise RemoteError(f"redis URL {self.describe()}: the path must be a db number")
-        self.where = f"redis at {parts.hostname or '127.0.0.1'}:{parts.port or 6379}/{db}"
-        password = secrets.get("password") or (unquote(parts.password) if parts.password else None)
+        self.prefix = u.query.get("prefix", "casreg:").encode()
+        self.where = f"redis at {u.host}:{u.port or 6379}/{u.database}"
         from redis.backoff import NoBackoff
         from redis.retry import Retry
-        self.r = redis.Redis(host=parts.hostname or "127.0.0.1", port=parts.port or 6379, db=int(db),
-                             password=password, socket_connect_timeout=5, socket_timeout=60,
-                             retry=Retry(NoBackoff(), 1))
+        self.r = redis.Redis(host=u.host, port=u.port or 6379, db=int(u.database),
+                             password=secrets.get("password") or u.password, socket_connect_timeout=u.timeout,
+                             socket_timeout=u.timeout, retry=Retry(NoBackoff(), 1))
         with self._errors():
             self.r.ping()
             self.traffic.requests += 1
