@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
+import time
+
 import pytest
 
 from casreg.errors import InvalidInput
-from casreg.remotes import open_backend
+from casreg.remotes import RemoteError, open_backend
 from casreg.remotes.config import parse_url
 from tests.helpers import one_line_error, run_cli
 
@@ -59,3 +64,70 @@ def test_unknown_query_key_lists_the_known_ones():
         parse_url("cos://b-1250000000?region=ap-guangzhou&bucket=x")
     with pytest.raises(InvalidInput, match="given twice"):
         parse_url("redis://127.0.0.1/0?prefix=a&prefix=b")
+
+
+# -- a server that is not what the URL says ------------------------------------------------------
+@pytest.fixture
+def fake_server():
+    """Start TCP servers on free ports: ``start(reply)`` answers every connection with ``reply``
+    (after its first bytes arrive), or with nothing at all when ``reply`` is None, and holds it open."""
+    sockets, conns = [], []
+
+    def start(reply: bytes | None) -> int:
+        srv = socket.create_server(("127.0.0.1", 0))
+        sockets.append(srv)
+
+        def serve():
+            while True:
+                try:
+                    conn, _ = srv.accept()
+                except OSError:
+                    return
+                conns.append(conn)
+                if reply is not None:
+                    with contextlib.suppress(OSError):
+                        conn.recv(65536)
+                        conn.sendall(reply)
+        threading.Thread(target=serve, daemon=True).start()
+        return srv.getsockname()[1]
+    yield start
+    for s in sockets + conns:
+        s.close()
+
+
+HTTP_REPLY = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 19\r\n\r\n<html><p>hi</html>\n"
+GARBAGE = b"\x05\x00\x00\x00\xff\x01garbage\r\n"
+OPEN = {"secret_id": "casreg-test", "secret_key": "casreg-test-secret"}
+
+
+def _urls(port: int, query: str = "") -> list[str]:
+    return [f"redis://127.0.0.1:{port}/0{'?' if query else ''}{query}",
+            f"mysql://root@127.0.0.1:{port}/test{'?' if query else ''}{query}",
+            f"cos://b-1250000000?region=ap-guangzhou&scheme=http&ip=127.0.0.1&port={port}{'&' if query else ''}{query}"]
+
+
+def test_a_server_speaking_another_protocol_is_one_remote_error(fake_server, tmp_path):
+    ports = [fake_server(HTTP_REPLY), fake_server(GARBAGE), 3306]  # 3306: MariaDB, not Redis
+    for port in ports:
+        for url in _urls(port, "timeout=2"):
+            if url.startswith("mysql") and port == 3306:
+                continue
+            with pytest.raises(RemoteError) as info:
+                open_backend(url, OPEN).refs()
+            assert "\n" not in str(info.value), url
+    run_cli("init", cwd=tmp_path, check=0)
+    run_cli("remote", "add", "web", _urls(ports[0], "timeout=2")[0], cwd=tmp_path, check=0)
+    assert "redis at 127.0.0.1" in one_line_error(run_cli("ls-remote", "web", cwd=tmp_path))
+
+
+def test_a_server_that_never_answers_times_out(fake_server, tmp_path):
+    port = fake_server(None)
+    for url in _urls(port, "timeout=1"):
+        start = time.monotonic()
+        with pytest.raises(RemoteError, match="within 1 s|timed out|Timeout") as info:
+            open_backend(url, OPEN).refs()
+        assert time.monotonic() - start < 6, url  # one retry at most
+        assert "\n" not in str(info.value)
+    run_cli("init", cwd=tmp_path, check=0)
+    run_cli("remote", "add", "mute", _urls(port, "timeout=1")[1], cwd=tmp_path, check=0)
+    assert "no answer within 1 s" in one_line_error(run_cli("ls-remote", "mute", cwd=tmp_path))

@@ -82,6 +82,8 @@ class COSBackend(Backend):
             raise RemoteError(f"{self.where}: {code}: {exc.get_error_msg()}") from None
         except self._client_error as exc:
             raise RemoteError(f"cannot reach {self.where}: {str(exc).splitlines()[0][:200]}") from None
+        except (SyntaxError, ValueError, KeyError, TypeError, AttributeError) as exc:  # the SDK parsing a non-COS reply
+            raise RemoteError(f"{self.where}: unexpected reply, is it a COS server? ({type(exc).__name__})") from None
 
     def _key(self, *parts: str) -> str:
         return "/".join((self.prefix, *parts)) if self.prefix else "/".join(parts)

@@ -9,6 +9,7 @@ by one conditional ``UPDATE``/``INSERT``/``DELETE`` whose row count says whether
 from __future__ import annotations
 
 import contextlib
+import struct
 from typing import Iterator
 
 from .base import Backend, RemoteError, batched
@@ -49,13 +50,18 @@ class MySQLBackend(Backend):
 
     @contextlib.contextmanager
     def _errors(self):
-        err = self._pymysql.err
         try:
             yield
-        except (err.OperationalError, err.InternalError, err.ProgrammingError, err.InterfaceError) as exc:
+        except self._pymysql.err.MySQLError as exc:
             code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-            message = MESSAGES.get(code) or (str(exc.args[1]) if len(exc.args) > 1 else str(exc))
-            raise RemoteError(f"{self.where}: {message}") from None
+            if "timed out" in str(exc):
+                message = f"no answer within {self.u.timeout:g} s (URL key timeout=)"
+            else:
+                message = MESSAGES.get(code) or (str(exc.args[1]) if len(exc.args) > 1 else str(exc))
+            raise RemoteError(f"{self.where}: {message[:200]}") from None
+        except (OSError, ValueError, IndexError, KeyError, struct.error) as exc:  # pymysql parsing a non-MySQL reply
+            raise RemoteError(f"{self.where}: unexpected reply, is it a MySQL server? "
+                              f"({type(exc).__name__}: {str(exc)[:100]})") from None
 
     def _ensure_schema(self) -> None:
         with self.conn.cursor() as cur:

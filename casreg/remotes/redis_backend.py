@@ -54,7 +54,7 @@ class RedisBackend(Backend):
         except r.exceptions.ConnectionError as exc:
             raise RemoteError(f"cannot reach {self.where}: {str(exc).splitlines()[0]}") from None
         except r.exceptions.TimeoutError:
-            raise RemoteError(f"{self.where}: timed out") from None
+            raise RemoteError(f"{self.where}: no answer within {self.u.timeout:g} s (URL key timeout=)") from None
         except r.exceptions.ResponseError as exc:
             text = str(exc).split("caused error:", 1)[-1].strip()  # drop the (binary) command of a pipeline
             if text.startswith("OOM") or "maxmemory" in text:
@@ -62,6 +62,8 @@ class RedisBackend(Backend):
             if "NOAUTH" in text or "WRONGPASS" in text:
                 raise RemoteError(f"{self.where}: authentication failed") from None
             raise RemoteError(f"{self.where}: {text}") from None
+        except r.exceptions.RedisError as exc:  # a reply that is not Redis's protocol, and the rest
+            raise RemoteError(f"{self.where}: unexpected reply, is it a Redis server? ({str(exc)[:100]})") from None
 
     def _key(self, oid: bytes) -> bytes:
         return self.prefix + b"o:" + oid
