@@ -611,7 +611,12 @@ def restore_version(ref: str) -> None:
 
 def main() -> None:
     """Entry point: run the app, turning every expected failure into one line."""
+    import logging
+
     from .errors import CasregError
+    warn = logging.StreamHandler()  # what casreg skipped but could go on without (a damaged remote ref)
+    warn.setFormatter(logging.Formatter("casreg: warning: %(message)s"))
+    logging.getLogger("casreg").addHandler(warn)
     try:
         app()
     except CasregError as exc:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import threading
 import time
 
 import pytest
 
-from casreg.errors import InvalidInput
-from casreg.remotes import RemoteError, open_backend
+from casreg.errors import CasregError, InvalidInput
+from casreg.remotes import RemoteError, open_backend, ops
 from casreg.remotes.config import parse_url
-from tests.helpers import one_line_error, run_cli
+from casreg.repo import Repository
+from tests.helpers import one_line_error, random_bytes, run_cli, write_file
+from tests.remote_kinds import COSRemote
 
 BAD_URLS = [
     ("redis://127.0.0.1:abc/0", "port"),
@@ -131,3 +134,70 @@ def test_a_server_that_never_answers_times_out(fake_server, tmp_path):
     run_cli("init", cwd=tmp_path, check=0)
     run_cli("remote", "add", "mute", _urls(port, "timeout=1")[1], cwd=tmp_path, check=0)
     assert "no answer within 1 s" in one_line_error(run_cli("ls-remote", "mute", cwd=tmp_path))
+
+
+# -- remote data that does not parse ---------------------------------------------------------------
+def _pushed(tmp_path, remote) -> bytes:
+    repo = Repository.init(str(tmp_path / "a" / ".casreg"))
+    ops.config(repo).add("origin", remote.url)
+    write_file(tmp_path / "m" / "w.bin", random_bytes(50_000, "bad-refs"))
+    cid = repo.commit(str(tmp_path / "m"), "models/m/v1").id
+    ops.push_refs(repo, "origin", ["models/m/v1"])
+    repo.close()
+    return cid
+
+
+def _plant_bad_refs(remote, cid: bytes) -> None:
+    """Refs casreg never writes, put on the server the way the backend stores refs."""
+    if remote.kind == "redis":
+        remote.r.hset(remote.prefix.encode() + b"refs", mapping={b"\xff\xfebad": cid, b"../../x": cid,
+                                                                 b"models/short": cid[:31]})
+    elif remote.kind == "mysql":
+        with remote.conn.cursor() as cur:
+            cur.executemany(f"INSERT INTO {remote.prefix}refs (name, target) VALUES (%s, %s)",
+                            [(b"\xff\xfebad", cid), (b"../../x", cid)])
+    else:
+        be = remote.backend()
+        for key, body in [("models/zz:0000000000000000", b'{"old": null, "new": "zz"}'),
+                          ("models/list:0000000000000000", b"[1, 2]"),
+                          ("models/notjson:0000000000000000", b"\xff{"),
+                          # SeaweedFS refuses keys with '../'; this name is as invalid for casreg
+                          ("models/a..b:0000000000000000", b'{"old": null, "new": "%s"}' % cid.hex().encode())]:
+            be.client.put_object(Bucket=remote.bucket, Key=be._key("refs", key), Body=body)
+
+
+@pytest.mark.parametrize("remote", ["redis", "mysql", "cos"], indirect=True)
+def test_bad_remote_refs_are_skipped_with_a_warning(remote, tmp_path, caplog):
+    cid = _pushed(tmp_path, remote)
+    _plant_bad_refs(remote, cid)
+    be = remote.backend()
+    with caplog.at_level(logging.WARNING, logger="casreg"):
+        assert be.refs() == {"models/m/v1": cid}
+    invalid_name = "models/a..b" if remote.kind == "cos" else "../../x"
+    assert invalid_name in be.bad_refs and len(be.bad_refs) == {"redis": 3, "mysql": 2, "cos": 4}[remote.kind]
+    assert all("\n" not in why for why in be.bad_refs.values())
+    assert len(caplog.records) == len(be.bad_refs)
+    be.close()
+    # the CLI shows the good refs on stdout, one warning line per skipped ref on stderr; clone works
+    proc = run_cli("clone", remote.url, tmp_path / "b", cwd=tmp_path, check=0)
+    warnings = proc.stderr.decode().splitlines()
+    assert len(warnings) == len(be.bad_refs) and all(w.startswith("casreg: warning: ") for w in warnings)
+    assert "Traceback" not in proc.stderr.decode()
+    out = run_cli("ls-remote", "origin", cwd=tmp_path / "b", check=0)
+    assert out.stdout.decode().split() == [cid.hex(), "models/m/v1"]
+    assert invalid_name in out.stderr.decode()
+    with Repository(str(tmp_path / "b" / ".casreg")) as b:
+        assert [name for name, _ in b.list_refs()] == ["models/m/v1", "remotes/origin/models/m/v1"]
+
+
+def test_damaged_cos_ref_head_refuses_a_push_in_one_line(seaweed, tmp_path):
+    remote = COSRemote(seaweed)
+    cid = _pushed(tmp_path, remote)
+    be = remote.backend()
+    be.client.put_object(Bucket=remote.bucket, Key=be._key("refs", "models/m/v1:0000000000000001"), Body=b'{"new": 7}')
+    with pytest.raises(CasregError) as info:
+        be.set_ref_if_equals("models/m/v1", cid, bytes(32))
+    assert "models/m/v1" in str(info.value) and "\n" not in str(info.value)
+    be.client.put_object(Bucket=remote.bucket, Key=be._key("refs", "models/m/v1:0000000000000001"), Body=b"[]")
+    with pytest.raises(CasregError, match="ref log entry models/m/v1:1 is damaged"):
+        be.set_ref_if_equals("models/m/v1", cid, bytes(32))

@@ -28,7 +28,8 @@ from typing import Iterator
 
 import blake3
 
-from .base import Backend, RemoteError
+from ..errors import Corrupt
+from .base import Backend, RemoteError, remote_ref
 
 _REC = struct.Struct("<32sQI")
 INDEX_MAGIC = b"casreg-packindex-1\n"
@@ -224,24 +225,34 @@ class COSBackend(Backend):
                 heads[name] = max(heads.get(name, -1), int(seq))
         return heads
 
-    def _entry(self, name: str, seq: int) -> dict:
+    def _target(self, name: str, seq: int):
+        """The ``new`` of a ref log entry, as stored (None: the ref was deleted); Corrupt if the
+        entry is not the JSON object casreg writes."""
         try:
-            return json.loads(self._get_immutable(self._key("refs", f"{name}:{seq:0{SEQ_WIDTH}d}")))
+            entry = json.loads(self._get_immutable(self._key("refs", f"{name}:{seq:0{SEQ_WIDTH}d}")))
         except ValueError:
-            raise RemoteError(f"{self.where}: ref log entry {name}:{seq} is damaged") from None
+            entry = None
+        if not isinstance(entry, dict) or "new" not in entry:
+            raise Corrupt(f"{self.where}: ref log entry {name}:{seq} is damaged")
+        return entry["new"]
+
+    def _target_or_error(self, name: str, seq: int):
+        try:
+            return self._target(name, seq)
+        except Corrupt as exc:
+            return exc
 
     def refs(self) -> dict[str, bytes]:
         heads = self._ref_heads()
         with ThreadPoolExecutor(8) as pool:
-            entries = list(pool.map(lambda item: (item[0], self._entry(*item)), heads.items()))
-        return {name: bytes.fromhex(e["new"]) for name, e in entries if e.get("new")}
+            targets = list(pool.map(lambda item: (item[0], self._target_or_error(*item)), heads.items()))
+        return self._accept_refs((name, t) for name, t in targets if t is not None)
 
     def set_ref_if_equals(self, name: str, old: bytes | None, new: bytes | None) -> bool:
         seq = self._ref_heads().get(name, -1)
-        current = None
-        if seq >= 0:
-            value = self._entry(name, seq).get("new")
-            current = bytes.fromhex(value) if value else None
+        current = self._target(name, seq) if seq >= 0 else None
+        if current is not None:
+            current = remote_ref(name, current)[1]  # a damaged head refuses the update, in one line
         if current != old:
             return False
         entry = json.dumps({"old": old.hex() if old else None, "new": new.hex() if new else None}).encode()

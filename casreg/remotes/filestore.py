@@ -43,7 +43,7 @@ class FileBackend(Backend):
 
     def refs(self) -> dict[str, bytes]:
         self.traffic.requests += 1
-        return dict(self.repo.list_refs())
+        return self._accept_refs(self.repo.list_refs())
 
     def set_ref_if_equals(self, name: str, old: bytes | None, new: bytes | None) -> bool:
         from ..errors import RefConflict

@@ -138,7 +138,7 @@ class MySQLBackend(Backend):
             cur.execute(f"SELECT name, target FROM {self.t_refs}")
             rows = cur.fetchall()
         self.traffic.requests += 1
-        return {bytes(n).decode(): bytes(t) for n, t in rows}
+        return self._accept_refs((bytes(n), bytes(t)) for n, t in rows)
 
     def set_ref_if_equals(self, name: str, old: bytes | None, new: bytes | None) -> bool:
         key = name.encode()

@@ -111,7 +111,7 @@ class RedisBackend(Backend):
         with self._errors():
             raw = self.r.hgetall(self.prefix + b"refs")
         self.traffic.requests += 1
-        return {k.decode(): v for k, v in raw.items()}
+        return self._accept_refs(raw.items())
 
     def set_ref_if_equals(self, name: str, old: bytes | None, new: bytes | None) -> bool:
         with self._errors():
