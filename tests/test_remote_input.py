@@ -14,6 +14,7 @@ from casreg.errors import CasregError, InvalidInput
 from casreg.remotes import RemoteError, open_backend, ops
 from casreg.remotes.config import parse_url
 from casreg.repo import Repository
+from tests import test_remotes
 from tests.helpers import one_line_error, random_bytes, run_cli, write_file
 from tests.remote_kinds import COSRemote
 
@@ -201,3 +202,32 @@ def test_damaged_cos_ref_head_refuses_a_push_in_one_line(seaweed, tmp_path):
     be.client.put_object(Bucket=remote.bucket, Key=be._key("refs", "models/m/v1:0000000000000001"), Body=b"[]")
     with pytest.raises(CasregError, match="ref log entry models/m/v1:1 is damaged"):
         be.set_ref_if_equals("models/m/v1", cid, bytes(32))
+
+
+# -- clone takes secrets like every other remote command ---------------------------------------------
+private_redis = test_remotes.private_redis  # a password-protected redis-server of our own
+
+
+def test_clone_of_a_password_protected_redis(private_redis, tmp_path):
+    url = f"redis://127.0.0.1:{private_redis}/0"
+    run_cli("init", cwd=tmp_path, check=0)
+    write_file(tmp_path / "m" / "w.bin", random_bytes(50_000, "private"))
+    run_cli("commit", "m", "--ref", "models/m/v1", cwd=tmp_path, check=0)
+    run_cli("remote", "add", "r", url, cwd=tmp_path, check=0)
+    run_cli("push", "r", "models/m/v1", cwd=tmp_path, env={"CASREG_REMOTE_R_PASSWORD": "s3cret"}, check=0)
+
+    assert "authentication failed" in one_line_error(run_cli("clone", url, tmp_path / "none", cwd=tmp_path))
+    assert not (tmp_path / "none").exists()
+    env = {"CASREG_REMOTE_ORIGIN_PASSWORD": "s3cret"}
+    run_cli("clone", url, tmp_path / "b", cwd=tmp_path, env=env, check=0)
+    assert "models/m/v1" in run_cli("ls-remote", "origin", cwd=tmp_path / "b", env=env, check=0).stdout.decode()
+    assert "s3cret" not in (tmp_path / "b" / ".casreg" / "remotes.json").read_text()
+
+    # a password in the URL is refused as by `remote add`, before connecting (port 1 would not answer)
+    line = one_line_error(run_cli("clone", "redis://:s3cret@127.0.0.1:1/0", tmp_path / "c", cwd=tmp_path))
+    assert "CASREG_REMOTE_ORIGIN_PASSWORD" in line and "s3cret" not in line
+    assert not (tmp_path / "c").exists()
+    # the Python API's explicit secrets are kept in the 0600 remotes.json, like --fate-config's
+    c = ops.clone(url, str(tmp_path / "d"), secrets={"password": "s3cret"})
+    assert ops.ls_remote(c, "origin") == {"models/m/v1": c.resolve("models/m/v1")}
+    c.close()

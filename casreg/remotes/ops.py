@@ -7,7 +7,7 @@ import os
 from ..errors import CasregError, NotFound
 from . import open_backend
 from .base import Backend
-from .config import RemoteConfig
+from .config import RemoteConfig, check_new_remote, env_secrets
 from .sync import FetchResult, PushResult, fast_forward, fetch, push, tracking_ref, verify_remote
 
 
@@ -71,7 +71,8 @@ def clone(url: str, path: str, secrets: dict | None = None, progress=None):
     """A new store at ``path`` with remote ``origin`` and a local ref for every remote ref."""
     from ..repo import STORE_DIR, Repository
     store = path if os.path.basename(os.path.normpath(path)) == STORE_DIR else os.path.join(path, STORE_DIR)
-    be = open_backend(url, secrets)  # fail before creating anything
+    check_new_remote("origin", url)  # what `remote add` refuses (a password in the URL), before connecting
+    be = open_backend(url, {**(secrets or {}), **env_secrets("origin")})  # fail before creating anything
     be.close()
     created = not os.path.exists(store)
     repo = Repository.init(store)
