@@ -231,3 +231,36 @@ def test_clone_of_a_password_protected_redis(private_redis, tmp_path):
     c = ops.clone(url, str(tmp_path / "d"), secrets={"password": "s3cret"})
     assert ops.ls_remote(c, "origin") == {"models/m/v1": c.resolve("models/m/v1")}
     c.close()
+
+
+# -- the COS ref log cache is checked against the server ---------------------------------------------
+def test_cos_cache_does_not_hide_a_rewritten_ref_log(seaweed, tmp_path):
+    """Site A pushed; the prefix was emptied; site B pushed other content under the same ref. A must
+    see B's ref, and A's push without --force must be refused, not overwrite B's version."""
+    remote = COSRemote(seaweed)
+    a = Repository.init(str(tmp_path / "a" / ".casreg"))
+    b = Repository.init(str(tmp_path / "b" / ".casreg"))
+    for repo in (a, b):
+        ops.config(repo).add("origin", remote.url)
+    write_file(tmp_path / "ma" / "w.bin", random_bytes(50_000, "site-a"))
+    write_file(tmp_path / "mb" / "w.bin", random_bytes(50_000, "site-b"))
+    va = a.commit(str(tmp_path / "ma"), "models/m/v1").id
+    vb = b.commit(str(tmp_path / "mb"), "models/m/v1").id
+    ops.push_refs(a, "origin", ["models/m/v1"])
+    assert ops.ls_remote(a, "origin") == {"models/m/v1": va}  # A has read (and cached) its ref log
+
+    be = remote.backend()
+    listed = be.client.list_objects(Bucket=remote.bucket, Prefix=be.prefix + "/", MaxKeys=1000)
+    for obj in listed.get("Contents", []):
+        be.client.delete_object(Bucket=remote.bucket, Key=obj["Key"])
+    ops.push_refs(b, "origin", ["models/m/v1"])
+
+    assert ops.ls_remote(a, "origin") == {"models/m/v1": vb}
+    write_file(tmp_path / "ma" / "w.bin", random_bytes(60_000, "site-a-2"))
+    a.commit(str(tmp_path / "ma"), "models/m/v1", expect_old=va.hex(), parents=["models/m/v1"])
+    with pytest.raises(RemoteError, match="rejected"):
+        ops.push_refs(a, "origin", ["models/m/v1"])
+    assert be.refs() == {"models/m/v1": vb}
+    be.close()
+    a.close()
+    b.close()

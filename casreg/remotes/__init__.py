@@ -8,8 +8,8 @@ from .base import Backend, RemoteError
 def open_backend(url: str, secrets: dict | None = None, *, create: bool = False,
                  cache_dir: str | None = None) -> Backend:
     """The backend for a URL (file://, redis://, mysql://, cos://), checked by ``parse_url`` first.
-    ``cache_dir`` keeps what a backend may cache between runs (COS pack indexes, which never change
-    once written)."""
+    ``cache_dir`` keeps what a backend may cache between runs (COS pack indexes and ref log
+    entries, each trusted only while the server lists it with the same ETag)."""
     from .config import parse_url
     scheme = parse_url(url).scheme
     secrets = secrets or {}
