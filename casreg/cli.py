@@ -643,7 +643,13 @@ def restore_version(ref: str) -> None:
 
 def main() -> None:
     """Entry point: run the app; every failure ends as one line and its exit code (errors.py)."""
+    import logging
+
     from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, CasregError, StoreUnavailable
+
+    warn = logging.StreamHandler()  # what casreg skipped but could go on without (a damaged remote ref)
+    warn.setFormatter(logging.Formatter("casreg: warning: %(message)s"))
+    logging.getLogger("casreg").addHandler(warn)
     try:
         app()
     except CasregError as exc:

@@ -36,6 +36,10 @@ class InvalidInput(CasregError):
     exit_code = 2
 
 
+class InvalidURL(InvalidInput):
+    """A remote URL that cannot be used: bad syntax, unknown scheme or query key, missing host."""
+
+
 class NotFound(CasregError):
     """An unknown ref, version, object, path or remote."""
 

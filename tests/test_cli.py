@@ -129,12 +129,18 @@ def test_special_files_are_refused(work):
 
 
 def test_each_kind_of_failure_has_its_own_exit_code(work):
-    """errors.py: unknown ref 3, conflict 4, corrupt 5, bad input 2."""
+    """errors.py: unknown ref 3, conflict 4, corrupt 5, bad input 2, unreachable remote 6."""
+    import socket
     run_cli("commit", "model", "--ref", "m/v", cwd=work, check=0)
     assert run_cli("show", "m/nope", cwd=work).returncode == 3
     (work / "model" / "conf.json").write_bytes(b'{"lr": 0.2}')
     assert run_cli("commit", "model", "--ref", "m/v", "--expect-old", "0" * 64, cwd=work).returncode == 4
     assert run_cli("show", "bad..name", cwd=work).returncode == 2
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run_cli("remote", "add", "down", f"redis://127.0.0.1:{port}/0", cwd=work, check=0)
+    assert run_cli("ls-remote", "down", cwd=work).returncode == 6
     from casreg.repo import Repository
     with Repository(str(work / ".casreg")) as repo:
         victim = repo.read_commit(repo.resolve("m/v")).tree

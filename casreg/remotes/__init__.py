@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
-from .base import Backend, RemoteError
+from ..errors import RemoteError
+from .base import Backend
 
 
 def open_backend(url: str, secrets: dict | None = None, *, create: bool = False,
                  cache_dir: str | None = None) -> Backend:
-    """The backend for a URL (file://, redis://, mysql://, cos://). ``cache_dir`` keeps what a
-    backend may cache between runs (COS pack indexes, which never change once written)."""
-    scheme = urlsplit(url).scheme
+    """The backend for a URL (file://, redis://, mysql://, cos://), checked by ``parse_url`` first.
+    ``cache_dir`` keeps what a backend may cache between runs (COS pack indexes and ref log
+    entries, each trusted only while the server lists it with the same ETag)."""
+    from .config import parse_url
+    scheme = parse_url(url).scheme
     secrets = secrets or {}
     if scheme == "file":
         from .filestore import FileBackend
@@ -22,10 +23,8 @@ def open_backend(url: str, secrets: dict | None = None, *, create: bool = False,
     if scheme == "mysql":
         from .mysql_backend import MySQLBackend
         return MySQLBackend(url, secrets)
-    if scheme == "cos":
-        from .cos_backend import COSBackend
-        return COSBackend(url, secrets, cache_dir=cache_dir)
-    raise RemoteError(f"unsupported remote URL scheme {scheme!r}")
+    from .cos_backend import COSBackend
+    return COSBackend(url, secrets, cache_dir=cache_dir)
 
 
 __all__ = ["Backend", "RemoteError", "open_backend"]

@@ -10,14 +10,15 @@ self-describing, and re-hashed by the receiver before it keeps anything.
 
 from __future__ import annotations
 
+import logging
+import re
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
-from ..errors import CasregError
+from ..errors import CasregError, Corrupt
+from ..refs.names import check_ref_name
 
-
-class RemoteError(CasregError):
-    """A remote could not be reached or refused a request: one line for the user."""
+log = logging.getLogger("casreg.remotes")
 
 
 @dataclass
@@ -37,7 +38,10 @@ class Backend:
     """Base of every backend. Subclasses implement the six methods below and count traffic."""
 
     def __init__(self, url: str):
+        from .config import parse_url
         self.url = url
+        self.u = parse_url(url)  # InvalidURL before anything connects
+        self.bad_refs: dict[str, str] = {}  # what the last refs() skipped: printable name -> why
         self.traffic = Traffic()
 
     # -- objects ---------------------------------------------------------------------------------
@@ -55,7 +59,7 @@ class Backend:
 
     # -- refs ------------------------------------------------------------------------------------
     def refs(self) -> dict[str, bytes]:
-        """Every ref on the remote and the commit id it points at."""
+        """Every valid ref on the remote and the commit id it points at (see ``_accept_refs``)."""
         raise NotImplementedError
 
     def set_ref_if_equals(self, name: str, old: bytes | None, new: bytes | None) -> bool:
@@ -70,6 +74,39 @@ class Backend:
     def describe(self) -> str:
         return redact(self.url)
 
+    def _accept_refs(self, pairs: Iterable[tuple]) -> dict[str, bytes]:
+        """The refs among (name, target) pairs read from the server, checked by ``remote_ref``; a
+        target may also be the CasregError met reading it. The others are skipped with a warning and
+        kept in ``bad_refs``: one damaged ref never hides the rest, nor fails every fetch."""
+        good, self.bad_refs = {}, {}
+        for name, target in pairs:
+            try:
+                if isinstance(target, CasregError):
+                    raise target
+                ref, good_target = remote_ref(name, target)
+                good[ref] = good_target
+            except CasregError as exc:
+                shown = name.decode("utf-8", "backslashreplace") if isinstance(name, bytes) else str(name)
+                self.bad_refs[shown] = str(exc)
+                log.warning("%s: skipping a ref: %s", self.describe(), exc)
+        return good
+
+
+def remote_ref(name: bytes | str, target) -> tuple[str, bytes]:
+    """A (name, target) pair as a server gave it, checked: the name valid UTF-8 and a legal ref name,
+    the target a commit id (32 bytes, or 64 hex digits). Raises a CasregError naming what is wrong."""
+    if isinstance(name, bytes):
+        try:
+            name = name.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Corrupt(f"ref name {name!r} is not UTF-8") from None
+    check_ref_name(name)
+    if isinstance(target, str) and re.fullmatch(r"[0-9a-f]{64}", target):
+        target = bytes.fromhex(target)
+    if not isinstance(target, bytes) or len(target) != 32:
+        raise Corrupt(f"ref {name!r} points at {repr(target)[:80]}, not a commit id (32 bytes or 64 hex digits)")
+    return name, target
+
 
 def batched(items: Iterable, size: int) -> Iterator[list]:
     batch = []
@@ -83,13 +120,12 @@ def batched(items: Iterable, size: int) -> Iterator[list]:
 
 
 def redact(url: str) -> str:
-    """A URL with any password replaced, safe to print."""
-    from urllib.parse import urlsplit, urlunsplit
-    parts = urlsplit(url)
-    if parts.password:
-        host = parts.hostname or ""
-        if parts.port:
-            host = f"{host}:{parts.port}"
-        user = parts.username or ""
-        parts = parts._replace(netloc=f"{user}:***@{host}")
-    return urlunsplit(parts)
+    """A URL with any password replaced, safe to print, even when the URL does not parse."""
+    head, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    end = min([i for i in (rest.find(c) for c in "/?#") if i >= 0] or [len(rest)])
+    userinfo, at, hostport = rest[:end].rpartition("@")
+    if not (at and ":" in userinfo):
+        return url
+    return f"{head}://{userinfo.partition(':')[0]}:***@{hostport}{rest[end:]}"

@@ -11,13 +11,16 @@ from __future__ import annotations
 import json
 import os
 import re
-from urllib.parse import quote, urlsplit
+from dataclasses import dataclass, field, replace
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
-from ..errors import CasregError
+from ..errors import CasregError, InvalidInput, InvalidURL
 from .base import redact
 
 FILE_NAME = "remotes.json"
-SCHEMES = ("file", "redis", "mysql", "cos")
+DEFAULT_TIMEOUT = 30.0  # seconds, for connecting and for each read (URL query key ``timeout``)
+QUERY_KEYS = {"file": (), "redis": ("prefix", "timeout"), "mysql": ("prefix", "timeout"),
+              "cos": ("region", "prefix", "endpoint", "ip", "port", "scheme", "timeout")}
 SECRET_FIELDS = ("password", "secret_id", "secret_key")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -43,14 +46,9 @@ class RemoteConfig:
 
     # -- remotes ---------------------------------------------------------------------------------
     def add(self, name: str, url: str, secrets: dict | None = None) -> None:
-        if not _NAME.match(name):
-            raise CasregError(f"invalid remote name {name!r}: letters, digits, '.', '_', '-'")
+        check_new_remote(name, url)
         if name in self.data["remotes"]:
             raise CasregError(f"remote {name} already exists")
-        check_url(url)
-        if urlsplit(url).password:
-            raise CasregError("do not put a password in the URL (it would stay in your shell history); "
-                              f"set {env_name(name, 'password')} or use --fate-config")
         self.data["remotes"][name] = {"url": url, **({"secrets": secrets} if secrets else {})}
         self.save()
 
@@ -80,12 +78,7 @@ class RemoteConfig:
 
     def secrets(self, name: str) -> dict:
         """Secrets for a remote: environment variables first, then the 0600 config file."""
-        out = dict(self.get(name).get("secrets", {}))
-        for f in SECRET_FIELDS:
-            value = os.environ.get(env_name(name, f))
-            if value is not None:
-                out[f] = value
-        return out
+        return {**self.get(name).get("secrets", {}), **env_secrets(name)}
 
     # -- defaults --------------------------------------------------------------------------------
     def set_default(self, name: str | None) -> None:
@@ -107,15 +100,104 @@ class RemoteConfig:
         return bool(self.data.get("auto_sync"))
 
 
+def check_new_remote(name: str, url: str) -> RemoteURL:
+    """What ``remote add`` (and ``clone``, for origin) accept, checked before anything connects."""
+    if not _NAME.match(name):
+        raise InvalidInput(f"invalid remote name {name!r}: letters, digits, '.', '_', '-'")
+    parsed = parse_url(url)
+    if parsed.password is not None:
+        raise InvalidURL("do not put a password in the URL (it would stay in your shell history); "
+                         f"set {env_name(name, 'password')} or use --fate-config")
+    return parsed
+
+
+def env_secrets(name: str) -> dict:
+    """The secrets of remote ``name`` set in the environment (CASREG_REMOTE_<NAME>_<FIELD>)."""
+    return {f: os.environ[env_name(name, f)] for f in SECRET_FIELDS if os.environ.get(env_name(name, f)) is not None}
+
+
 def env_name(remote: str, field: str) -> str:
     return f"CASREG_REMOTE_{re.sub(r'[^A-Za-z0-9]', '_', remote).upper()}_{field.upper()}"
 
 
-def check_url(url: str) -> str:
-    scheme = urlsplit(url).scheme
-    if scheme not in SCHEMES:
-        raise CasregError(f"unsupported remote URL {redact(url)!r}: use " + ", ".join(f"{s}://" for s in SCHEMES))
-    return url
+@dataclass(frozen=True)
+class RemoteURL:
+    """A remote URL, checked: what a backend connects to. ``raw`` is the URL as given."""
+    raw: str
+    scheme: str
+    host: str = ""           # the server; for cos:// the bucket
+    port: int | None = None
+    user: str | None = None
+    password: str | None = None
+    database: str = ""       # redis: the db number; mysql: the database
+    path: str = ""           # file: the store's directory
+    query: dict = field(default_factory=dict)
+    timeout: float = DEFAULT_TIMEOUT
+
+    def __str__(self) -> str:
+        return redact(self.raw)
+
+
+def parse_url(url: str) -> RemoteURL:
+    """The one parser of remote URLs: every problem is an InvalidURL naming it (never the password)."""
+    def bad(problem: str) -> InvalidURL:
+        return InvalidURL(f"invalid remote URL {redact(url)!r}: {problem}")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+        pairs = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
+    except ValueError as exc:
+        raise bad(str(exc)) from None
+    scheme = parts.scheme.lower()
+    if scheme not in QUERY_KEYS:
+        raise bad("use " + ", ".join(f"{s}://" for s in QUERY_KEYS))
+    if parts.fragment:
+        raise bad("'#' is not allowed (percent-encode it)")
+    query = dict(pairs)
+    if len(query) != len(pairs):
+        raise bad("a query key is given twice")
+    unknown = sorted(set(query) - set(QUERY_KEYS[scheme]))
+    if unknown:
+        known = ", ".join(QUERY_KEYS[scheme]) or "none"
+        raise bad(f"unknown query key {unknown[0]!r} (known for {scheme}://: {known})")
+    timeout = DEFAULT_TIMEOUT
+    if "timeout" in query:
+        try:
+            timeout = float(query["timeout"])
+        except ValueError:
+            timeout = -1.0
+        if not 0 < timeout <= 86400:
+            raise bad("timeout must be a number of seconds, more than 0 and at most 86400")
+    if port == 0:
+        raise bad("port 0")
+    out = RemoteURL(url, scheme, parts.hostname or "", port, unquote(parts.username) if parts.username else None,
+                    unquote(parts.password) if parts.password is not None else None,
+                    query=query, timeout=timeout)
+    path = unquote(parts.path)
+    if scheme == "file":
+        if parts.netloc not in ("", "localhost") or not path:
+            raise bad("use file:///absolute/path/to/store")
+        return replace(out, path=path)
+    if scheme == "cos":
+        if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)+", parts.netloc) or path.strip("/"):
+            raise bad("use cos://<bucket>-<appid>?region=<region>")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]*[A-Za-z0-9]", query.get("region", "")):
+            raise bad("needs ?region=<region> (letters, digits, '-', '.')")  # the SDK's rule
+        if query.get("scheme", "https") not in ("http", "https"):
+            raise bad("scheme must be http or https")
+        if "port" in query and not (query["port"].isdigit() and 0 < int(query["port"]) < 65536):
+            raise bad("port must be a number from 1 to 65535")
+        return replace(out, host=parts.netloc)
+    if not out.host:
+        raise bad(f"needs a host: {scheme}://host[:port]/...")
+    database = path.strip("/")
+    if scheme == "redis" and not (database or "0").isdigit():
+        raise bad("the path must be a db number: redis://host:port/0")
+    if scheme == "mysql" and (not database or "/" in database):
+        raise bad("needs a database: mysql://user@host:port/database")
+    if scheme == "mysql" and not re.fullmatch(r"[A-Za-z0-9_]{0,32}", query.get("prefix", "casreg_")):
+        raise bad("the prefix may have up to 32 letters, digits and '_'")
+    return replace(out, database=database or "0")
 
 
 def from_fate_config(path: str) -> tuple[str, dict]:

@@ -1,6 +1,7 @@
 """``cos://<bucket>-<appid>?region=ap-guangzhou&prefix=casreg`` — Tencent COS (official SDK).
 
-Optional query keys for private deployments: ``endpoint``, ``ip``, ``port``, ``scheme``.
+Optional query keys: ``timeout`` (seconds, per request) and, for private deployments,
+``endpoint``, ``ip``, ``port``, ``scheme``.
 
 Layout under the prefix:
 - ``packs/<id>``: many objects concatenated (one pack per ``put_many``: tens of MiB), so a push
@@ -24,11 +25,11 @@ import struct
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator
-from urllib.parse import parse_qs, urlsplit
 
 import blake3
 
-from .base import Backend, RemoteError
+from ..errors import Corrupt, RemoteError, RemoteRefused, RemoteUnreachable
+from .base import Backend, remote_ref
 
 _REC = struct.Struct("<32sQI")
 INDEX_MAGIC = b"casreg-packindex-1\n"
@@ -40,23 +41,21 @@ CREATE_ONLY = {"IfNoneMatch": "*", "Metadata": {"x-cos-forbid-overwrite": "true"
 class COSBackend(Backend):
     def __init__(self, url: str, secrets: dict, cache_dir: str | None = None):
         super().__init__(url)
+        u = self.u
         self.cache_dir = cache_dir
         from qcloud_cos import CosConfig, CosS3Client
         logging.getLogger("qcloud_cos").setLevel(logging.CRITICAL)  # failures become one RemoteError line
         from qcloud_cos.cos_exception import CosClientError, CosServiceError
         self._client_error, self._service_error = CosClientError, CosServiceError
-        parts = urlsplit(url)
-        q = {k: v[0] for k, v in parse_qs(parts.query).items()}
-        self.bucket = parts.netloc
-        if not self.bucket or "-" not in self.bucket or not q.get("region"):
-            raise RemoteError(f"COS URL {self.describe()}: use cos://<bucket>-<appid>?region=<region>")
+        q = u.query
+        self.bucket = u.host
         self.prefix = q.get("prefix", "casreg").strip("/")
         secret_id = secrets.get("secret_id") or os.environ.get("COS_SECRET_ID")
         secret_key = secrets.get("secret_key") or os.environ.get("COS_SECRET_KEY")
         if not (secret_id and secret_key):
             raise RemoteError("COS needs a SecretId and SecretKey: set CASREG_REMOTE_<NAME>_SECRET_ID and "
                               "_SECRET_KEY (or COS_SECRET_ID / COS_SECRET_KEY), or use --fate-config")
-        options = {"Region": q["region"], "Scheme": q.get("scheme", "https"),
+        options = {"Region": q["region"], "Scheme": q.get("scheme", "https"), "Timeout": u.timeout,
                    "SecretId": secret_id, "SecretKey": secret_key}
         if q.get("endpoint"):
             options["Endpoint"] = q["endpoint"]
@@ -64,10 +63,10 @@ class COSBackend(Backend):
             options["IP"] = q["ip"]
             options["Port"] = int(q.get("port", 80))
         self.where = f"COS bucket {self.bucket}"
-        self.client = CosS3Client(CosConfig(**options), retry=1)
         self._index: dict[bytes, tuple[str, int, int]] | None = None
         self._packs_loaded: set[str] = set()
         with self._errors():
+            self.client = CosS3Client(CosConfig(**options), retry=1)
             self.client.head_bucket(Bucket=self.bucket)
         self.traffic.requests += 1
 
@@ -80,74 +79,92 @@ class COSBackend(Backend):
             if code in ("NoSuchBucket", "NoSuchResource") and exc.get_status_code() == 404:
                 raise RemoteError(f"{self.where} does not exist (or has no such object)") from None
             if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-                raise RemoteError(f"{self.where}: access denied ({code}); check the SecretId/SecretKey") from None
+                raise RemoteRefused(f"{self.where}: access denied ({code}); check the SecretId/SecretKey") from None
             raise RemoteError(f"{self.where}: {code}: {exc.get_error_msg()}") from None
         except self._client_error as exc:
-            raise RemoteError(f"cannot reach {self.where}: {str(exc).splitlines()[0][:200]}") from None
+            raise RemoteUnreachable(f"cannot reach {self.where}: {str(exc).splitlines()[0][:200]}") from None
+        except (SyntaxError, ValueError, KeyError, TypeError, AttributeError) as exc:  # the SDK parsing a non-COS reply
+            raise RemoteError(f"{self.where}: unexpected reply, is it a COS server? ({type(exc).__name__})") from None
 
     def _key(self, *parts: str) -> str:
         return "/".join((self.prefix, *parts)) if self.prefix else "/".join(parts)
 
-    def _list(self, folder: str) -> list[str]:
-        keys, marker = [], ""
+    def _list(self, folder: str) -> dict[str, str]:
+        """Name under ``folder`` -> ETag ("" if the server gives none) of every object there."""
+        keys: dict[str, str] = {}
+        marker = ""
         base = self._key(folder) + "/"
         while True:
             with self._errors():
                 resp = self.client.list_objects(Bucket=self.bucket, Prefix=base, Marker=marker, MaxKeys=1000)
             self.traffic.requests += 1
-            keys += [c["Key"][len(base):] for c in resp.get("Contents", [])]
-            if resp.get("IsTruncated") not in ("true", True):
+            contents = resp.get("Contents", [])
+            keys.update((c["Key"][len(base):], _etag(c)) for c in contents)
+            if resp.get("IsTruncated") not in ("true", True) or not contents:
                 return keys
-            marker = resp.get("NextMarker") or base + keys[-1]
+            marker = resp.get("NextMarker") or contents[-1]["Key"]
 
     def _get(self, key: str, byte_range: tuple[int, int] | None = None) -> bytes:
+        return self._fetch(key, byte_range)[0]
+
+    def _fetch(self, key: str, byte_range: tuple[int, int] | None = None) -> tuple[bytes, str]:
+        """The object's bytes (or a range of them) and its ETag."""
         extra = {"Range": f"bytes={byte_range[0]}-{byte_range[1] - 1}"} if byte_range else {}
         with self._errors():
-            body = self.client.get_object(Bucket=self.bucket, Key=key, **extra)["Body"].get_raw_stream().read()
+            resp = self.client.get_object(Bucket=self.bucket, Key=key, **extra)
+            body = resp["Body"].get_raw_stream().read()
         self.traffic.requests += 1
         self.traffic.bytes_received += len(body)
-        return body
+        return body, _etag(resp)
 
-    def _put(self, key: str, body: bytes, create_only: bool = False) -> bool:
+    def _put(self, key: str, body: bytes, create_only: bool = False) -> str | None:
+        """Write ``body``; its ETag ("" if the server gives none), or None when ``create_only``
+        and the key exists."""
         try:
             with self._errors():
-                self.client.put_object(Bucket=self.bucket, Key=key, Body=body, **(CREATE_ONLY if create_only else {}))
+                resp = self.client.put_object(Bucket=self.bucket, Key=key, Body=body,
+                                              **(CREATE_ONLY if create_only else {}))
         except RemoteError as exc:
             if create_only and "PreconditionFailed" in str(exc):
-                return False
+                return None
             raise
         finally:
             self.traffic.requests += 1
         self.traffic.bytes_sent += len(body)
-        return True
+        return _etag(resp)
 
     # -- objects ---------------------------------------------------------------------------------
     def _load_index(self) -> dict[bytes, tuple[str, int, int]]:
         if self._index is None:
             self._index = {}
-        new = [p for p in self._list("index") if p not in self._packs_loaded]
+        new = [(p, etag) for p, etag in self._list("index").items() if p not in self._packs_loaded]
         with ThreadPoolExecutor(8) as pool:
-            bodies = list(pool.map(lambda p: (p, self._index_body(p)), new))
+            bodies = list(pool.map(lambda p: (p[0], self._get_immutable(self._key("index", p[0]), p[1])), new))
         for pack, body in bodies:
             self._add_index(pack, body)
         return self._index
 
-    def _index_body(self, pack: str) -> bytes:
-        return self._get_immutable(self._key("index", pack))
-
-    def _get_immutable(self, key: str) -> bytes:
-        """An object that never changes once written (pack index, ref log entry), through the
-        local cache when this store has read it before."""
-        cached = os.path.join(self.cache_dir, blake3.blake3(key.encode()).hexdigest()) if self.cache_dir else None
+    def _get_immutable(self, key: str, etag: str) -> bytes:
+        """An object written once (pack index, ref log entry), through the local cache when this
+        store has read it before. The cache is keyed by name *and* the ETag the listing gave: a
+        key rewritten since (the prefix emptied, another site pushing anew) is read again."""
+        cached = self._cache_path(key, etag)
         if cached and os.path.exists(cached):
             with open(cached, "rb") as f:
                 return f.read()
-        body = self._get(key)
-        if cached:
-            self._cache_put(cached, body)
+        body, got = self._fetch(key)
+        self._cache_put(key, got, body)
         return body
 
-    def _cache_put(self, path: str, body: bytes) -> None:
+    def _cache_path(self, key: str, etag: str) -> str | None:
+        if not (self.cache_dir and etag):  # no ETag, nothing to check a cached copy against
+            return None
+        return os.path.join(self.cache_dir, blake3.blake3(f"{key}\n{etag}".encode()).hexdigest())
+
+    def _cache_put(self, key: str, etag: str, body: bytes) -> None:
+        path = self._cache_path(key, etag)
+        if not path:
+            return
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path + ".tmp", "wb") as f:
             f.write(body)
@@ -177,11 +194,9 @@ class COSBackend(Backend):
         pack = blake3.blake3(body).hexdigest()
         self._put(self._key("packs", pack), body)
         table = INDEX_MAGIC + b"".join(records)
-        self._put(self._key("index", pack), table)  # after the pack: only now do its objects exist
+        etag = self._put(self._key("index", pack), table)  # after the pack: only now do its objects exist
         self._add_index(pack, table)
-        if self.cache_dir:
-            key = self._key("index", pack)
-            self._cache_put(os.path.join(self.cache_dir, blake3.blake3(key.encode()).hexdigest()), table)
+        self._cache_put(self._key("index", pack), etag, table)
         self.traffic.objects_sent += len(items)
 
     def get_many(self, ids: list[bytes]) -> Iterator[tuple[bytes, bytes]]:
@@ -216,33 +231,49 @@ class COSBackend(Backend):
                     yield oid, body[offset - start:offset - start + length]
 
     # -- refs ------------------------------------------------------------------------------------
-    def _ref_heads(self) -> dict[str, int]:
-        heads: dict[str, int] = {}
-        for key in self._list("refs"):
+    def _ref_heads(self) -> dict[str, tuple[int, str]]:
+        """Ref name -> (highest seq in its log, that entry's ETag)."""
+        heads: dict[str, tuple[int, str]] = {}
+        for key, etag in self._list("refs").items():
             name, _, seq = key.rpartition(":")
-            if name and seq.isdigit():
-                heads[name] = max(heads.get(name, -1), int(seq))
+            if name and seq.isdigit() and int(seq) > heads.get(name, (-1, ""))[0]:
+                heads[name] = (int(seq), etag)
         return heads
 
-    def _entry(self, name: str, seq: int) -> dict:
+    def _target(self, name: str, seq: int, etag: str):
+        """The ``new`` of a ref log entry, as stored (None: the ref was deleted); Corrupt if the
+        entry is not the JSON object casreg writes."""
         try:
-            return json.loads(self._get_immutable(self._key("refs", f"{name}:{seq:0{SEQ_WIDTH}d}")))
+            entry = json.loads(self._get_immutable(self._key("refs", f"{name}:{seq:0{SEQ_WIDTH}d}"), etag))
         except ValueError:
-            raise RemoteError(f"{self.where}: ref log entry {name}:{seq} is damaged") from None
+            entry = None
+        if not isinstance(entry, dict) or "new" not in entry:
+            raise Corrupt(f"{self.where}: ref log entry {name}:{seq} is damaged")
+        return entry["new"]
+
+    def _target_or_error(self, name: str, head: tuple[int, str]):
+        try:
+            return self._target(name, *head)
+        except Corrupt as exc:
+            return exc
 
     def refs(self) -> dict[str, bytes]:
         heads = self._ref_heads()
         with ThreadPoolExecutor(8) as pool:
-            entries = list(pool.map(lambda item: (item[0], self._entry(*item)), heads.items()))
-        return {name: bytes.fromhex(e["new"]) for name, e in entries if e.get("new")}
+            targets = list(pool.map(lambda item: (item[0], self._target_or_error(*item)), heads.items()))
+        return self._accept_refs((name, t) for name, t in targets if t is not None)
 
     def set_ref_if_equals(self, name: str, old: bytes | None, new: bytes | None) -> bool:
-        seq = self._ref_heads().get(name, -1)
-        current = None
-        if seq >= 0:
-            value = self._entry(name, seq).get("new")
-            current = bytes.fromhex(value) if value else None
+        seq, etag = self._ref_heads().get(name, (-1, ""))
+        current = self._target(name, seq, etag) if seq >= 0 else None
+        if current is not None:
+            current = remote_ref(name, current)[1]  # a damaged head refuses the update, in one line
         if current != old:
             return False
         entry = json.dumps({"old": old.hex() if old else None, "new": new.hex() if new else None}).encode()
-        return self._put(self._key("refs", f"{name}:{seq + 1:0{SEQ_WIDTH}d}"), entry, create_only=True)
+        return self._put(self._key("refs", f"{name}:{seq + 1:0{SEQ_WIDTH}d}"), entry, create_only=True) is not None
+
+
+def _etag(headers: dict) -> str:
+    """The ETag of a listing entry or a response, without its quotes ("" if absent)."""
+    return next((str(v) for k, v in headers.items() if k.lower() == "etag"), "").strip('"')

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import os
 from typing import Iterator
-from urllib.parse import unquote, urlsplit
 
-from .base import Backend, RemoteError
+from ..errors import RemoteError
+from .base import Backend
 
 
 class FileBackend(Backend):
     def __init__(self, url: str, create: bool = False):
         super().__init__(url)
         from ..repo import Repository
-        path = unquote(urlsplit(url).path)
+        path = self.u.path
         if not os.path.isdir(path) or not os.path.exists(os.path.join(path, "data.mdb")):
             if not create:
-                raise RemoteError(f"remote {url}: not a casreg store")
+                raise RemoteError(f"remote {self.describe()}: not a casreg store")
             Repository.init(path).close()
         self.repo = Repository(path)
 
@@ -44,7 +44,7 @@ class FileBackend(Backend):
 
     def refs(self) -> dict[str, bytes]:
         self.traffic.requests += 1
-        return dict(self.repo.list_refs())
+        return self._accept_refs(self.repo.list_refs())
 
     def set_ref_if_equals(self, name: str, old: bytes | None, new: bytes | None) -> bool:
         from ..errors import RefConflict

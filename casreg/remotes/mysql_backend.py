@@ -1,4 +1,4 @@
-"""``mysql://user@host:port/database?prefix=casreg_`` — objects and refs in InnoDB tables.
+"""``mysql://user@host:port/database?prefix=casreg_&timeout=30`` — objects and refs in InnoDB tables.
 
 Tables (created on first use, schema version in ``<prefix>meta``): ``<prefix>objects(id
 BINARY(32) PRIMARY KEY, value LONGBLOB)`` and ``<prefix>refs(name VARBINARY(512) PRIMARY KEY,
@@ -9,14 +9,15 @@ by one conditional ``UPDATE``/``INSERT``/``DELETE`` whose row count says whether
 from __future__ import annotations
 
 import contextlib
-import re
+import struct
 from typing import Iterator
-from urllib.parse import parse_qs, unquote, urlsplit
 
-from .base import Backend, RemoteError, batched
+from ..errors import RemoteError, RemoteRefused, RemoteUnreachable
+from .base import Backend, batched
 
 SCHEMA_VERSION = "1"
-_PREFIX = re.compile(r"^[A-Za-z0-9_]{0,32}$")
+UNREACHABLE = {2003, 2005, 2006, 2013}  # cannot connect, unknown host, gone away, lost
+REFUSED = {1044, 1045, 1142, 1114, 1021, 1290, 1036}
 MESSAGES = {
     1045: "access denied (check the user and CASREG_REMOTE_<NAME>_PASSWORD)",
     1044: "access denied to the database",
@@ -36,33 +37,36 @@ MESSAGES = {
 class MySQLBackend(Backend):
     def __init__(self, url: str, secrets: dict):
         super().__init__(url)
+        u = self.u
         import pymysql
         self._pymysql = pymysql
-        parts = urlsplit(url)
-        database = parts.path.strip("/")
-        prefix = parse_qs(parts.query).get("prefix", ["casreg_"])[0]
-        if not database or not _PREFIX.match(prefix):
-            raise RemoteError(f"mysql URL {self.describe()}: needs /database and a prefix of letters, digits, _")
-        self.where = f"mysql at {parts.hostname or '127.0.0.1'}:{parts.port or 3306}/{database}"
+        prefix = u.query.get("prefix", "casreg_")  # letters, digits, _ (parse_url checked)
+        self.where = f"mysql at {u.host}:{u.port or 3306}/{u.database}"
         self.t_objects, self.t_refs, self.t_meta = f"{prefix}objects", f"{prefix}refs", f"{prefix}meta"
-        password = secrets.get("password") or (unquote(parts.password) if parts.password else "")
         with self._errors():
-            self.conn = pymysql.connect(host=parts.hostname or "127.0.0.1", port=parts.port or 3306,
-                                        user=unquote(parts.username or "root"), password=password,
-                                        database=database, autocommit=True, connect_timeout=5,
-                                        read_timeout=120, write_timeout=120, charset="utf8mb4")
+            self.conn = pymysql.connect(host=u.host, port=u.port or 3306, user=u.user or "root",
+                                        password=secrets.get("password") or u.password or "",
+                                        database=u.database, autocommit=True, connect_timeout=u.timeout,
+                                        read_timeout=u.timeout, write_timeout=u.timeout, charset="utf8mb4")
             self.traffic.requests += 1
             self._ensure_schema()
 
     @contextlib.contextmanager
     def _errors(self):
-        err = self._pymysql.err
         try:
             yield
-        except (err.OperationalError, err.InternalError, err.ProgrammingError, err.InterfaceError) as exc:
+        except self._pymysql.err.MySQLError as exc:
             code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-            message = MESSAGES.get(code) or (str(exc.args[1]) if len(exc.args) > 1 else str(exc))
-            raise RemoteError(f"{self.where}: {message}") from None
+            if "timed out" in str(exc):
+                message = f"no answer within {self.u.timeout:g} s (URL key timeout=)"
+            else:
+                message = MESSAGES.get(code) or (str(exc.args[1]) if len(exc.args) > 1 else str(exc))
+            kind = (RemoteUnreachable if code in UNREACHABLE or "timed out" in str(exc)
+                    else RemoteRefused if code in REFUSED else RemoteError)
+            raise kind(f"{self.where}: {message[:200]}") from None
+        except (OSError, ValueError, IndexError, KeyError, struct.error) as exc:  # pymysql parsing a non-MySQL reply
+            raise RemoteError(f"{self.where}: unexpected reply, is it a MySQL server? "
+                              f"({type(exc).__name__}: {str(exc)[:100]})") from None
 
     def _ensure_schema(self) -> None:
         with self.conn.cursor() as cur:
@@ -139,7 +143,7 @@ class MySQLBackend(Backend):
             cur.execute(f"SELECT name, target FROM {self.t_refs}")
             rows = cur.fetchall()
         self.traffic.requests += 1
-        return {bytes(n).decode(): bytes(t) for n, t in rows}
+        return self._accept_refs((bytes(n), bytes(t)) for n, t in rows)
 
     def set_ref_if_equals(self, name: str, old: bytes | None, new: bytes | None) -> bool:
         key = name.encode()

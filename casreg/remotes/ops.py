@@ -13,7 +13,7 @@ from .. import annotations
 from ..errors import AlreadyExists, InvalidInput, NotFound, StoreUnavailable
 from . import open_backend
 from .base import Backend
-from .config import RemoteConfig
+from .config import RemoteConfig, check_new_remote, env_secrets
 from .sync import FetchResult, PushResult, fast_forward, fetch, push, tracking_ref, verify_remote
 
 
@@ -104,7 +104,8 @@ def clone(url: str, path: str, secrets: dict | None = None, progress=None):
     store = os.path.abspath(store)
     if os.path.exists(os.path.join(store, "data.mdb")):
         raise AlreadyExists(f"a casreg store already exists at {store}")
-    be = open_backend(url, secrets)  # fail before creating anything
+    check_new_remote("origin", url)  # what `remote add` refuses (a password in the URL), before connecting
+    be = open_backend(url, {**(secrets or {}), **env_secrets("origin")})  # fail before creating anything
     be.close()
     parent = os.path.dirname(store)
     try:

@@ -1,4 +1,4 @@
-"""``redis://[:password@]host:port/db?prefix=casreg:`` — objects as keys, refs in one hash.
+"""``redis://host:port/db?prefix=casreg:&timeout=30`` — objects as keys, refs in one hash.
 
 Existence checks and writes are pipelined (one round trip per batch); the ref compare-and-swap is a
 Lua script, so it is atomic on the server.
@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import contextlib
 from typing import Iterator
-from urllib.parse import parse_qs, unquote, urlsplit
 
-from .base import Backend, RemoteError, batched
+from ..errors import RemoteError, RemoteRefused, RemoteUnreachable
+from .base import Backend, batched
 
 PIPE_BYTES = 16 << 20
 CAS_SCRIPT = """
@@ -28,21 +28,16 @@ return 1
 class RedisBackend(Backend):
     def __init__(self, url: str, secrets: dict):
         super().__init__(url)
+        u = self.u
         import redis
         self._redis = redis
-        parts = urlsplit(url)
-        query = parse_qs(parts.query)
-        self.prefix = query.get("prefix", ["casreg:"])[0].encode()
-        db = (parts.path or "/0").strip("/") or "0"
-        if not db.isdigit():
-            raise RemoteError(f"redis URL {self.describe()}: the path must be a db number")
-        self.where = f"redis at {parts.hostname or '127.0.0.1'}:{parts.port or 6379}/{db}"
-        password = secrets.get("password") or (unquote(parts.password) if parts.password else None)
+        self.prefix = u.query.get("prefix", "casreg:").encode()
+        self.where = f"redis at {u.host}:{u.port or 6379}/{u.database}"
         from redis.backoff import NoBackoff
         from redis.retry import Retry
-        self.r = redis.Redis(host=parts.hostname or "127.0.0.1", port=parts.port or 6379, db=int(db),
-                             password=password, socket_connect_timeout=5, socket_timeout=60,
-                             retry=Retry(NoBackoff(), 1))
+        self.r = redis.Redis(host=u.host, port=u.port or 6379, db=int(u.database),
+                             password=secrets.get("password") or u.password, socket_connect_timeout=u.timeout,
+                             socket_timeout=u.timeout, retry=Retry(NoBackoff(), 1))
         with self._errors():
             self.r.ping()
             self.traffic.requests += 1
@@ -54,20 +49,22 @@ class RedisBackend(Backend):
         try:
             yield
         except r.exceptions.AuthenticationError:
-            raise RemoteError(f"{self.where}: authentication failed (check CASREG_REMOTE_<NAME>_PASSWORD)") from None
+            raise RemoteRefused(f"{self.where}: authentication failed (check CASREG_REMOTE_<NAME>_PASSWORD)") from None
         except r.exceptions.ReadOnlyError:
-            raise RemoteError(f"{self.where}: the server is read-only") from None
+            raise RemoteRefused(f"{self.where}: the server is read-only") from None
         except r.exceptions.ConnectionError as exc:
-            raise RemoteError(f"cannot reach {self.where}: {str(exc).splitlines()[0]}") from None
+            raise RemoteUnreachable(f"cannot reach {self.where}: {str(exc).splitlines()[0]}") from None
         except r.exceptions.TimeoutError:
-            raise RemoteError(f"{self.where}: timed out") from None
+            raise RemoteUnreachable(f"{self.where}: no answer within {self.u.timeout:g} s (URL key timeout=)") from None
         except r.exceptions.ResponseError as exc:
             text = str(exc).split("caused error:", 1)[-1].strip()  # drop the (binary) command of a pipeline
             if text.startswith("OOM") or "maxmemory" in text:
-                raise RemoteError(f"{self.where}: the server is full (maxmemory reached)") from None
+                raise RemoteRefused(f"{self.where}: the server is full (maxmemory reached)") from None
             if "NOAUTH" in text or "WRONGPASS" in text:
-                raise RemoteError(f"{self.where}: authentication failed") from None
+                raise RemoteRefused(f"{self.where}: authentication failed") from None
             raise RemoteError(f"{self.where}: {text}") from None
+        except r.exceptions.RedisError as exc:  # a reply that is not Redis's protocol, and the rest
+            raise RemoteError(f"{self.where}: unexpected reply, is it a Redis server? ({str(exc)[:100]})") from None
 
     def _key(self, oid: bytes) -> bytes:
         return self.prefix + b"o:" + oid
@@ -115,7 +112,7 @@ class RedisBackend(Backend):
         with self._errors():
             raw = self.r.hgetall(self.prefix + b"refs")
         self.traffic.requests += 1
-        return {k.decode(): v for k, v in raw.items()}
+        return self._accept_refs(raw.items())
 
     def set_ref_if_equals(self, name: str, old: bytes | None, new: bytes | None) -> bool:
         with self._errors():

@@ -18,13 +18,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from .. import annotations
-from ..errors import CasregError, Corrupt, NonFastForward, NotFound, RefConflict
+from ..errors import CasregError, Corrupt, NonFastForward, NotFound, RefConflict, RemoteError
 from ..objects import codec, delta, graph
 from ..objects.encoding import CHUNK, COMMIT, DECODERS, FILE, KIND_NAMES, MANIFEST, MAX_CHUNK, MAX_SIZE, TREE
 from ..objects.graph import children, reachable
 from ..objects.store import decode_checked, pack, unpack
 from ..refs import check_ref_name
-from .base import Backend, RemoteError, batched
+from .base import Backend, batched
 
 HAVE_BATCH = 1000
 SEND_BYTES = 32 << 20  # one COS pack per batch: tens of MiB
