@@ -287,33 +287,6 @@ def export(repo, spec: str, dest: str, *, force: bool = False) -> str | None:
 
 
 # -- catalog ---------------------------------------------------------------------------------------
-def models(repo) -> list[dict]:
-    """Every FATE party model with its versions: count, latest, logical size."""
-    out: dict[str, dict] = {}
-    for ref, cid in repo.list_refs("models/"):
-        party, _, version = ref[len("models/"):].rpartition("/")
-        if not is_party_model_id(party):
-            continue
-        entry = out.setdefault(party, {"model": party, "versions": 0, "latest": None, "logical_bytes": 0})
-        entry["versions"] += 1
-        entry["logical_bytes"] += sum(row["size"] for row in repo.ls(ref))
-        if entry["latest"] is None or version > entry["latest"]:
-            entry["latest"] = version
-    return [out[k] for k in sorted(out)]
-
-
-def versions(repo, party_model_id: str) -> list[dict]:
-    prefix = f"models/{check_party_model_id(party_model_id)}/"
-    rows = []
-    for ref, cid in repo.list_refs(prefix):
-        c = repo.read_commit(cid)
-        rows.append({"version": ref[len(prefix):], "id": cid.hex(), "time": c.time, "author": c.author,
-                     "message": c.message, "size": sum(r["size"] for r in repo.ls(ref))})
-    if not rows:
-        raise NotFound(f"no versions of model {party_model_id}")
-    return sorted(rows, key=lambda r: r["version"])
-
-
 def list_checkpoints(repo, party_model_id: str, version: str) -> list[dict]:
     prefix = f"checkpoints/{check_party_model_id(party_model_id)}/{check_version(version)}/"
     rows = []

@@ -22,7 +22,7 @@ class PathFilter:
 
     @classmethod
     def for_directory(cls, root: str, exclude: list[str] | tuple = (), include: list[str] | tuple = ()
-                      ) -> "PathFilter":
+                      ) -> PathFilter:
         lines: list[str] = []
         path = os.path.join(root, IGNORE_FILE)
         if os.path.isfile(path):

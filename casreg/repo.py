@@ -108,7 +108,7 @@ class _Node:
     mode: int = 0o644
     size: int = 0
     target: str | None = None
-    children: list["_Node"] = field(default_factory=list)
+    children: list[_Node] = field(default_factory=list)
 
 
 @dataclass
@@ -148,7 +148,7 @@ class Repository:
 
     # -- life cycle ------------------------------------------------------------------------------
     @classmethod
-    def init(cls, path: str, params: ChunkerParams | None = None, codec_name: str = "zstd") -> "Repository":
+    def init(cls, path: str, params: ChunkerParams | None = None, codec_name: str = "zstd") -> Repository:
         path = os.path.abspath(path)
         params = params or ChunkerParams()
         config = {"format": FORMAT, "chunker": params.to_json(), "codec": _codec_config(codec_name)}
@@ -168,13 +168,13 @@ class Repository:
         return cls(path)
 
     @classmethod
-    def open(cls, explicit: str | None = None, *, readonly: bool = False) -> "Repository":
+    def open(cls, explicit: str | None = None, *, readonly: bool = False) -> Repository:
         return cls(find_store(explicit), readonly=readonly)
 
     def close(self) -> None:
         self.db.close()
 
-    def __enter__(self) -> "Repository":
+    def __enter__(self) -> Repository:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -129,7 +129,7 @@ class COSRemote(RemoteHandle):
 
     def delete(self, oid):
         """Drop the object by rewriting its pack's index without it."""
-        from casreg.remotes.cos_backend import INDEX_MAGIC, _REC
+        from casreg.remotes.cos_backend import _REC, INDEX_MAGIC
         be, key, _, _ = self._locate(oid)
         index_key = key.replace("/packs/", "/index/")
         body = be._get(index_key)

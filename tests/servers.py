@@ -39,9 +39,11 @@ def _is_free(port: int) -> bool:
             return False
 
 
-def free_port(taken: set = set()) -> int:
+def free_port(taken: set = None) -> int:
     """A free port p with p + 10000 free too (SeaweedFS puts each gRPC service there)."""
     import random
+    if taken is None:
+        taken = set()
     while True:
         port = random.randint(20000, 50000)
         if port not in taken and _is_free(port) and _is_free(port + 10000):

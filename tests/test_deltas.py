@@ -234,7 +234,7 @@ def test_reinitialized_weights_are_stored_whole_even_after_a_run_of_deltas(tmp_p
     chunks = _codecs_of(repo, "m/v1", "weights.bin")
     assert sum(tag == codec.DELTA for _, tag, _ in chunks) > 8  # the first half: deltas win, many in a row
     data, pos = stepped.tobytes(), 0
-    for (_, tag, payload), (_, n) in zip(chunks, _chunk_lengths(repo, "m/v1", "weights.bin")):
+    for (_, tag, _payload), (_, n) in zip(chunks, _chunk_lengths(repo, "m/v1", "weights.bin")):
         if pos >= 800_000:  # the new weights: grouped on their own, not a bigger XOR
             assert tag == codec.GROUPED, pos
         pos += n
@@ -276,7 +276,7 @@ def test_chain_depth_is_one_and_a_new_keyframe_comes_every_n_versions(tmp_path):
         repo.commit(versions[-1], f"m/v{i}")
         s.step()
     chunks = _all_chunks(repo)
-    for oid, (tag, payload) in chunks.items():  # no delta is ever the base of a delta
+    for _oid, (tag, payload) in chunks.items():  # no delta is ever the base of a delta
         if tag == codec.DELTA:
             assert all(chunks[b][0] != codec.DELTA for b in delta.base_ids(payload))
     keyframe = {cid for cid, _, _ in _codecs_of(repo, "m/v0")}

@@ -178,4 +178,5 @@ def test_a_killed_clone_can_be_rerun(tmp_path):
     assert repo.verify() == [] and [r for r, _ in repo.list_refs()] == ["models/m/v1",
                                                                          "remotes/origin/models/m/v1"]
     repo.close()
-    assert [n for n in os.listdir(target) if n.startswith(ops.CLONE_PREFIX)] == [], "the killed clone's temporary store was removed"
+    leftovers = [n for n in os.listdir(target) if n.startswith(ops.CLONE_PREFIX)]
+    assert leftovers == [], "the killed clone's temporary store was removed"

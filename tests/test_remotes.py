@@ -20,7 +20,6 @@ from tests.helpers import ROOT, one_line_error, random_bytes, run_cli, tree_file
 from tests.remote_kinds import MySQLRemote, RedisRemote
 
 
-
 def _store(tmp_path, name, remote=None) -> Repository:
     repo = Repository.init(str(tmp_path / name / ".casreg"))
     if remote is not None:
@@ -237,6 +236,7 @@ def test_unreachable_or_wrong_remote_is_one_clear_line(remote, tmp_path):
 def private_redis(tmp_path):
     """A Redis server of our own, with a password and a tiny memory limit (the shared one has neither)."""
     import shutil
+
     from tests.servers import free_port
     binary = shutil.which("redis-server")
     if not binary:

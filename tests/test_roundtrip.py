@@ -35,7 +35,7 @@ def test_exactly_one_chunk(repo, tmp_path):
     result = repo.commit(src, "r/one")
     assert result.new_chunks == 1
     with repo.db.read() as txn:
-        from casreg.objects.encoding import MANIFEST, TREE, COMMIT
+        from casreg.objects.encoding import COMMIT, MANIFEST, TREE
         commit = repo.objects.load(txn, result.id, COMMIT)
         entry = repo.objects.load(txn, commit.tree, TREE).get("f")
         manifest = repo.objects.load(txn, entry.id, MANIFEST)

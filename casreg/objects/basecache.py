@@ -34,7 +34,7 @@ class KeyframeCache:
         self._lock = threading.Lock()
 
     # -- writing ---------------------------------------------------------------------------------
-    def writer(self, size: int) -> "CacheWriter | None":
+    def writer(self, size: int) -> CacheWriter | None:
         """A writer for the raw bytes of a file that may become a keyframe, or None (too big,
         cache off, or not writable)."""
         if not 0 < size <= self.limit:

@@ -27,7 +27,7 @@ class ChunkerParams:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict) -> "ChunkerParams":
+    def from_json(cls, data: dict) -> ChunkerParams:
         params = cls(**data)
         if params.algorithm != "fastcdc2020":
             raise StoreUnavailable(f"store uses unknown chunker {params.algorithm!r}")

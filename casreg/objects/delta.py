@@ -55,7 +55,7 @@ class FileLayout:
     data_start: int
     tensors: dict[str, tuple[str, tuple, int, int]] | None  # name -> dtype, shape, begin, end
 
-    def to_base(self, base: "FileLayout", start: int, length: int) -> list[tuple[int | None, int]]:
+    def to_base(self, base: FileLayout, start: int, length: int) -> list[tuple[int | None, int]]:
         """Segments (base file offset or None for zeros, length) aligned with [start, start+length)."""
         if self.tensors is None:
             if start + length > base.size:
@@ -78,7 +78,7 @@ class FileLayout:
             pos += n
         return _merge(out)
 
-    def _spans(self, base: "FileLayout") -> list[tuple[int, int, int | None]]:
+    def _spans(self, base: FileLayout) -> list[tuple[int, int, int | None]]:
         cache = getattr(self, "_span_cache", None)
         if cache is not None and cache[0] is base:
             return cache[1]

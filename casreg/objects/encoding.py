@@ -64,7 +64,7 @@ class Manifest:
         return bytes(out)
 
     @classmethod
-    def decode(cls, data) -> "Manifest":
+    def decode(cls, data) -> Manifest:
         data = bytes(data)
         if not data.startswith(MANIFEST_MAGIC):
             raise Corrupt("not a manifest object")
@@ -107,7 +107,7 @@ class TreeEntry:
         return out
 
     @classmethod
-    def from_json(cls, d: dict) -> "TreeEntry":
+    def from_json(cls, d: dict) -> TreeEntry:
         try:
             kind = d["kind"]
             if kind not in (FILE, DIR, LINK):
@@ -133,7 +133,7 @@ class Tree:
         return TREE_MAGIC + canonical_json([e.to_json() for e in entries])
 
     @classmethod
-    def decode(cls, data) -> "Tree":
+    def decode(cls, data) -> Tree:
         data = bytes(data)
         if not data.startswith(TREE_MAGIC):
             raise Corrupt("not a tree object")
@@ -171,7 +171,7 @@ class Commit:
         })
 
     @classmethod
-    def decode(cls, data) -> "Commit":
+    def decode(cls, data) -> Commit:
         data = bytes(data)
         if not data.startswith(COMMIT_MAGIC):
             raise Corrupt("not a commit object")

@@ -4,11 +4,11 @@ With deltas on (the store's codec), a new chunk of a file whose layout has a key
 as an XOR delta against the keyframe's aligned bytes when that is smaller (see ``delta``).
 
 The main thread reads the file in large blocks and cuts them (pyfastcdc); a worker pool hashes each
-block's chunks, asks the store which ones it lacks and compresses only those (BLAKE3 and zstd release
-the GIL); a single-thread executor feeds the whole-file hash in order; a writer thread lands the
-new chunks in batched LMDB transactions (LMDB allows one writer; fsync releases the GIL). At most ``IN_FLIGHT`` blocks are alive at once, so memory
-does not grow with file size. Chunks land before anything refers to them (see ``repo.commit``).
-"""
+block's chunks, asks the store which ones it lacks and compresses only those (BLAKE3 and zstd
+release the GIL); a single-thread executor feeds the whole-file hash in order; a writer thread lands
+the new chunks in batched LMDB transactions (LMDB allows one writer; fsync releases the GIL). At
+most ``IN_FLIGHT`` blocks are alive at once, so memory does not grow with file size. Chunks land
+before anything refers to them (see ``repo.commit``)."""
 
 from __future__ import annotations
 
@@ -108,7 +108,7 @@ class Ingester:
             self.keyframes.close()
             self.cache.close()
 
-    def __enter__(self) -> "Ingester":
+    def __enter__(self) -> Ingester:
         return self
 
     def __exit__(self, *exc) -> None:

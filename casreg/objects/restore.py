@@ -100,7 +100,7 @@ class Restorer:
                 if bid in offsets and bid not in into:
                     into[bid] = (keyframe, *offsets[bid])
 
-    def __enter__(self) -> "Restorer":
+    def __enter__(self) -> Restorer:
         return self
 
     def __exit__(self, *exc) -> None:

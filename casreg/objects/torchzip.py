@@ -9,10 +9,9 @@ record in the same phase for widths up to 8).
 
 The pickle is first walked opcode by opcode (``pickletools``) and refused unless well formed and
 free of what could make the C unpickler misbehave; then it is read with every global replaced by an
-inert stub: nothing in the file is imported or called. A refusal only means "let the bytes speak". Local zip headers carry no sizes here (torch sets the data-descriptor flag), so the
-walk to the first storage record reads the pickle to its end and then the small records by
-their contents.
-"""
+inert stub: nothing in the file is imported or called. A refusal only means "let the bytes speak".
+Local zip headers carry no sizes here (torch sets the data-descriptor flag), so the walk to the
+first storage record reads the pickle to its end and then the small records by their contents."""
 
 from __future__ import annotations
 
