@@ -67,23 +67,33 @@ def _emit(data) -> None:
     print(json.dumps(data, indent=2, sort_keys=True, allow_nan=False))  # strict RFC 8259
 
 
-def _rows(rows: list, as_json: bool, line) -> None:
-    """A listing: the rows as JSON with ``--json``, else ``line(row)`` for each row."""
+def _table(rows: list, as_json: bool, columns: list[tuple[str, object]], *, json_rows=None) -> None:
+    """A listing: JSON with ``--json`` (``json_rows`` if given, else ``rows``), else a table with a
+    header, one column per ``(HEADER, row -> text)``; numbers are right-aligned."""
     if as_json:
-        _emit(rows)
+        _emit(rows if json_rows is None else json_rows)
         return
-    for row in rows:
-        print(line(row))
+    if not rows:
+        return  # nothing listed prints nothing, as git does
+    from rich.console import Console
+    from rich.table import Table
+    table = Table(box=None, pad_edge=False, header_style="bold", show_header=True)
+    cells = [[fn(row) for _, fn in columns] for row in rows]  # type: ignore[operator]
+    for n, (header, _) in enumerate(columns):
+        numeric = bool(cells) and all(isinstance(c[n], int) for c in cells)
+        table.add_column(header, justify="right" if numeric else "left", no_wrap=True)
+    for row_cells in cells:
+        table.add_row(*(str(c) for c in row_cells))
+    console = Console(width=None if sys.stdout.isatty() else 1 << 12, highlight=False)
+    with console.capture() as captured:
+        console.print(table)
+    print("\n".join(line.rstrip() for line in captured.get().splitlines()))
 
 
-def _pairs(mapping: dict, as_json: bool, line) -> None:
-    """A name -> value listing: the mapping as JSON with ``--json``, else ``line(name, value)``
-    for each, by name."""
-    if as_json:
-        _emit(mapping)
-        return
-    for name, value in sorted(mapping.items()):
-        print(line(name, value))
+def _pairs(mapping: dict, as_json: bool, headers: tuple[str, str]) -> None:
+    """A name -> value listing, by name: JSON with ``--json``, else a two-column table."""
+    _table(sorted(mapping.items()), as_json, [(headers[0], lambda kv: kv[0]), (headers[1], lambda kv: kv[1])],
+           json_rows=mapping)
 
 
 def _when(timestamp: float) -> str:
@@ -189,8 +199,8 @@ def ls(spec: str = typer.Argument(..., help="REF or REF:PATH"), as_json: bool = 
     """Files of a version with their sizes."""
     with _repo(readonly=True) as repo:
         rows = repo.ls(spec)
-    _rows(rows, as_json, lambda r: f"{oct(r['mode'])[2:]:>4} {r['size']:>14} {r['path']}"
-                                   + (f" -> {r['target']}" if r["kind"] == "link" else ""))
+    _table(rows, as_json, [("MODE", lambda r: oct(r["mode"])[2:]), ("SIZE", lambda r: r["size"]),
+                           ("PATH", lambda r: r["path"] + (f" -> {r['target']}" if r["kind"] == "link" else ""))])
 
 
 @app.command()
@@ -239,7 +249,7 @@ def refs(prefix: str = typer.Argument("", help="Only refs starting with this."),
     """List refs."""
     with _repo(readonly=True) as repo:
         rows = repo.list_refs(prefix)
-    _pairs({name: cid.hex() for name, cid in rows}, as_json, lambda name, cid: f"{cid} {name}")
+    _pairs({name: cid.hex() for name, cid in rows}, as_json, ("REF", "VERSION"))
 
 
 @app.command()
@@ -247,8 +257,9 @@ def reflog(ref: str, as_json: bool = JSON_OPTION) -> None:
     """Every move of a ref, newest first (deleted refs too)."""
     with _repo(readonly=True) as repo:
         entries = repo.reflog(ref)
-    _rows(entries, as_json, lambda e: f"{(e['old'] or '-' * 12)[:12]} -> {(e['new'] or '-' * 12)[:12]} "
-                                      f"{_when(e['time'])} {e['who']}: {e['message']}")
+    _table(entries, as_json, [("OLD", lambda e: (e["old"] or "-")[:12]), ("NEW", lambda e: (e["new"] or "-")[:12]),
+                              ("WHEN", lambda e: _when(e["time"])), ("WHO", lambda e: e["who"]),
+                              ("MESSAGE", lambda e: e["message"])])
 
 
 @app.command("update-ref")
@@ -356,7 +367,8 @@ def remote_list(as_json: bool = JSON_OPTION) -> None:
     with _repo(readonly=True) as repo:
         cfg = ops.config(repo)
         rows = [cfg.public(n) for n in cfg.names()]
-    _rows(rows, as_json, lambda r: f"{r['name']}{' (default)' if r['default'] else ''}\t{r['url']}")
+    _table(rows, as_json, [("NAME", lambda r: r["name"] + (" (default)" if r["default"] else "")),
+                           ("URL", lambda r: r["url"])])
 
 
 @remote_app.command("show")
@@ -452,7 +464,7 @@ def ls_remote(remote: str, as_json: bool = JSON_OPTION) -> None:
     from .remotes import ops
     with _repo(readonly=True) as repo:
         refs_ = ops.ls_remote(repo, remote)
-    _pairs({name: cid.hex() for name, cid in refs_.items()}, as_json, lambda name, cid: f"{cid} {name}")
+    _pairs({name: cid.hex() for name, cid in refs_.items()}, as_json, ("REF", "VERSION"))
 
 
 fate_app = typer.Typer(help="FATE-Flow models: import and export model_local_cache trees and archives.",
@@ -495,8 +507,9 @@ def models(as_json: bool = JSON_OPTION) -> None:
     """Every model (models/<model>/<version>): versions, latest, logical size."""
     with _repo(readonly=True) as repo:
         rows = repo.models()
-    _rows(rows, as_json, lambda r: f"{r['model']}  {r['state']}  versions {r['versions']}  latest {r['latest']}  "
-                                   f"{human(r['logical_bytes'])}  {r['description']}")
+    _table(rows, as_json, [("MODEL", lambda r: r["model"]), ("STATE", lambda r: r["state"]),
+                           ("VERSIONS", lambda r: r["versions"]), ("LATEST", lambda r: r["latest"]),
+                           ("SIZE", lambda r: human(r["logical_bytes"])), ("DESCRIPTION", lambda r: r["description"])])
 
 
 @app.command()
@@ -504,9 +517,10 @@ def versions(model: str, as_json: bool = JSON_OPTION) -> None:
     """Versions of a model (any name; FATE party model ids too) with time, author, size."""
     with _repo(readonly=True) as repo:
         rows = repo.versions(model)
-    _rows(rows, as_json, lambda r: f"{r['version']}  {r['state']:8}  {_when(r['time'])}  {r['author']}  "
-                                   f"{human(r['size'])}  {r['message']}"
-                                   + (f"  [{', '.join(r['tags'])}]" if r["tags"] else ""))
+    _table(rows, as_json, [("VERSION", lambda r: r["version"]), ("STATE", lambda r: r["state"]),
+                           ("DATE", lambda r: _when(r["time"])), ("AUTHOR", lambda r: r["author"]),
+                           ("SIZE", lambda r: human(r["size"])), ("TAGS", lambda r: ", ".join(r["tags"])),
+                           ("MESSAGE", lambda r: r["message"])])
 
 
 @checkpoint_app.command("list")
@@ -514,7 +528,8 @@ def checkpoint_list(model: str, version: str, as_json: bool = JSON_OPTION) -> No
     """Checkpoint steps of a model version."""
     with _repo(readonly=True) as repo:
         rows = repo.checkpoints(model, version)
-    _rows(rows, as_json, lambda r: f"{r['component']}  {r['step_index']}#{r['step_name']}  {r['id'][:12]}")
+    _table(rows, as_json, [("COMPONENT", lambda r: r["component"]),
+                           ("STEP", lambda r: f"{r['step_index']}#{r['step_name']}"), ("VERSION", lambda r: r["id"][:12])])
 
 
 @checkpoint_app.command("get")
@@ -555,7 +570,8 @@ def tag_list(as_json: bool = JSON_OPTION) -> None:
     """Tags, their versions and descriptions."""
     with _repo(readonly=True) as repo:
         rows = repo.tags()
-    _rows(rows, as_json, lambda r: f"{r['name']}  {r['target'][:12]}  {r['description']}")
+    _table(rows, as_json, [("TAG", lambda r: r["name"]), ("VERSION", lambda r: r["target"][:12]),
+                           ("DESCRIPTION", lambda r: r["description"])])
 
 
 @tag_app.command("delete")
@@ -585,7 +601,7 @@ def alias_list(model: str, as_json: bool = JSON_OPTION) -> None:
     """Aliases of a model and the versions they name."""
     with _repo(readonly=True) as repo:
         rows = repo.aliases(model)
-    _pairs(rows, as_json, lambda alias, version: f"{alias} -> {version}")
+    _pairs(rows, as_json, ("ALIAS", "VERSION"))
 
 
 meta_app = typer.Typer(help="Metadata of versions and models, kept beside them (ids never change; every change logged).",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+BYTES, OBJECTS = "bytes", "objects"
+
 
 class NullProgress:
-    def start(self, label: str, total: int) -> None:
+    def start(self, label: str, total: int, unit: str = BYTES) -> None:
         pass
 
     def advance(self, amount: int) -> None:
@@ -20,12 +22,12 @@ NULL = NullProgress()
 class RichProgress:
     """A rich progress bar on stderr (only used when stderr is a terminal)."""
 
-    def __init__(self, unit_bytes: bool = True):
+    def __init__(self):
         self._bar = None
         self._task = None
-        self.unit_bytes = unit_bytes
 
-    def start(self, label: str, total: int) -> None:
+    def start(self, label: str, total: int, unit: str = BYTES) -> None:
+        """``total`` is in ``unit``: bytes show as sizes and speeds, objects as counts."""
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -38,10 +40,10 @@ class RichProgress:
         )
         self.done()
         columns = [TextColumn("{task.description}"), BarColumn()]
-        if self.unit_bytes and label != "verify":
-            columns += [DownloadColumn(), TransferSpeedColumn()]
+        if unit == BYTES:
+            columns += [DownloadColumn(binary_units=True), TransferSpeedColumn()]
         else:
-            columns += [MofNCompleteColumn()]
+            columns += [MofNCompleteColumn(), TextColumn(unit)]
         self._bar = Progress(*columns, TimeRemainingColumn(), console=Console(stderr=True), transient=True)
         self._bar.start()
         self._task = self._bar.add_task(label, total=total)

@@ -185,7 +185,7 @@ def test_bad_remote_refs_are_skipped_with_a_warning(remote, tmp_path, caplog):
     assert len(warnings) == len(be.bad_refs) and all(w.startswith("casreg: warning: ") for w in warnings)
     assert "Traceback" not in proc.stderr.decode()
     out = run_cli("ls-remote", "origin", cwd=tmp_path / "b", check=0)
-    assert out.stdout.decode().split() == [cid.hex(), "models/m/v1"]
+    assert out.stdout.decode().split() == ["REF", "VERSION", "models/m/v1", cid.hex()]
     assert invalid_name in out.stderr.decode()
     with Repository(str(tmp_path / "b" / ".casreg")) as b:
         assert [name for name, _ in b.list_refs()] == ["models/m/v1", "remotes/origin/models/m/v1"]

@@ -10,6 +10,7 @@ from typing import Iterator
 import lmdb
 
 from ..errors import CasregError
+from ..progress import OBJECTS
 from .store import RELEASE_EVERY, ObjectStore, decode_checked
 
 BATCH_BYTES = 16 << 20
@@ -33,7 +34,7 @@ def rehash_all(objects: ObjectStore, txn: lmdb.Transaction, progress, workers: i
                ) -> Iterator[tuple[bytes, int, str]]:
     """(id, kind, problem) for every stored object whose bytes do not hash to its id."""
     total = txn.stat(objects.table)["entries"]
-    progress.start("verify", total)
+    progress.start("verify", total, OBJECTS)
     pending: deque = deque()
     with ThreadPoolExecutor(workers, thread_name_prefix="casreg-verify") as pool:
         batch, bases, size = [], {}, 0

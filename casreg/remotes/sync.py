@@ -132,9 +132,9 @@ def _send(repo, backend: Backend, missing: dict[bytes, int], whole: set[bytes], 
     in batches of about SEND_BYTES; each batch is one ``put_many`` (one COS pack, one MySQL
     transaction, one Redis pipeline), so a base always lands before the deltas built on it, even
     if the push is cut off. The delta chunks in ``whole`` are re-encoded self-contained."""
-    from ..progress import NULL
+    from ..progress import NULL, OBJECTS
     progress = progress or NULL
-    progress.start("push", len(missing))
+    progress.start("push", len(missing), OBJECTS)
     ids = sorted(missing, key=lambda oid: (WRITE_ORDER.index(missing[oid]), oid in as_delta))
     sent = nbytes = 0
     in_flight = None  # one batch uploads while the next is read from the store
@@ -177,7 +177,7 @@ def fetch(repo, remote: str, backend: Backend, names: list[str] | None = None, *
     under ``remotes/<remote>/<name>``. Held from the first chunk to the ref move against gc (a
     gc in between would sweep chunks no ref reaches yet). With ``repair``, versions already local
     are walked too and whatever they lack is fetched (a store damaged by an older casreg heals)."""
-    from ..progress import NULL
+    from ..progress import NULL, OBJECTS
     from ..repo import default_author
     progress = progress or NULL
     remote_refs = backend.refs()
@@ -193,7 +193,7 @@ def fetch(repo, remote: str, backend: Backend, names: list[str] | None = None, *
         needed = sorted(chunks)
         missing_idx = repo.objects.missing(needed)
         wanted = [needed[i] for i in missing_idx]
-        progress.start("fetch", len(wanted))
+        progress.start("fetch", len(wanted), OBJECTS)
         for batch in batched(wanted, GET_BATCH):
             items = _received_chunks(repo, backend, batch)
             result.objects_received += len(items)
