@@ -178,19 +178,25 @@ def commit(
 
 
 @app.command()
-def log(ref: str, as_json: bool = JSON_OPTION) -> None:
+def log(ref: str = typer.Argument(..., metavar="REF", help="A version: ref, tag, alias or id prefix."),
+        max_count: Optional[int] = typer.Option(None, "--max-count", "-n", metavar="N", min=1,
+                                                help="Show only the newest N versions."),
+        oneline: bool = typer.Option(False, "--oneline", help="One line per version: short id, date, message."),
+        as_json: bool = JSON_OPTION) -> None:
     """History of a version, newest first."""
     with _repo(readonly=True) as repo:
-        entries = repo.log(ref)
+        entries = repo.log(ref, max_count)
     if as_json:
         _emit([{"id": cid.hex(), **c.to_json()} for cid, c in entries])
         return
     for cid, c in entries:
-        when = _when(c.time)
+        if oneline:
+            print(f"{cid.hex()[:12]} {_when(c.time)} {c.message}".rstrip())
+            continue
         print(f"version {cid.hex()}")
-        print(f"Author: {c.author}\nDate:   {when}")
+        print(f"Author: {c.author}\nDate:   {_when(c.time)}")
         for key, value in sorted(c.meta.items()):
-            print(f"Meta:   {key}={value}")
+            print(f"Meta:   {key}={json.dumps(value) if not isinstance(value, str) else value}")
         print(f"\n    {c.message}\n" if c.message else "")
 
 
@@ -239,9 +245,17 @@ def show(spec: str, as_json: bool = JSON_OPTION) -> None:
                 "meta_changes": len(repo.metadata_history(cid.hex()))}
     if as_json:
         _emit(data)
-    else:
-        for key in ("id", "tree", "parents", "author", "time", "message", "meta"):
-            print(f"{key}: {data[key]}")
+        return
+    print(f"version {data['id']}\ntree    {data['tree']}")
+    for parent in data["parents"]:
+        print(f"parent  {parent}")
+    print(f"author  {data['author']}\ndate    {_when(data['time'])}")
+    if data["message"]:
+        print(f"message {data['message']}")
+    for key, value in sorted(data["meta"].items()):
+        print(f"meta    {key} = {json.dumps(value, ensure_ascii=False)}")
+    if data["meta_changes"]:
+        print(f"        ({data['meta_changes']} metadata changes since the commit: casreg meta log)")
 
 
 @app.command()
@@ -610,11 +624,23 @@ app.add_typer(meta_app, name="meta")
 
 
 @meta_app.command("get")
-def meta_get(target: str = typer.Argument(..., help="a version ref, or a model id with --model"),
-             model: bool = typer.Option(False, "--model", help="TARGET is a model name.")) -> None:
+def meta_get(target: str = typer.Argument(..., metavar="TARGET", help="A version, or a model name with --model."),
+             model: bool = typer.Option(False, "--model", help="TARGET is a model name."),
+             as_json: bool = typer.Option(True, "--json", help="Print JSON (the only form; accepted for symmetry).")
+             ) -> None:
     """Print metadata as JSON."""
     with _repo(readonly=True) as repo:
         _emit(repo.model_meta(target) if model else repo.metadata(target))
+
+
+@meta_app.command("log")
+def meta_log(target: str = typer.Argument(..., metavar="VERSION", help="A version: ref, tag, alias or id prefix."),
+             as_json: bool = JSON_OPTION) -> None:
+    """Every metadata change of a version, newest first (who, when, what)."""
+    with _repo(readonly=True) as repo:
+        changes = repo.metadata_history(target)
+    _table(changes, as_json, [("WHEN", lambda c: _when(c.time)), ("WHO", lambda c: c.author),
+                              ("CHANGE", lambda c: c.message)], json_rows=[c.to_json() for c in changes])
 
 
 @meta_app.command("set")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import getpass
+import itertools
 import json
 import math
 import os
@@ -47,7 +48,7 @@ from .objects import codec
 from .objects.basecache import KeyframeCache
 from .objects.chunker import Chunker, ChunkerParams
 from .objects.encoding import CHUNK, COMMIT, DIR, FILE, KIND_NAMES, LINK, MANIFEST, TREE, Commit, Tree, TreeEntry
-from .objects.graph import ancestors, is_ancestor, reachable
+from .objects.graph import is_ancestor, newest_first, reachable
 from .objects.ingest import Ingester
 from .objects.restore import Restorer
 from .objects.store import ObjectStore
@@ -524,13 +525,11 @@ class Repository:
         with self.db.read() as txn:
             return self.objects.load(txn, commit_id, COMMIT)
 
-    def log(self, spec: str) -> list[tuple[bytes, Commit]]:
-        """The version and all its ancestors, newest first."""
+    def log(self, spec: str, limit: int | None = None) -> list[tuple[bytes, Commit]]:
+        """The version and its ancestors, newest first (the first ``limit`` of them)."""
         start = self.resolve(spec)
         with self.db.read() as txn:
-            out = list(ancestors(self.objects, txn, start))
-        out.sort(key=lambda item: (item[1].time, item[0] == start), reverse=True)
-        return out
+            return list(itertools.islice(newest_first(self.objects, txn, start), limit))
 
     def _entry_at(self, txn, tree_id: bytes, path: str) -> TreeEntry:
         entry = TreeEntry("", DIR, 0o755, 0, id=tree_id)

@@ -161,3 +161,18 @@ def test_an_unexpected_error_is_one_line_unless_debug(work, monkeypatch):
     assert "internal error (ZeroDivisionError: a bug)" in one_line_error(proc)
     proc = run_cli("--debug", "refs", cwd=work, env=env)
     assert proc.returncode != 0 and "Traceback" in proc.stderr.decode()
+
+
+def test_log_takes_n_and_oneline_and_meta_log_lists_changes(work):
+    for n in range(3):
+        (work / "model" / "conf.json").write_bytes(f'{{"lr": 0.{n + 1}}}'.encode())
+        run_cli("commit", "model", "--ref", "m/v", "-m", f"step {n}", cwd=work, check=0)
+    lines = run_cli("log", "m/v", "--oneline", "-n", "2", cwd=work, check=0).stdout.decode().splitlines()
+    assert [line.split()[-2:] for line in lines] == [["step", "2"], ["step", "1"]]
+    assert len(json.loads(run_cli("log", "m/v", "--json", cwd=work, check=0).stdout)) == 3
+    run_cli("meta", "set", "m/v", "stage=prod", cwd=work, check=0)
+    shown = run_cli("show", "m/v", cwd=work, check=0).stdout.decode()
+    assert 'meta    stage = "prod"' in shown and "date    20" in shown
+    changes = json.loads(run_cli("meta", "log", "m/v", "--json", cwd=work, check=0).stdout)
+    assert [c["message"] for c in changes] == ["meta: stage=prod"]
+    assert json.loads(run_cli("meta", "get", "m/v", "--json", cwd=work, check=0).stdout) == {"stage": "prod"}

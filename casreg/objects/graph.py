@@ -1,7 +1,7 @@
 """Walking the object graph: commits -> parents and trees -> manifests -> chunks -> delta bases.
 
 ``reachable`` serves ``verify`` (report what is missing or corrupt), ``gc`` (mark) and ``stats``;
-``ancestors`` walks a version's history (``log``, ``is_ancestor``).
+``ancestors`` walks a version's history (``is_ancestor``), ``newest_first`` in time order (``log``).
 """
 
 from __future__ import annotations
@@ -49,6 +49,25 @@ def ancestors(objects: ObjectStore, txn: lmdb.Transaction, start: bytes) -> Iter
         commit = objects.load(txn, cid, COMMIT)
         yield cid, commit
         stack.extend(commit.parents)
+
+
+def newest_first(objects: ObjectStore, txn: lmdb.Transaction, start: bytes) -> Iterator[tuple[bytes, Commit]]:
+    """``start``'s history by commit time, newest first, read lazily (git log's order): taking
+    the first n reads about n commits, not the whole history."""
+    import heapq
+    first = objects.load(txn, start, COMMIT)
+    heap = [(-first.time, 0, start, first)]
+    seen = {start}
+    tie = 1
+    while heap:
+        _, _, cid, commit = heapq.heappop(heap)
+        yield cid, commit
+        for parent in commit.parents:
+            if parent not in seen:
+                seen.add(parent)
+                loaded = objects.load(txn, parent, COMMIT)
+                heapq.heappush(heap, (-loaded.time, tie, parent, loaded))
+                tie += 1
 
 
 def is_ancestor(objects: ObjectStore, txn: lmdb.Transaction, ancestor: bytes, descendant: bytes) -> bool:
