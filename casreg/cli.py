@@ -201,6 +201,47 @@ def log(ref: str = typer.Argument(..., metavar="REF", help="A version: ref, tag,
 
 
 @app.command()
+def diff(old: str = typer.Argument(..., metavar="OLD", help="A version: ref, tag, alias or id prefix."),
+         new: str = typer.Argument(..., metavar="NEW", help="The version to compare it with."),
+         as_json: bool = JSON_OPTION) -> None:
+    """Files added, removed and changed from OLD to NEW, and how many of NEW's bytes are new."""
+    with _repo(readonly=True) as repo:
+        result = repo.diff(old, new)
+    if as_json:
+        _emit(result.to_json())
+        return
+    marks = {"added": "A", "removed": "D", "changed": "M"}
+    _table(result.changes, False, [("", lambda c: marks[c.change]), ("OLD SIZE", lambda c: _size_or_dash(c.old_size)),
+                                   ("NEW SIZE", lambda c: _size_or_dash(c.new_size)), ("PATH", lambda c: c.path)])
+    counts = result.to_json()["counts"]
+    print(f"{counts['added']} added, {counts['removed']} removed, {counts['changed']} changed; "
+          f"{human(result.new_bytes)} new")
+
+
+def _size_or_dash(size: int | None) -> str:
+    return "-" if size is None else human(size)
+
+
+@app.command()
+def status(directory: str = typer.Argument(..., metavar="DIR", help="The directory to compare."),
+           version: str = typer.Argument(..., metavar="VERSION", help="A version: ref, tag, alias or id prefix."),
+           as_json: bool = JSON_OPTION) -> None:
+    """How DIR differs from VERSION (what committing it would change); exit 1 if it differs."""
+    with _repo(readonly=True) as repo:
+        result = repo.status(directory, version)
+    if as_json:
+        _emit(result.to_json())
+    else:
+        for mark, paths in (("A", result.added), ("D", result.removed), ("M", result.changed)):
+            for path in paths:
+                print(f"{mark} {path}")
+        print(f"{len(result.added)} added, {len(result.removed)} removed, {len(result.changed)} changed, "
+              f"{result.unchanged} unchanged")
+    if not result.clean:
+        raise typer.Exit(1)
+
+
+@app.command()
 def ls(spec: str = typer.Argument(..., help="REF or REF:PATH"), as_json: bool = JSON_OPTION) -> None:
     """Files of a version with their sizes."""
     with _repo(readonly=True) as repo:

@@ -531,6 +531,16 @@ class Repository:
         with self.db.read() as txn:
             return list(itertools.islice(newest_first(self.objects, txn, start), limit))
 
+    def diff(self, old: str, new: str):
+        """``compare.Diff`` of two versions: files added, removed, changed; bytes that are new."""
+        from . import compare
+        return compare.diff(self, old, new)
+
+    def status(self, directory: str, spec: str):
+        """``compare.Status`` of a directory against a version."""
+        from . import compare
+        return compare.status(self, directory, spec)
+
     def _entry_at(self, txn, tree_id: bytes, path: str) -> TreeEntry:
         entry = TreeEntry("", DIR, 0o755, 0, id=tree_id)
         for part in [p for p in path.split("/") if p]:
