@@ -39,7 +39,7 @@ sys.path.insert(0, ROOT)
 
 import blake3  # noqa: E402
 
-from casreg import annotations  # noqa: E402
+from casreg.annotations import is_notes_ref  # noqa: E402
 from casreg.errors import EXIT_INTERNAL, CasregError, Conflict  # noqa: E402
 from casreg.objects.encoding import COMMIT, KIND_NAMES  # noqa: E402
 from casreg.objects.graph import reachable  # noqa: E402
@@ -147,7 +147,7 @@ def check_store(store: str, sources: Sources, *, remote: str | None = None,
     scratch = tempfile.mkdtemp(prefix="checkout-", dir=os.path.dirname(store))
     try:
         problems += [f"verify: {p['problem']}: {p['kind']} {p['id'][:12]}" for p in repo.verify()]
-        refs = {name: cid for name, cid in repo.list_refs() if not annotations.is_notes_ref(name)}
+        refs = {name: cid for name, cid in repo.list_refs() if not is_notes_ref(name)}
         for n, (name, cid) in enumerate(sorted(refs.items())):
             out = os.path.join(scratch, str(n))
             try:
@@ -569,12 +569,12 @@ def race_fetch_gc(ctx, line: Line, kind: str) -> Line:
             label, src = ctx.sources.make(FETCH_GC_BYTES)
             commit(pusher, src, "stress/m")
             push(pusher, "stress/m")
-            fetch = spawn(store, "fetch", "origin")
+            fetching = spawn(store, "fetch", "origin")
             # the fetch holds the gc lock from its start-up's end to nearly its own end: gc asks
             # for it at a random moment of that span
             time.sleep(ctx.rng.uniform(max(KillClock.startup - gc_startup, 0), max(seconds - gc_startup, 0.05)))
             gc = finish(spawn(store, "gc", "--prune=now"))
-            fetch = finish(fetch)
+            fetch = finish(fetching)
             line.notes["gc waited for the fetch" if b"waiting" in gc.stderr else
                        "the fetch waited for gc" if b"waiting" in fetch.stderr else "no overlap"] += 1
             problems = ok(fetch, "fetch") + ok(gc, "gc")
