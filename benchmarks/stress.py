@@ -663,7 +663,9 @@ def corrupt_remote(ctx, line: Line, kind: str) -> Line:
             push(pusher, "stress/m")
             with Repository(pusher) as repo, repo.db.read() as txn:
                 objects = sorted(reachable(repo.objects, txn, [(cid, COMMIT)]).items())
-            (oid, kind_code), (other, _) = ctx.rng.sample(objects, 2)
+            kind_code = ctx.rng.choice(sorted({k for _, k in objects}))  # chunks are most, not all
+            oid = ctx.rng.choice([o for o, k in objects if k == kind_code])
+            other = ctx.rng.choice([o for o, _ in objects if o != oid])
             set_remote_value(remote, oid, damaged(how, remote_value(remote, oid), remote_value(remote, other),
                                                   ctx.rng))
             line.notes[f"{how} {KIND_NAMES.get(kind_code, kind_code)}"] += 1
