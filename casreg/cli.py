@@ -457,11 +457,22 @@ def remote_default(name: str, auto_sync: Optional[bool] = typer.Option(
 
 
 @app.command()
-def push(remote: str, refs: List[str] = typer.Argument(None), all_refs: bool = typer.Option(False, "--all"),
+def push(remote: str = typer.Argument(..., metavar="REMOTE"),
+         refs: List[str] = typer.Argument(None, metavar="REF...", help="Refs to push (their metadata goes along)."),
+         all_refs: bool = typer.Option(False, "--all", help="Push every version, checkpoint, tag, alias and "
+                                                            "metadata ref (not scratch or remote-tracking refs)."),
          force: bool = typer.Option(False, "--force", "-f", help="Allow a non-fast-forward update."),
+         delete: bool = typer.Option(False, "--delete", "-d", help="Delete the REFs on the remote instead."),
          as_json: bool = JSON_OPTION) -> None:
     """Send refs and only the objects the remote lacks; the remote ref moves last (CAS)."""
     from .remotes import ops
+    if delete:
+        with _repo() as repo:
+            gone = {ref: ops.delete_remote_ref(repo, remote, ref).hex() for ref in refs or []}
+        if not gone:
+            raise typer.BadParameter("name the refs to delete")
+        _pairs(gone, as_json, ("DELETED", "WAS"))
+        return
     with _repo(readonly=True) as repo:
         results = ops.push_refs(repo, remote, refs or [], all_refs=all_refs, force=force,
                                 progress=_progress(not as_json))

@@ -382,3 +382,21 @@ def test_metadata_changes_keep_the_id_and_travel_with_push_and_pull(remote, tmp_
     c = ops.clone(remote.url, str(tmp_path / "c"))
     assert c.metadata("models/m/v1") == a.metadata("models/m/v1")
     assert c.verify(full=True) == []
+
+
+@pytest.mark.parametrize("remote", ["file", "redis", "mysql"], indirect=True)
+def test_push_delete_and_push_all_leaves_scratch_refs_home(remote, tmp_path):
+    a = _store(tmp_path, "a", remote)
+    a.commit(_model(tmp_path, "v1", random_bytes(100_000, "del")), "models/m/v1")
+    a.commit(_model(tmp_path, "s", random_bytes(100_000, "scratch")), "scratch/try")
+    a.update_ref("tags/golden", "models/m/v1")
+    pushed = [r.ref for r in ops.push_refs(a, "origin", [], all_refs=True)]
+    assert sorted(pushed) == ["models/m/v1", "tags/golden"], "scratch/try stays local"
+    ops.fetch_refs(a, "origin")
+    with pytest.raises(CasregError, match="expected"):
+        ops.delete_remote_ref(a, "origin", "tags/golden", expect_old=bytes(32))
+    ops.delete_remote_ref(a, "origin", "tags/golden")
+    assert sorted(ops.ls_remote(a, "origin")) == ["models/m/v1"]
+    assert "remotes/origin/tags/golden" not in dict(a.list_refs())
+    with pytest.raises(CasregError, match="has no ref"):
+        ops.delete_remote_ref(a, "origin", "tags/golden")

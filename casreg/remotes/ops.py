@@ -10,7 +10,7 @@ import tempfile
 from typing import Iterator
 
 from .. import annotations
-from ..errors import AlreadyExists, InvalidInput, NotFound, StoreUnavailable
+from ..errors import AlreadyExists, InvalidInput, NotFound, RefConflict, StoreUnavailable
 from . import open_backend
 from .base import Backend
 from .config import RemoteConfig, check_new_remote, env_secrets
@@ -28,10 +28,15 @@ def backend(repo, name: str, *, cached: bool = True) -> Backend:
     return open_backend(cfg.get(name)["url"], cfg.secrets(name), cache_dir=cache_dir)
 
 
+# What `push --all` sends: the registry's names (versions, checkpoints, tags, aliases, metadata,
+# FEDn models), not scratch refs of other names nor remote-tracking refs.
+PUSHED_BY_ALL = ("models/", "checkpoints/", "tags/", "aliases/", "modelmeta/", annotations.PREFIX, "fedn/")
+
+
 def push_refs(repo, name: str, refs: list[str], *, all_refs: bool = False, force: bool = False,
               progress=None) -> list[PushResult]:
     if all_refs:
-        refs = [r for r, _ in repo.list_refs() if not r.startswith("remotes/")]
+        refs = [r for r, _ in repo.list_refs() if r.startswith(PUSHED_BY_ALL)]
     if not refs:
         raise InvalidInput("name the refs to push, or --all")
     refs = with_annotations(repo, refs)
@@ -40,6 +45,27 @@ def push_refs(repo, name: str, refs: list[str], *, all_refs: bool = False, force
         return push(repo, be, refs, force=force, progress=progress)
     finally:
         be.close()
+
+
+def delete_remote_ref(repo, name: str, ref: str, *, expect_old: bytes | None = None) -> bytes:
+    """Delete ``ref`` on remote ``name`` by compare-and-swap (from ``expect_old`` if given, else
+    from where it is now) and the local tracking ref; returns what it pointed at. The objects stay
+    on the remote until its gc."""
+    be = backend(repo, name)
+    try:
+        current = be.refs().get(ref)
+        if current is None:
+            raise NotFound(f"the remote {name} has no ref {ref}")
+        if expect_old is not None and current != expect_old:
+            raise RefConflict(f"{ref} on {name} is at {current.hex()[:12]}, expected {expect_old.hex()[:12]}")
+        if not be.set_ref_if_equals(ref, current, None):
+            raise RefConflict(f"{ref} on {name} moved while deleting it; look again")
+    finally:
+        be.close()
+    tracking = tracking_ref(name, ref)
+    if dict(repo.list_refs(tracking)).get(tracking):
+        repo.delete_ref(tracking)
+    return current
 
 
 def with_annotations(repo, refs: list[str]) -> list[str]:
