@@ -371,8 +371,10 @@ def verify(full: bool = typer.Option(False, "--full", help="Decompress and re-ha
         _emit({"ok": not problems, "problems": problems})
     else:
         for p in problems:
-            print(f"{p['problem']}: {p['kind']} {p['id']}")
-        print("store OK" if not problems else f"{len(problems)} problem(s) found")
+            print(f"{p['problem']}: {p['kind']} {p.get('ref') or p['id']}")
+        print(("remote OK" if remote else "store OK") if not problems else f"{len(problems)} problem(s) found")
+        if problems and not remote:
+            print("versions fetched from a remote heal with `casreg fetch --repair REMOTE`", file=sys.stderr)
     if problems:
         raise typer.Exit(1)
 

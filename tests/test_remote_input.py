@@ -189,6 +189,8 @@ def test_bad_remote_refs_are_skipped_with_a_warning(remote, tmp_path, caplog):
     assert invalid_name in out.stderr.decode()
     with Repository(str(tmp_path / "b" / ".casreg")) as b:
         assert [name for name, _ in b.list_refs()] == ["models/m/v1", "remotes/origin/models/m/v1"]
+        reported = [p for p in ops.verify(b, "origin") if p["kind"] == "ref"]
+        assert sorted(p["ref"] for p in reported) == sorted(be.bad_refs), "verify --remote reports what fetch skips"
 
 
 def test_damaged_cos_ref_head_refuses_a_push_in_one_line(seaweed, tmp_path):

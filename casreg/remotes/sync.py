@@ -328,10 +328,13 @@ def fast_forward(repo, name: str, target: bytes, *, force: bool = False, message
 
 # -- verify ----------------------------------------------------------------------------------------
 def verify_remote(backend: Backend, full: bool = False) -> list[dict]:
-    """Every object reachable from the remote's refs present (with ``full``: fetched and re-hashed)."""
+    """Every object reachable from the remote's refs present (with ``full``: fetched and re-hashed);
+    refs that do not parse (which fetch skips) are problems too."""
     problems: list[dict] = []
     seen: set[bytes] = set()
     frontier = {t: COMMIT for t in backend.refs().values()}
+    for name, why in backend.bad_refs.items():
+        problems.append({"id": "", "kind": "ref", "ref": name, "problem": f"unusable ref: {why}"})
     chunk_ids: set[bytes] = set()
     while frontier:
         nxt: dict[bytes, int] = {}
