@@ -384,15 +384,23 @@ def gc(dry_run: bool = typer.Option(False, "--dry-run", help="Only say what woul
        prune: Optional[str] = typer.Option(None, "--prune", metavar="DURATION",
                                            help="Keep what the reflog reached within DURATION (now, 14d, 2w, "
                                                 "never; default: the store's gc.prune, 14d)."),
+       compact: Optional[bool] = typer.Option(None, "--compact/--no-compact",
+                                              help="Shrink the store file afterwards (default: when gc freed "
+                                                   "64 MiB or a tenth of it)."),
        as_json: bool = JSON_OPTION) -> None:
-    """Delete objects that no ref reaches and no recent reflog entry names."""
+    """Delete objects that no ref reaches and no recent reflog entry names; give the space back."""
     with _repo(readonly=dry_run) as repo:
-        r = repo.gc(dry_run=dry_run, prune=prune)
+        r = repo.gc(dry_run=dry_run, prune=prune, compact=compact)
     if as_json:
         _emit(r)
-    else:
-        verb = "would delete" if dry_run else "deleted"
-        print(f"{verb} {r['deleted_objects']} objects ({human(r['deleted_bytes'])}), kept {r['kept_objects']}")
+        return
+    verb = "would delete" if dry_run else "deleted"
+    print(f"{verb} {r['deleted_objects']} objects ({human(r['deleted_bytes'])}), kept {r['kept_objects']}")
+    if r.get("compacted"):
+        print(f"store file {human(r['file_bytes_before'])} -> {human(r['file_bytes_after'])}")
+    elif r.get("compaction_skipped"):
+        print("store file not compacted: another process has the store open; run gc --compact later",
+              file=sys.stderr)
 
 
 remote_app = typer.Typer(help="Manage remotes (COS, MySQL, Redis, another store).", no_args_is_help=True)

@@ -8,8 +8,11 @@ layout key -> delta keyframe, see ``objects/keyframes.py``; optional in a read-o
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
+import shutil
 import sys
+import tempfile
 from typing import Callable, TypeVar
 
 import lmdb
@@ -53,6 +56,11 @@ class Database:
         self.path = path
         self.readonly = readonly
         self._map_ranges: list[tuple[int, int]] | None = None
+        self._open_lock = _hold_shared(os.path.join(path, OPEN_LOCK))
+        self._open_env()
+
+    def _open_env(self) -> None:
+        path, readonly = self.path, self.readonly
         try:
             self.env = self._open(path, readonly)
         except lmdb.Error as exc:
@@ -140,6 +148,80 @@ class Database:
 
     def close(self) -> None:
         self.env.close()
+        if self._open_lock is not None:
+            os.close(self._open_lock)
+            self._open_lock = None
+
+    def file_size(self) -> int:
+        return os.path.getsize(os.path.join(self.path, "data.mdb"))
+
+    def compact(self) -> bool:
+        """Rewrite the data file without its free pages (LMDB's compacting copy) and swap it in
+        atomically. Only when no other process has the store open (each open holds ``open.lock``
+        shared): one that had would go on writing to the old file. False, changing nothing, if
+        one has. A kill at any point leaves the old file or the new one, each whole."""
+        if self.readonly or self._open_lock is None:
+            return False
+        try:
+            fcntl.flock(self._open_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        try:
+            for stale in os.listdir(self.path):  # what a killed compaction left
+                if stale.startswith(COMPACT_PREFIX):
+                    shutil.rmtree(os.path.join(self.path, stale), ignore_errors=True)
+            tmp = tempfile.mkdtemp(prefix=COMPACT_PREFIX, dir=self.path)
+            try:
+                self.env.copy(tmp, compact=True)
+                fd = os.open(os.path.join(tmp, "data.mdb"), os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                self.env.close()
+                os.rename(os.path.join(tmp, "data.mdb"), os.path.join(self.path, "data.mdb"))
+                _fsync_dir(self.path)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+                if not _is_open(self.env):
+                    self._map_ranges = None
+                    self._open_env()
+        except (lmdb.Error, OSError) as exc:
+            raise StoreUnavailable(describe_lmdb_error(exc, self.path)) from None
+        finally:
+            fcntl.flock(self._open_lock, fcntl.LOCK_SH)
+        return True
+
+
+OPEN_LOCK = "open.lock"
+COMPACT_PREFIX = ".compact-"
+
+
+def _hold_shared(lock_path: str) -> int | None:
+    """A shared flock on ``lock_path`` for as long as the store is open (None where the store's
+    directory is not writable: nothing can compact it then either)."""
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        return None
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    return fd
+
+
+def _is_open(env: lmdb.Environment) -> bool:
+    try:
+        env.info()
+        return True
+    except lmdb.Error:
+        return False
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _load_madvise():

@@ -760,11 +760,15 @@ class Repository:
         value = json.dumps(text).encode()
         self.db.write(lambda txn: txn.put(b"gc.prune", value, db=self.db.dbs["config"]))
 
-    def gc(self, dry_run: bool = False, prune: str | None = None) -> dict:
+    def gc(self, dry_run: bool = False, prune: str | None = None, compact: bool | None = None) -> dict:
         """Delete every object that nothing keeps: not a ref, and no reflog entry younger than
         the grace period (``prune``, default the store's ``gc.prune``, 14 days; ``now`` keeps only
         what refs reach). So a version replaced or deleted stays restorable for that long; the
-        writers in progress are kept off by the gc lock."""
+        writers in progress are kept off by the gc lock.
+
+        Then the data file gives the space back (``Database.compact``): when ``compact`` is True,
+        or by default when the sweep freed 64 MiB or a tenth of the file; skipped (and said so)
+        while another process has the store open."""
         grace = parse_duration(prune if prune is not None else self.gc_grace)
         since = time.time() - grace
 
@@ -798,6 +802,14 @@ class Repository:
             result = self.db.write(lambda txn: sweep(txn, True), buffers=True)
             with self.db.read() as txn:  # decoded keyframes of manifests that are gone
                 KeyframeCache(self.path).prune(lambda oid: self.objects.has(txn, oid))
+            before = self.db.file_size()
+            if compact is None:
+                compact = result["deleted_bytes"] >= min(64 << 20, before // 10) and result["deleted_objects"] > 0
+            result["compacted"] = bool(compact) and self.db.compact()
+            if result["compacted"]:  # the environment was reopened: its tables have new handles
+                self.objects, self.refs = ObjectStore(self.db), RefContainer(self.db)
+            result["compaction_skipped"] = bool(compact) and not result["compacted"]
+            result["file_bytes_before"], result["file_bytes_after"] = before, self.db.file_size()
             return result
 
 

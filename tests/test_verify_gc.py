@@ -1,4 +1,5 @@
 """verify finds exactly what is missing or corrupt; gc never drops what a ref reaches."""
+import os
 
 import pytest
 
@@ -146,3 +147,25 @@ def test_annotations_live_as_long_as_their_version(repo, tmp_path):
     repo.gc(prune="now")
     assert [name for name, _ in repo.list_refs()] == [], "the annotation of a version gone goes too"
     assert repo.verify(full=True) == []
+
+
+def test_gc_gives_the_space_back(tmp_path):
+    """Issue 16: after gc deleted everything, the LMDB file stayed at 177 MB."""
+    from casreg.repo import Repository
+    repo = Repository.init(str(tmp_path / "store"))
+    repo.commit(write_file(tmp_path / "a" / "w", random_bytes(24 << 20, "space")), "m/v")
+    repo.delete_ref("m/v")
+    big = repo.db.file_size()
+    assert big > 24 << 20
+    from casreg.db import OPEN_LOCK, _hold_shared
+    held = _hold_shared(os.path.join(repo.path, OPEN_LOCK))  # as another process that has it open
+    result = repo.gc(prune="now")
+    assert result["compaction_skipped"] and repo.db.file_size() >= big
+    os.close(held)
+    result = repo.gc(prune="now", compact=True)
+    assert result["compacted"] and repo.db.file_size() < 1 << 20
+    assert repo.stats()["objects"]["commit"] == 0 and repo.verify(full=True) == []
+    repo.commit(write_file(tmp_path / "b" / "w", b"after"), "m/w")  # the swapped-in file works
+    repo.close()
+    with Repository(str(tmp_path / "store")) as again:
+        assert again.resolve("m/w") and not [n for n in os.listdir(again.path) if n.startswith(".compact-")]
