@@ -348,6 +348,8 @@ def stats(as_json: bool = JSON_OPTION) -> None:
     print(f"unique chunk data: {human(s['unique_chunk_bytes'])}  dedup ratio: {s['dedup_ratio']}x")
     print(f"stored bytes:      {human(s['stored_bytes'])}  compression ratio: {s['compression_ratio']}x")
     print(f"total ratio:       {s['total_ratio']}x (logical / stored)")
+    print(f"on disk:           {human(s['disk_bytes'])} (the whole store directory: store file "
+          f"{human(s['disk_store_file_bytes'])}, caches {human(s['disk_cache_bytes'])})")
     print("by codec:          " + ", ".join(f"{k} {human(v)}" for k, v in sorted(s["stored_bytes_by_codec"].items())))
     print("objects:           " + ", ".join(f"{k} {v}" for k, v in s["objects"].items()))
     if s["keyframe_cache_bytes"]:

@@ -728,7 +728,25 @@ class Repository:
             "total_ratio": round(logical / stored_total, 4) if stored_total else 1.0,
             "objects": counts, "keyframe_cache_bytes": KeyframeCache(self.path).size(),
             "damaged_chunks": damaged,
+            **self.disk_usage(),
         }
+
+    def disk_usage(self) -> dict:
+        """What the store takes on disk, as ``du`` counts it (allocated blocks): the whole store
+        directory, the LMDB file, and the caches (keyframes, remote state) apart."""
+        total = cache = 0
+        cache_dir = os.path.join(self.path, "cache")
+        for root, _, files in os.walk(self.path):
+            for name in files:
+                try:
+                    used = os.lstat(os.path.join(root, name)).st_blocks * 512
+                except OSError:
+                    continue
+                total += used
+                if root == cache_dir or root.startswith(cache_dir + os.sep):
+                    cache += used
+        data = os.lstat(os.path.join(self.path, "data.mdb")).st_blocks * 512
+        return {"disk_bytes": total, "disk_store_file_bytes": data, "disk_cache_bytes": cache}
 
     def verify(self, full: bool = False, progress=None) -> list[dict]:
         """Problems found: every object reachable from a ref present and decodable; with ``full``,

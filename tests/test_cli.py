@@ -176,3 +176,12 @@ def test_log_takes_n_and_oneline_and_meta_log_lists_changes(work):
     changes = json.loads(run_cli("meta", "log", "m/v", "--json", cwd=work, check=0).stdout)
     assert [c["message"] for c in changes] == ["meta: stage=prod"]
     assert json.loads(run_cli("meta", "get", "m/v", "--json", cwd=work, check=0).stdout) == {"stage": "prod"}
+
+
+def test_stats_counts_the_whole_store_directory(work):
+    run_cli("commit", "model", "--ref", "m/v", cwd=work, check=0)
+    (work / ".casreg" / "cache").mkdir(exist_ok=True)
+    (work / ".casreg" / "cache" / "blob").write_bytes(b"c" * 100_000)
+    s = json.loads(run_cli("stats", "--json", cwd=work, check=0).stdout)
+    assert s["disk_cache_bytes"] >= 100_000
+    assert s["disk_bytes"] >= s["disk_store_file_bytes"] + s["disk_cache_bytes"] > s["stored_bytes"]
