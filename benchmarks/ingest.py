@@ -312,7 +312,8 @@ def main() -> None:
         else:
             print("\nborg not installed (apt-get install borgbackup): no comparison")
         if restic:
-            print(f"restic (compression auto): commit new data {restic['new_mbps']:.0f} MB/s, stored {restic['stored'] / MB:.1f} MB"
+            print(f"restic (compression auto): commit new data {restic['new_mbps']:.0f} MB/s, "
+                  f"stored {restic['stored'] / MB:.1f} MB"
                   f"  -> casreg/restic throughput {c['new_mbps'] / restic['new_mbps']:.2f}x, "
                   f"stored {c['stored'] / restic['stored']:.3f}")
         else:
