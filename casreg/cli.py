@@ -7,6 +7,7 @@ Every failure a user can cause ends as one line on stderr and a non-zero exit.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from typing import List, Optional
@@ -166,14 +167,13 @@ def commit(
         result = repo.commit(path, ref, message=message, parents=parent, meta=parse_pairs(meta),
                              author=author, force=force, expect_old=expect_old, exclude=exclude,
                              include=include, progress=_progress(not as_json))
-        from .remotes import ops
-        pushed = ops.auto_push(repo, ref)
     if as_json:
-        _emit({"ref": ref, **result.to_json(), **({"pushed": [p.to_json() for p in pushed]} if pushed else {})})
+        _emit({"ref": ref, **result.to_json()})
     else:
         print(f"{ref} -> {result.id.hex()} ({human(result.logical_bytes)}, "
-              f"{result.new_chunks} new chunks, {human(result.new_stored_bytes)} stored)")
-        for p in pushed or []:
+              f"{result.new_chunks} new chunks, {human(result.new_stored_bytes)} stored)"
+              + ("" if result.moved else "; unchanged, no new version"))
+        for p in result.pushed:
             print(f"pushed {p.ref}: {p.objects_sent} objects, {human(p.bytes_sent)}")
 
 
@@ -187,7 +187,7 @@ def log(ref: str = typer.Argument(..., metavar="REF", help="A version: ref, tag,
     with _repo(readonly=True) as repo:
         entries = repo.log(ref, max_count)
     if as_json:
-        _emit([{"id": cid.hex(), **c.to_json()} for cid, c in entries])
+        _emit([v.to_json() for v in entries])
         return
     for cid, c in entries:
         if oneline:
@@ -264,14 +264,10 @@ def checkout(spec: str, dest: str,
                                         help="Write into a non-empty destination (other files stay)."),
              clean: bool = typer.Option(False, "--clean",
                                         help="With --force: also remove files the version lacks.")) -> None:
-    """Restore a version into DEST, byte-identical."""
-    from .remotes import ops
+    """Restore a version into DEST, byte-identical (with auto-sync on, fetched first if not here)."""
     with _repo(readonly=True) as repo:
-        fetch_first = ops.wants_fetch(repo, spec)
-    if fetch_first:
-        with _repo() as repo:
-            print(f"fetched {spec} from {ops.auto_fetch(repo, spec)}", file=sys.stderr)
-    with _repo(readonly=True) as repo:
+        fetch_first = repo.wants_fetch(spec)
+    with _repo(readonly=not fetch_first) as repo:
         cid = repo.checkout(spec, dest, force=force, clean=clean, progress=_progress())
     print(f"checked out {cid.hex()[:12]} into {os.path.abspath(dest)}")
 
@@ -280,10 +276,7 @@ def checkout(spec: str, dest: str,
 def show(spec: str, as_json: bool = JSON_OPTION) -> None:
     """One version: its id, tree, parents and metadata."""
     with _repo(readonly=True) as repo:
-        cid = repo.resolve(spec)
-        c = repo.read_commit(cid)
-        data = {"id": cid.hex(), **c.to_json(), "meta": repo.metadata(cid.hex()),
-                "meta_changes": len(repo.metadata_history(cid.hex()))}
+        data = repo.show(spec)
     if as_json:
         _emit(data)
         return
@@ -508,8 +501,7 @@ def fetch(remote: str, refs: List[str] = typer.Argument(None), as_json: bool = J
     with _repo() as repo:
         result = ops.fetch_refs(repo, remote, refs or None, repair=repair, progress=_progress(not as_json))
     if as_json:
-        _emit({"refs": {k: v.hex() for k, v in result.refs.items()}, "objects_received": result.objects_received,
-               "bytes_received": result.bytes_received})
+        _emit(result.to_json())
     else:
         print(f"fetched {len(result.refs)} refs: {result.objects_received} objects, {human(result.bytes_received)}")
 
@@ -749,13 +741,13 @@ def restore_version(ref: str) -> None:
 
 def main() -> None:
     """Entry point: run the app; every failure ends as one line and its exit code (errors.py)."""
-    import logging
 
     from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, CasregError, StoreUnavailable
 
-    warn = logging.StreamHandler()  # what casreg skipped but could go on without (a damaged remote ref)
-    warn.setFormatter(logging.Formatter("casreg: warning: %(message)s"))
-    logging.getLogger("casreg").addHandler(warn)
+    said = logging.StreamHandler()  # notes (auto-sync fetched ...) and what casreg skipped but could go on without
+    said.setFormatter(_LevelFormatter())
+    logging.getLogger("casreg").addHandler(said)
+    logging.getLogger("casreg").setLevel(logging.INFO)
     try:
         app()
     except CasregError as exc:
@@ -777,6 +769,12 @@ def main() -> None:
             raise
         _fail(f"internal error ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
               "rerun with --debug for the traceback and report it", EXIT_INTERNAL)
+
+
+class _LevelFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = "casreg: " if record.levelno < logging.WARNING else "casreg: warning: "
+        return prefix + record.getMessage()
 
 
 def _fail(message: str, code: int) -> None:

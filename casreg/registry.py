@@ -12,13 +12,16 @@ Everything is a ref, so every change is compare-and-swap and lands in the reflog
 
 from __future__ import annotations
 
+import logging
 import os
 
 from . import catalog, fate
 from .errors import AlreadyExists, CasregError, InvalidInput, NotFound
 from .objects.encoding import FILE, TREE, Tree, TreeEntry
 from .refs import ANY, check_ref_name
-from .repo import STORE_DIR, Repository, default_author
+from .repo import STORE_DIR, CommitResult, Repository, default_author
+
+log = logging.getLogger("casreg")
 
 STATES = ("LIVE", "ARCHIVED")
 
@@ -28,6 +31,29 @@ class Registry(Repository):
         """``path``: a store directory, or a project directory holding ``.casreg``."""
         store = os.path.join(path, STORE_DIR)
         super().__init__(store if os.path.isdir(store) else path, readonly=readonly)
+
+    # -- auto-sync (FATE's enable_model_store): the API does it, so every face does the same --------
+    def commit(self, path: str, ref: str, **options) -> CommitResult:  # type: ignore[override]
+        """``Repository.commit``, then, with auto-sync on, a push of ``ref`` to the default remote
+        (in ``result.pushed``)."""
+        from .remotes import ops
+        result = super().commit(path, ref, **options)
+        if result.moved:
+            result.pushed = ops.auto_push(self, ref) or []
+        return result
+
+    def wants_fetch(self, spec: str) -> bool:
+        """True when auto-sync is on and ``spec`` must first be fetched from the default remote."""
+        from .remotes import ops
+        return ops.wants_fetch(self, spec)
+
+    def checkout(self, spec: str, dest: str, **options) -> bytes:  # type: ignore[override]
+        """``Repository.checkout``; with auto-sync on, a version not here is pulled first."""
+        from .remotes import ops
+        if self.wants_fetch(spec):
+            remote = ops.auto_fetch(self, spec)
+            log.info("fetched %s from %s", spec.partition(":")[0], remote)
+        return super().checkout(spec, dest, **options)
 
     # -- FATE ----------------------------------------------------------------------------------------
     def fate_import(self, source: str, *, force: bool = False, progress=None) -> fate.ImportReport:

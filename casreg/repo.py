@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 from . import annotations
 from . import progress as progress_mod
@@ -119,10 +119,21 @@ class CommitResult:
     new_chunks: int
     new_stored_bytes: int
     moved: bool = True
+    pushed: list = field(default_factory=list)  # sync.PushResult of an auto-sync push
 
     def to_json(self) -> dict:
         return {"commit": self.id.hex(), "logical_bytes": self.logical_bytes, "moved": self.moved,
-                "new_chunks": self.new_chunks, "new_stored_bytes": self.new_stored_bytes}
+                "new_chunks": self.new_chunks, "new_stored_bytes": self.new_stored_bytes,
+                **({"pushed": [p.to_json() for p in self.pushed]} if self.pushed else {})}
+
+
+class Version(NamedTuple):
+    """A version as ``log`` and ``show`` give it: its id and its (immutable) commit."""
+    id: bytes
+    commit: Commit
+
+    def to_json(self) -> dict:
+        return {"id": self.id.hex(), **self.commit.to_json()}
 
 
 def _entry_name(name: str, path: str) -> str:
@@ -525,11 +536,17 @@ class Repository:
         with self.db.read() as txn:
             return self.objects.load(txn, commit_id, COMMIT)
 
-    def log(self, spec: str, limit: int | None = None) -> list[tuple[bytes, Commit]]:
+    def log(self, spec: str, limit: int | None = None) -> list[Version]:
         """The version and its ancestors, newest first (the first ``limit`` of them)."""
         start = self.resolve(spec)
         with self.db.read() as txn:
-            return list(itertools.islice(newest_first(self.objects, txn, start), limit))
+            return [Version(*v) for v in itertools.islice(newest_first(self.objects, txn, start), limit)]
+
+    def show(self, spec: str) -> dict:
+        """One version: its commit, its current metadata and how often that changed."""
+        version = self.resolve(spec)
+        return {**Version(version, self.read_commit(version)).to_json(), "meta": annotations.read(self, version),
+                "meta_changes": len(annotations.history(self, version))}
 
     def diff(self, old: str, new: str):
         """``compare.Diff`` of two versions: files added, removed, changed; bytes that are new."""

@@ -52,6 +52,10 @@ class FetchResult:
     objects_received: int = 0
     bytes_received: int = 0
 
+    def to_json(self) -> dict:
+        return {"refs": {k: v.hex() for k, v in self.refs.items()}, "objects_received": self.objects_received,
+                "bytes_received": self.bytes_received}
+
 
 def tracking_ref(remote: str, name: str) -> str:
     return check_ref_name(f"remotes/{remote}/{name}")
