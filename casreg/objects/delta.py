@@ -212,7 +212,7 @@ class Keyframe:
         self.starts = starts(n for _, n in chunks)[:-1]
         self.fetch = fetch
 
-    def read_base(self, i: int) -> bytes | None:
+    def read_base(self, i: int) -> bytes | memoryview | None:
         """Keyframe chunk ``i``'s bytes, or None if it cannot be a base."""
         cid, n = self.chunks[i]
         return self.fetch(cid, self.starts[i], n)

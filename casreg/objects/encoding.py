@@ -103,6 +103,7 @@ class TreeEntry:
         if self.kind == LINK:
             out["target"] = self.target
         else:
+            assert self.id is not None, f"tree entry {self.name!r} has no id"  # set for files and trees
             out["id"] = self.id.hex()
         return out
 
