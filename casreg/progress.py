@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
 
 class NullProgress:
     def start(self, label: str, total: int) -> None:
@@ -21,8 +26,8 @@ class RichProgress:
     """A rich progress bar on stderr (only used when stderr is a terminal)."""
 
     def __init__(self, unit_bytes: bool = True):
-        self._bar = None
-        self._task = None
+        self._bar: Progress | None = None
+        self._task: TaskID | None = None
         self.unit_bytes = unit_bytes
 
     def start(self, label: str, total: int) -> None:
@@ -47,7 +52,7 @@ class RichProgress:
         self._task = self._bar.add_task(label, total=total)
 
     def advance(self, amount: int) -> None:
-        if self._bar is not None:
+        if self._bar is not None and self._task is not None:  # both set by start()
             self._bar.advance(self._task, amount)
 
     def done(self) -> None:
