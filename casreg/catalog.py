@@ -6,7 +6,7 @@ aliases ``aliases/<model>/<alias>`` and its own metadata the chain ``modelmeta/<
 from the root trees' entries, so listing never walks a version's files.
 """
 
-from __future__ import annotations
+from __future__ import annotations as _postponed  # the name "annotations" is casreg.annotations here
 
 from . import annotations
 from .errors import InvalidInput, NotFound
