@@ -1,6 +1,6 @@
 """Remote operations on a store by remote name: what the CLI's remote commands call."""
 
-from __future__ import annotations
+from __future__ import annotations as _postponed  # the name "annotations" is casreg.annotations here
 
 import contextlib
 import fcntl
@@ -175,6 +175,7 @@ def wants_fetch(repo, spec: str) -> bool:
 def auto_fetch(repo, spec: str) -> str:
     """Pull ``spec``'s ref from the default remote (FATE's enable_model_store on load); its name."""
     remote = config(repo).default
+    assert remote is not None  # the caller checked wants_fetch()
     pull_ref(repo, remote, spec.partition(":")[0])
     return remote
 
