@@ -10,7 +10,7 @@ its ref move; ``gc`` takes it exclusively, so it waits for commits in progress a
 it. Its mark and sweep run in one LMDB write transaction, so readers keep their snapshots.
 """
 
-from __future__ import annotations
+from __future__ import annotations as _postponed  # the name "annotations" is casreg.annotations here
 
 import contextlib
 import fcntl
@@ -337,7 +337,7 @@ class Repository:
         staged[oid] = value
         return oid
 
-    def commit(self, path: str, ref: str, *, message: str = "", parents: list[str] = (),
+    def commit(self, path: str, ref: str, *, message: str = "", parents: list[str] | tuple[str, ...] = (),
                meta: dict[str, str] | None = None, author: str | None = None, force: bool = False,
                expect_old: str | None = None, unchanged_ok: bool = False, exclude: list[str] | tuple = (),
                include: list[str] | tuple = (), progress=None) -> CommitResult:
@@ -408,7 +408,7 @@ class Repository:
         raise NonFastForward(f"ref {ref} is at {current.hex()[:12]}, which is not in the history of the "
                              "given parents; add it with --parent or use --force to rewrite the name")
 
-    def commit_tree(self, tree_id: bytes, ref: str, *, staged: dict | None = None, parents: list[bytes] = (),
+    def commit_tree(self, tree_id: bytes, ref: str, *, staged: dict | None = None, parents: list[bytes] | tuple[bytes, ...] = (),
                     meta: dict | None = None, message: str = "", expected=None, author: str | None = None,
                     keyframes: dict | None = None) -> bytes:
         """A new version of an already stored tree (plus ``staged`` new trees), landed with the
@@ -537,6 +537,7 @@ class Repository:
         for part in [p for p in path.split("/") if p]:
             if entry.kind != DIR:
                 raise NotFound(f"not a directory in this version: {path}")
+            assert entry.id is not None  # a directory entry names its tree
             child = self.objects.load(txn, entry.id, TREE).get(part)
             if child is None:
                 raise NotFound(f"no such path in this version: {path}")
@@ -547,6 +548,7 @@ class Repository:
         for e in self.objects.load(txn, tree_id, TREE).entries:
             path = f"{prefix}{e.name}"
             if e.kind == DIR:
+                assert e.id is not None  # a directory entry names its tree
                 yield from self._walk_files(txn, e.id, path + "/")
             else:
                 yield path, e
@@ -560,6 +562,7 @@ class Repository:
             if entry.kind != DIR:
                 return [{"path": path, "kind": entry.kind, "mode": entry.mode, "size": entry.size}]
             prefix = f"{path}/" if path else ""
+            assert entry.id is not None  # a directory entry names its tree
             return [{"path": p, "kind": e.kind, "mode": e.mode, "size": e.size,
                      **({"target": e.target} if e.kind == LINK else {})}
                     for p, e in self._walk_files(txn, entry.id, prefix)]
@@ -573,6 +576,7 @@ class Repository:
             entry = self._entry_at(txn, self.objects.load(txn, commit_id, COMMIT).tree, path)
             if entry.kind != FILE:
                 raise InvalidInput(f"not a file: {path}")
+            assert entry.id is not None  # a file entry names its manifest
             restorer.write_stream(txn, self.objects.load(txn, entry.id, MANIFEST), out)
 
     def checkout(self, spec: str, dest: str, *, force: bool = False, clean: bool = False,
@@ -657,12 +661,15 @@ class Repository:
             path = f"{rel}{e.name}"
             try:
                 if e.kind == DIR:
+                    assert e.id is not None  # a directory entry names its tree
                     os.mkdir(target)
                     self._write_tree(txn, self.objects.load(txn, e.id, TREE), target, restorer, progress,
                                      path + "/")
                 elif e.kind == LINK:
+                    assert e.target is not None  # a link entry has its target
                     os.symlink(e.target, target)
                 else:
+                    assert e.id is not None  # a file entry names its manifest
                     manifest = self.objects.load(txn, e.id, MANIFEST)
                     if manifest.size != e.size:
                         raise Corrupt(f"manifest {e.id.hex()} does not match its tree entry")
