@@ -8,7 +8,7 @@ from the root trees' entries, so listing never walks a version's files.
 
 from __future__ import annotations
 
-from . import annotations
+from . import notes
 from .errors import InvalidInput, NotFound
 from .objects.encoding import COMMIT, LINK, TREE
 from .refs import check_ref_name
@@ -76,7 +76,7 @@ def versions(repo, model: str) -> list[dict]:
     if not rows:
         raise NotFound(f"no versions of model {model}")
     for row in rows:
-        row["state"] = annotations.read(repo, bytes.fromhex(row["id"])).get("state", "LIVE")
+        row["state"] = notes.read(repo, bytes.fromhex(row["id"])).get("state", "LIVE")
     return sorted(rows, key=lambda r: r["version"])
 
 

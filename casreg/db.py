@@ -96,10 +96,16 @@ class Database:
     def read(self, buffers: bool = False) -> lmdb.Transaction:
         """A read transaction: a consistent snapshot for as long as it is open."""
         try:
-            return self.env.begin(buffers=buffers)
+            return self._begin(write=False, buffers=buffers)
         except lmdb.MapResizedError:
             self._set_mapsize(0)  # another process grew the map: adopt its size
-            return self.env.begin(buffers=buffers)
+            return self._begin(write=False, buffers=buffers)
+
+    def _begin(self, *, write: bool, buffers: bool) -> lmdb.Transaction:
+        # lmdb's stubs overload ``begin`` on ``buffers`` as a Literal (its value type follows it)
+        if buffers:
+            return self.env.begin(write=write, buffers=True)
+        return self.env.begin(write=write, buffers=False)
 
     def write(self, body: Callable[[lmdb.Transaction], T], *, buffers: bool = False) -> T:
         """Run ``body`` in one write transaction; all of it lands or none of it.
@@ -111,7 +117,7 @@ class Database:
             raise StoreUnavailable(f"store at {self.path} is opened read-only")
         for _ in range(MAX_RETRIES):
             try:
-                with self.env.begin(write=True, buffers=buffers) as txn:
+                with self._begin(write=True, buffers=buffers) as txn:
                     return body(txn)
             except lmdb.MapFullError:
                 self._set_mapsize(self.env.info()["map_size"] * 2)
@@ -135,8 +141,9 @@ class Database:
             data_file = os.path.realpath(os.path.join(self.path, "data.mdb"))
             try:
                 with open("/proc/self/maps") as maps:
-                    self._map_ranges = [tuple(int(x, 16) for x in line.split()[0].split("-"))
-                                        for line in maps if line.rstrip().endswith(data_file)]
+                    self._map_ranges = [(int(start, 16), int(end, 16))
+                                        for start, end in (line.split()[0].split("-") for line in maps
+                                                           if line.rstrip().endswith(data_file))]
             except OSError:
                 self._map_ranges = []
         for start, end in self._map_ranges:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
 BYTES, OBJECTS = "bytes", "objects"
 
 
@@ -22,9 +27,9 @@ NULL = NullProgress()
 class RichProgress:
     """A rich progress bar on stderr (only used when stderr is a terminal)."""
 
-    def __init__(self):
-        self._bar = None
-        self._task = None
+    def __init__(self) -> None:
+        self._bar: Progress | None = None
+        self._task: TaskID | None = None
 
     def start(self, label: str, total: int, unit: str = BYTES) -> None:
         """``total`` is in ``unit``: bytes show as sizes and speeds, objects as counts."""
@@ -49,7 +54,7 @@ class RichProgress:
         self._task = self._bar.add_task(label, total=total)
 
     def advance(self, amount: int) -> None:
-        if self._bar is not None:
+        if self._bar is not None and self._task is not None:  # both set by start()
             self._bar.advance(self._task, amount)
 
     def done(self) -> None:

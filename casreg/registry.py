@@ -6,7 +6,7 @@ Everything is a ref, so every change is compare-and-swap and lands in the reflog
 - aliases ``aliases/<party_model_id>/<alias>`` (e.g. ``production``), moved with ``expect_old``;
 - model-level metadata ``modelmeta/<party_model_id>``: a commit of the empty tree whose metadata
   map holds description, author, framework, custom properties and state;
-- a version's metadata and state change beside it (``annotations``: ``notes/<version id>``), so
+- a version's metadata and state change beside it (``notes``: ``notes/<version id>``), so
   its id, tags and aliases stay; a model's metadata is a chain of its own (same tree, old one as parent).
 """
 
@@ -33,7 +33,7 @@ class Registry(Repository):
         super().__init__(store if os.path.isdir(store) else path, readonly=readonly)
 
     # -- auto-sync (FATE's enable_model_store): the API does it, so every face does the same --------
-    def commit(self, path: str, ref: str, **options) -> CommitResult:  # type: ignore[override]
+    def commit(self, path: str, ref: str, **options) -> CommitResult:
         """``Repository.commit``, then, with auto-sync on, a push of ``ref`` to the default remote
         (in ``result.pushed``)."""
         from .remotes import ops
@@ -47,7 +47,7 @@ class Registry(Repository):
         from .remotes import ops
         return ops.wants_fetch(self, spec)
 
-    def checkout(self, spec: str, dest: str, **options) -> bytes:  # type: ignore[override]
+    def checkout(self, spec: str, dest: str, **options) -> bytes:
         """``Repository.checkout``; with auto-sync on, a version not here is pulled first."""
         from .remotes import ops
         if self.wants_fetch(spec):

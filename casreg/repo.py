@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterator, NamedTuple
 
-from . import annotations
+from . import notes
 from . import progress as progress_mod
 from .db import Database
 from .errors import (
@@ -349,7 +349,7 @@ class Repository:
         staged[oid] = value
         return oid
 
-    def commit(self, path: str, ref: str, *, message: str = "", parents: list[str] = (),
+    def commit(self, path: str, ref: str, *, message: str = "", parents: list[str] | tuple[str, ...] = (),
                meta: dict[str, str] | None = None, author: str | None = None, force: bool = False,
                expect_old: str | None = None, unchanged_ok: bool = False, exclude: list[str] | tuple = (),
                include: list[str] | tuple = (), progress=None) -> CommitResult:
@@ -420,7 +420,7 @@ class Repository:
         raise NonFastForward(f"ref {ref} is at {current.hex()[:12]}, which is not in the history of the "
                              "given parents; add it with --parent or use --force to rewrite the name")
 
-    def commit_tree(self, tree_id: bytes, ref: str, *, staged: dict | None = None, parents: list[bytes] = (),
+    def commit_tree(self, tree_id: bytes, ref: str, *, staged: dict | None = None, parents: list[bytes] | tuple[bytes, ...] = (),
                     meta: dict | None = None, message: str = "", expected=None, author: str | None = None,
                     keyframes: dict | None = None) -> bytes:
         """A new version of an already stored tree (plus ``staged`` new trees), landed with the
@@ -443,18 +443,18 @@ class Repository:
 
     def metadata(self, spec: str) -> dict:
         """A version's current metadata (what it was committed with, as annotated since)."""
-        return annotations.read(self, self.resolve(spec))
+        return notes.read(self, self.resolve(spec))
 
     def set_meta(self, spec: str, updates: dict, *, remove: list[str] | tuple = (), message: str = "",
                  expect=ANY) -> bytes:
-        """Change a version's metadata beside it (``annotations``): the version and its id stay
+        """Change a version's metadata beside it (``notes``): the version and its id stay
         as they are; the change is compare-and-swap guarded and logged. Returns the version id."""
         version = self.resolve(spec)
-        annotations.update(self, version, updates, remove=remove, message=message, expect=expect)
+        notes.update(self, version, updates, remove=remove, message=message, expect=expect)
         return version
 
     def metadata_history(self, spec: str) -> list:
-        return annotations.history(self, self.resolve(spec))
+        return notes.history(self, self.resolve(spec))
 
     def amend_chain(self, ref: str, updates: dict, *, remove: list[str] | tuple = (), message: str = "") -> bytes:
         """Move ``ref`` to a new commit of the same tree with changed metadata (the old one as
@@ -545,8 +545,8 @@ class Repository:
     def show(self, spec: str) -> dict:
         """One version: its commit, its current metadata and how often that changed."""
         version = self.resolve(spec)
-        return {**Version(version, self.read_commit(version)).to_json(), "meta": annotations.read(self, version),
-                "meta_changes": len(annotations.history(self, version))}
+        return {**Version(version, self.read_commit(version)).to_json(), "meta": notes.read(self, version),
+                "meta_changes": len(notes.history(self, version))}
 
     def diff(self, old: str, new: str):
         """``compare.Diff`` of two versions: files added, removed, changed; bytes that are new."""
@@ -563,6 +563,7 @@ class Repository:
         for part in [p for p in path.split("/") if p]:
             if entry.kind != DIR:
                 raise NotFound(f"not a directory in this version: {path}")
+            assert entry.id is not None  # a directory entry names its tree
             child = self.objects.load(txn, entry.id, TREE).get(part)
             if child is None:
                 raise NotFound(f"no such path in this version: {path}")
@@ -573,6 +574,7 @@ class Repository:
         for e in self.objects.load(txn, tree_id, TREE).entries:
             path = f"{prefix}{e.name}"
             if e.kind == DIR:
+                assert e.id is not None  # a directory entry names its tree
                 yield from self._walk_files(txn, e.id, path + "/")
             else:
                 yield path, e
@@ -586,6 +588,7 @@ class Repository:
             if entry.kind != DIR:
                 return [{"path": path, "kind": entry.kind, "mode": entry.mode, "size": entry.size}]
             prefix = f"{path}/" if path else ""
+            assert entry.id is not None  # a directory entry names its tree
             return [{"path": p, "kind": e.kind, "mode": e.mode, "size": e.size,
                      **({"target": e.target} if e.kind == LINK else {})}
                     for p, e in self._walk_files(txn, entry.id, prefix)]
@@ -599,6 +602,7 @@ class Repository:
             entry = self._entry_at(txn, self.objects.load(txn, commit_id, COMMIT).tree, path)
             if entry.kind != FILE:
                 raise InvalidInput(f"not a file: {path}")
+            assert entry.id is not None  # a file entry names its manifest
             restorer.write_stream(txn, self.objects.load(txn, entry.id, MANIFEST), out)
 
     def checkout(self, spec: str, dest: str, *, force: bool = False, clean: bool = False,
@@ -683,12 +687,15 @@ class Repository:
             path = f"{rel}{e.name}"
             try:
                 if e.kind == DIR:
+                    assert e.id is not None  # a directory entry names its tree
                     os.mkdir(target)
                     self._write_tree(txn, self.objects.load(txn, e.id, TREE), target, restorer, progress,
                                      path + "/")
                 elif e.kind == LINK:
+                    assert e.target is not None  # a link entry has its target
                     os.symlink(e.target, target)
                 else:
+                    assert e.id is not None  # a file entry names its manifest
                     manifest = self.objects.load(txn, e.id, MANIFEST)
                     if manifest.size != e.size:
                         raise Corrupt(f"manifest {e.id.hex()} does not match its tree entry")
@@ -707,9 +714,9 @@ class Repository:
                 raise Corrupt(f"{path}: {exc} (`casreg verify --full` lists every damaged object)") from None
 
     # -- maintenance -----------------------------------------------------------------------------
-    def _roots(self, txn, *, notes: bool = False) -> list[tuple[bytes, int]]:
-        """The versions refs name; with ``notes`` the annotation chains too (not versions: see gc)."""
-        return [(cid, COMMIT) for name, cid in self.refs.items(txn) if notes or not annotations.is_notes_ref(name)]
+    def _roots(self, txn, *, with_notes: bool = False) -> list[tuple[bytes, int]]:
+        """The versions refs name; ``with_notes`` the annotation chains too (not versions: see gc)."""
+        return [(cid, COMMIT) for name, cid in self.refs.items(txn) if with_notes or not notes.is_notes_ref(name)]
 
     def stats(self) -> dict:
         counts = {name: 0 for name in KIND_NAMES.values()}
@@ -775,7 +782,7 @@ class Repository:
             problems.append({"id": oid.hex(), "kind": KIND_NAMES.get(kind, "?"), "problem": problem})
 
         with self.db.read(buffers=True) as txn:
-            reachable(self.objects, txn, self._roots(txn, notes=True), on_problem=report)
+            reachable(self.objects, txn, self._roots(txn, with_notes=True), on_problem=report)
             if full:
                 from .objects.verify import rehash_all
                 known = {p["id"] for p in problems}
@@ -813,8 +820,8 @@ class Repository:
             keep = reachable(self.objects, txn, roots)
             # a version's annotations live as long as it does; those of a version gone go too
             orphans = []
-            for name, note in self.refs.items(txn, annotations.PREFIX):
-                if bytes.fromhex(name[len(annotations.PREFIX):]) in keep:
+            for name, note in self.refs.items(txn, notes.PREFIX):
+                if bytes.fromhex(name[len(notes.PREFIX):]) in keep:
                     keep.update(reachable(self.objects, txn, [(note, COMMIT)]))
                 else:
                     orphans.append((name, note))

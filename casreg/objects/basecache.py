@@ -56,11 +56,11 @@ class KeyframeCache:
     def _evict(self) -> None:
         try:
             entries = [e for e in os.scandir(self.dir) if not e.name.startswith(".")]
-            entries = sorted(((e.stat().st_mtime, e.stat().st_size, e.path) for e in entries), reverse=True)
+            newest_first = sorted(((e.stat().st_mtime, e.stat().st_size, e.path) for e in entries), reverse=True)
         except OSError:
             return
         total = 0
-        for _, size, path in entries:
+        for _, size, path in newest_first:
             total += size
             if total > self.limit:
                 _unlink(path)
@@ -132,7 +132,8 @@ class CacheWriter:
     """Appends a file's bytes in order; ``install`` names the result, ``discard`` drops it."""
 
     def __init__(self, cache: KeyframeCache, fd: int, path: str):
-        self.cache, self.fd, self.path = cache, fd, path
+        self.cache, self.path = cache, path
+        self.fd: int | None = fd  # None once installed or discarded
 
     def write(self, data) -> None:
         if self.fd is None:

@@ -8,6 +8,7 @@ identical bytes must always cut identically, or dedup against an existing store 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Literal, cast
 
 from ..errors import StoreUnavailable
 from .encoding import MAX_CHUNK
@@ -45,7 +46,8 @@ class Chunker:
         self.params = params
         self._cdc = FastCDC(
             params.avg_size, min_size=params.min_size, max_size=params.max_size,
-            normalized_chunking=params.normalized_chunking, seed=params.seed,
+            # an int from the store's config: pyfastcdc refuses one outside 0..3 itself
+            normalized_chunking=cast(Literal[0, 1, 2, 3], params.normalized_chunking), seed=params.seed,
         )
 
     @property

@@ -82,19 +82,20 @@ class FileLayout:
         cache = getattr(self, "_span_cache", None)
         if cache is not None and cache[0] is base:
             return cache[1]
-        spans = []
+        assert self.tensors is not None  # to_base aligns byte for byte without tensors
+        spans: list[tuple[int, int, int | None]] = []
         for name, (dtype, shape, begin, end) in self.tensors.items():
             other = (base.tensors or {}).get(name)
             same = other is not None and other[0] == dtype and other[1] == shape
             if begin < end:
-                spans.append((begin, end, other[2] if same else None))
+                spans.append((begin, end, other[2] if other is not None and same else None))
         spans.sort(key=lambda s: (s[0], s[1]))
         self._span_cache = (base, spans)
         return spans
 
 
-def _merge(segments):
-    out = []
+def _merge(segments: list[tuple[int | None, int]]) -> list[tuple[int | None, int]]:
+    out: list[tuple[int | None, int]] = []
     for off, n in segments:
         if out and n and ((off is None and out[-1][0] is None) or
                           (off is not None and out[-1][0] is not None and out[-1][0] + out[-1][1] == off)):
@@ -185,7 +186,7 @@ def apply(payload, bases: list, decompressor) -> memoryview:
         raise Corrupt("delta object given the wrong number of bases")
     out = grouping.ungroup_array(grouped, decompressor)
     xor_aligned(out, bases, segments)
-    return memoryview(out).toreadonly()
+    return out.data.toreadonly()  # .data: memoryview(the array)
 
 
 def encode(data, keyframe_id: bytes, base_ids_: list[bytes], bases: list, segments: list[tuple[int, int]],
@@ -211,7 +212,7 @@ class Keyframe:
         self.starts = starts(n for _, n in chunks)[:-1]
         self.fetch = fetch
 
-    def read_base(self, i: int) -> bytes | None:
+    def read_base(self, i: int) -> bytes | memoryview | None:
         """Keyframe chunk ``i``'s bytes, or None if it cannot be a base."""
         cid, n = self.chunks[i]
         return self.fetch(cid, self.starts[i], n)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import struct
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import blake3
 
@@ -103,6 +104,7 @@ class TreeEntry:
         if self.kind == LINK:
             out["target"] = self.target
         else:
+            assert self.id is not None, f"tree entry {self.name!r} has no id"  # set for files and trees
             out["id"] = self.id.hex()
         return out
 
@@ -187,7 +189,8 @@ class Commit:
                 "author": self.author, "time": self.time, "message": self.message, "meta": self.meta}
 
 
-DECODERS = {MANIFEST: Manifest.decode, TREE: Tree.decode, COMMIT: Commit.decode}
+# kind -> decoder; what it returns (Manifest, Tree or Commit) depends on the kind
+DECODERS: dict[int, Callable[[Any], Any]] = {MANIFEST: Manifest.decode, TREE: Tree.decode, COMMIT: Commit.decode}
 
 
 def kind_of(data) -> int:

@@ -56,7 +56,8 @@ def group(data, width: int, offset: int, compressor: zstandard.ZstdCompressor,
     if count <= 0 or not (1 < width <= 8) or not (0 <= offset < width):
         return None
     planes = memoryview(split(arr[offset:offset + count * width], width))
-    sizes, frames = [], []
+    sizes: list[int] = []
+    frames: list[bytes | memoryview] = []
     if hints is not None:
         hints.next_chunk()
     for i in range(width):
@@ -79,7 +80,7 @@ def grouped_size(payload) -> int:
 
 
 def ungroup(payload, decompressor: zstandard.ZstdDecompressor) -> memoryview:
-    return memoryview(ungroup_array(payload, decompressor)).toreadonly()
+    return ungroup_array(payload, decompressor).data.toreadonly()  # .data: memoryview(the array)
 
 
 def ungroup_array(payload, decompressor: zstandard.ZstdDecompressor) -> np.ndarray:
@@ -98,7 +99,8 @@ def ungroup_array(payload, decompressor: zstandard.ZstdDecompressor) -> np.ndarr
     out[:offset] = src[pos:pos + offset]
     pos += offset
     end = offset + count * width
-    planes = []
+    planes: list[np.ndarray | bytes] = []
+    plane: np.ndarray | bytes
     try:
         for size in sizes:
             n = size & ~_RAW_FLAG
@@ -183,7 +185,7 @@ def safetensors_layout(head) -> tuple[int, int] | None:
             by_width[width] = by_width.get(width, 0) + end - begin
     if not by_width:
         return None
-    return max(by_width, key=by_width.get), data_start
+    return max(by_width, key=lambda w: by_width[w]), data_start
 
 
 def npy_layout(head) -> tuple[int, int] | None:

@@ -65,8 +65,11 @@ class _FileCodec:
 class _DeltaFile:
     """One file's delta state: its layout, its keyframe (None: stored whole) and what it stored."""
 
-    def __init__(self, layout: delta.FileLayout, found, cache: KeyframeCache, tensor_file: bool):
+    def __init__(self, layout: delta.FileLayout, found: tuple[delta.Keyframe, int] | None,
+                 cache: KeyframeCache, tensor_file: bool):
         self.layout = layout
+        self.keyframe: delta.Keyframe | None
+        self.uses: int
         self.keyframe, self.uses = found if found else (None, 0)
         self.new_chunks = 0
         self.delta_chunks = 0
@@ -83,8 +86,11 @@ class Ingester:
         self.objects = objects
         self.chunker = chunker
         self.grouping = grouping or deltas  # byte-grouped codec for numeric data (the store's codec)
-        self.cache = KeyframeCache(objects.db.path) if deltas else None
-        self.keyframes = keyframes.KeyframeIndex(objects, self.cache) if deltas else None
+        self.cache: KeyframeCache | None = None
+        self.keyframes: keyframes.KeyframeIndex | None = None
+        if deltas:
+            self.cache = KeyframeCache(objects.db.path)
+            self.keyframes = keyframes.KeyframeIndex(objects, self.cache)
         self.keyframe_updates: dict[bytes, bytes] = {}  # to land with the commit (see keyframes.py)
         self.progress = progress or (lambda n: None)
         self.pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="casreg-chunk")
@@ -106,6 +112,7 @@ class Ingester:
         self.writer.shutdown(wait=True)
         if self.keyframes is not None:
             self.keyframes.close()
+        if self.cache is not None:  # set with self.keyframes
             self.cache.close()
 
     def __enter__(self) -> Ingester:
@@ -161,8 +168,10 @@ class Ingester:
 
     @staticmethod
     def _delta(data, layout, start: int, fc: _FileCodec, decoded: dict) -> bytes | None:
-        keyframe = fc.dfile.keyframe
-        plan = keyframe.plan(fc.dfile.layout, start, len(data))
+        dfile = fc.dfile
+        assert dfile is not None and dfile.keyframe is not None  # _encode deltas only against one
+        keyframe = dfile.keyframe
+        plan = keyframe.plan(dfile.layout, start, len(data))
         if plan is None:
             return None
         indexes, segments = plan
@@ -282,7 +291,7 @@ class Ingester:
                     if file_layout is not None:
                         found = self.keyframes.find(file_layout)
                         tensors = file_layout.tensors is not None or fc.layout is not None
-                        fc.dfile = _DeltaFile(file_layout, found, self.cache, tensors)
+                        fc.dfile = _DeltaFile(file_layout, found, self.keyframes.cache, tensors)
                 dfile = fc.dfile
                 base = total  # the file offset of this buffer's first byte
                 total += end

@@ -14,6 +14,8 @@ from __future__ import annotations
 import struct
 import threading
 
+import lmdb
+
 from ..errors import CasregError
 from . import codec, delta
 from .basecache import KeyframeCache
@@ -33,7 +35,7 @@ class KeyframeIndex:
         self.objects = objects
         self.cache = cache
         self.table = objects.db.dbs.get("keyframes")
-        self._txn = None
+        self._txn: lmdb.Transaction | None = None  # opened by the first find()
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -43,13 +45,14 @@ class KeyframeIndex:
 
     def _read_stored(self, oid: bytes) -> tuple[int, bytes]:
         with self._lock:  # workers share one read transaction, one at a time
+            assert self._txn is not None  # only a keyframe that find() gave reads
             _, tag, payload = self.objects.stored(self._txn, oid)
             return tag, bytes(payload)
 
     def _fetcher(self, manifest_id: bytes):
         """``Keyframe.fetch``: a chunk's bytes from the cache when they hash right, else decoded
         from the store; None for a chunk stored as a delta (never a base)."""
-        def fetch(cid: bytes, offset: int, length: int) -> bytes | None:
+        def fetch(cid: bytes, offset: int, length: int) -> bytes | memoryview | None:
             data = self.cache.read(manifest_id, offset, length)
             if data is not None and object_id(data) == cid:
                 return data

@@ -42,12 +42,12 @@ def _decode_batch(batch, bases: dict, cached: dict, keyframes: KeyframeCache) ->
 
     Cached bases are used unchecked: a delta built on wrong base bytes fails its own hash check,
     and is then rebuilt from the stored bases."""
-    out = []
+    out: list[bytes | memoryview | None] = []
     from_cache: dict = {}
     for base_id, (keyframe, offset, length) in cached.items():
-        data = keyframes.read(keyframe, offset, length)
-        if data is not None:
-            from_cache[base_id] = data
+        base = keyframes.read(keyframe, offset, length)
+        if base is not None:
+            from_cache[base_id] = base
     memo = dict(from_cache)
     for cid, length, tag, payload in batch:
         if tag == codec.ZSTD and len(payload) <= 64 + length // 1024 and cid == zero_chunk_id(length):
@@ -74,7 +74,8 @@ class Restorer:
         self.objects = objects
         self.pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="casreg-restore")
         self.keyframes = KeyframeCache(objects.db.path)
-        self._offsets: dict[bytes, dict | None] = {}  # keyframe manifest id -> chunk id -> (offset, length)
+        # keyframe manifest id -> chunk id -> (offset, length)
+        self._offsets: dict[bytes, dict[bytes, tuple[int, int]] | None] = {}
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
@@ -84,7 +85,7 @@ class Restorer:
         """Where the keyframe cache holds the bases (``ids``) of a delta chunk, into ``into``."""
         keyframe = delta.keyframe_of(payload)
         if keyframe not in self._offsets:
-            offsets = None
+            offsets: dict[bytes, tuple[int, int]] | None = None
             if self.keyframes.has(keyframe):
                 try:
                     chunks = self.objects.load(txn, keyframe, MANIFEST).chunks
@@ -107,7 +108,10 @@ class Restorer:
         self.close()
 
     def _batches(self, txn: lmdb.Transaction, manifest: Manifest):
-        batch, bases, cached, size = [], {}, {}, 0
+        batch: list[tuple[bytes, int, int, memoryview]] = []
+        bases: dict[bytes, tuple[int, memoryview]] = {}  # delta base id -> stored (codec, payload)
+        cached: dict[bytes, tuple[bytes, int, int]] = {}  # delta base id -> keyframe id, offset, length
+        size = 0
         for cid, length in manifest.chunks:
             kind, tag, payload = self.objects.stored(txn, cid)
             batch.append((cid, length, tag, payload))
@@ -121,7 +125,8 @@ class Restorer:
         if batch:
             yield batch, bases, cached
 
-    def iter_chunks(self, txn: lmdb.Transaction, manifest: Manifest) -> Iterator[tuple[int, bytes | None]]:
+    def iter_chunks(self, txn: lmdb.Transaction, manifest: Manifest
+                    ) -> Iterator[tuple[int, bytes | memoryview | None]]:
         """(length, bytes or None for zeros) of each chunk in order, verified. ``txn`` must be open
         with ``buffers=True`` or not; it must stay open while this iterates."""
         pending: deque = deque()

@@ -107,8 +107,9 @@ class ObjectStore:
             raise NotFound(f"object {oid.hex()} is missing from the store")
         return unpack(value)
 
-    def read(self, txn: lmdb.Transaction, oid: bytes) -> bytes:
-        """The original bytes of an object, checked against its id."""
+    def read(self, txn: lmdb.Transaction, oid: bytes) -> bytes | memoryview:
+        """The original bytes of an object, checked against its id (a read-only memoryview for a
+        grouped or delta chunk, see ``codec.decode``)."""
         _, tag, payload = self.stored(txn, oid)
         return decode_checked(oid, tag, payload, self.base_reader(txn))
 

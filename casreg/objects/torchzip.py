@@ -20,6 +20,7 @@ import pickle
 import pickletools
 import struct
 import warnings
+from typing import cast
 
 _LOCAL = struct.Struct("<IHHHHHIIIHH")
 _LOCAL_SIG = 0x04034B50
@@ -85,13 +86,15 @@ def _pickle_length(data: bytes) -> int | None:
             for op, arg, pos in pickletools.genops(io.BytesIO(data)):
                 if op.name in _REFUSED:
                     return None
+                # genops gives the PUT and GET opcodes an int argument (MEMOIZE has none)
                 if op.name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
-                    if op.name != "MEMOIZE" and int(arg) > puts:  # pickle numbers its memo 0, 1, 2...
+                    if op.name != "MEMOIZE" and cast(int, arg) > puts:  # pickle numbers its memo 0, 1, 2...
                         return None
                     puts += 1
-                elif op.name in ("GET", "BINGET", "LONG_BINGET") and int(arg) >= puts:
+                elif op.name in ("GET", "BINGET", "LONG_BINGET") and cast(int, arg) >= puts:
                     return None
                 elif op.name == "STOP":
+                    assert pos is not None  # a BytesIO always tells its position
                     return pos + 1
         except Exception:
             return None
@@ -140,7 +143,7 @@ def torch_layout(head) -> tuple[int, int] | None:
         if header is None or not header[0].startswith(prefix):
             return None
         if header[0].startswith(prefix + "data/"):
-            width = max(by_width, key=by_width.get)
+            width = max(by_width, key=lambda w: by_width[w])
             return (width, header[1]) if width > 1 else None
         pos = header[1]
     return None

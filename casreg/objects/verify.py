@@ -37,7 +37,9 @@ def rehash_all(objects: ObjectStore, txn: lmdb.Transaction, progress, workers: i
     progress.start("verify", total, OBJECTS)
     pending: deque = deque()
     with ThreadPoolExecutor(workers, thread_name_prefix="casreg-verify") as pool:
-        batch, bases, size = [], {}, 0
+        batch: list[tuple[bytes, int, int, memoryview]] = []
+        bases: dict[bytes, tuple[int, bytes]] = {}  # delta base id -> (codec, payload copied out of the map)
+        size = 0
         for item in objects.iter_stored(txn):
             oid, kind, tag, payload = item
             try:

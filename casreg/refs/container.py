@@ -112,7 +112,7 @@ class RefContainer:
 
     def logged_names(self, txn: lmdb.Transaction) -> list[str]:
         """Names that have a reflog, including deleted refs."""
-        names = []
+        names: list[str] = []
         for k in txn.cursor(db=self.log).iternext(values=False):
             name = bytes(k)[:-9].decode()
             if not names or names[-1] != name:

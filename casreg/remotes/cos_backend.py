@@ -171,6 +171,7 @@ class COSBackend(Backend):
         os.replace(path + ".tmp", path)
 
     def _add_index(self, pack: str, body: bytes) -> None:
+        assert self._index is not None  # _load_index made it
         if not body.startswith(INDEX_MAGIC) or (len(body) - len(INDEX_MAGIC)) % _REC.size:
             raise RemoteError(f"{self.where}: pack index {pack} is damaged")
         for oid, offset, length in _REC.iter_unpack(body[len(INDEX_MAGIC):]):
@@ -195,6 +196,7 @@ class COSBackend(Backend):
         self._put(self._key("packs", pack), body)
         table = INDEX_MAGIC + b"".join(records)
         etag = self._put(self._key("index", pack), table)  # after the pack: only now do its objects exist
+        assert etag is not None  # only a create_only put gives None
         self._add_index(pack, table)
         self._cache_put(self._key("index", pack), etag, table)
         self.traffic.objects_sent += len(items)

@@ -60,7 +60,8 @@ class MySQLBackend(Backend):
             if "timed out" in str(exc):
                 message = f"no answer within {self.u.timeout:g} s (URL key timeout=)"
             else:
-                message = MESSAGES.get(code) or (str(exc.args[1]) if len(exc.args) > 1 else str(exc))
+                message = ((MESSAGES.get(code) if code is not None else None)
+                           or (str(exc.args[1]) if len(exc.args) > 1 else str(exc)))
             kind = (RemoteUnreachable if code in UNREACHABLE or "timed out" in str(exc)
                     else RemoteRefused if code in REFUSED else RemoteError)
             raise kind(f"{self.where}: {message[:200]}") from None
@@ -78,12 +79,19 @@ class MySQLBackend(Backend):
                         "target BINARY(32) NOT NULL) ENGINE=InnoDB")
             cur.execute(f"INSERT IGNORE INTO {self.t_meta} (k, v) VALUES ('schema', %s)", (SCHEMA_VERSION,))
             cur.execute(f"SELECT v FROM {self.t_meta} WHERE k = 'schema'")
-            version = cur.fetchone()[0]
+            version = self._single(cur)
             if version != SCHEMA_VERSION:
                 raise RemoteError(f"{self.where}: tables use casreg schema {version}, this casreg knows {SCHEMA_VERSION}")
             cur.execute("SELECT @@max_allowed_packet")
-            self.packet = int(cur.fetchone()[0])
+            self.packet = int(self._single(cur))
         self.traffic.requests += 6
+
+    def _single(self, cur):
+        """The one value of a query that always gives one row (none: not a MySQL server)."""
+        row = cur.fetchone()
+        if row is None:
+            raise RemoteError(f"{self.where}: unexpected reply, is it a MySQL server? (a query gave no row)")
+        return row[0]
 
     def has_many(self, ids: list[bytes]) -> set[bytes]:
         found: set[bytes] = set()
@@ -96,7 +104,8 @@ class MySQLBackend(Backend):
 
     def put_many(self, items: list[tuple[bytes, bytes]]) -> None:
         limit = max(1 << 20, int(self.packet * 0.8))
-        rows, size = [], 0
+        rows: list[tuple[bytes, bytes]] = []
+        size = 0
         with self._errors():
             self.conn.begin()
             try:

@@ -9,7 +9,7 @@ import shutil
 import tempfile
 from typing import Iterator
 
-from .. import annotations
+from .. import notes
 from ..errors import AlreadyExists, InvalidInput, NotFound, RefConflict, StoreUnavailable
 from . import open_backend
 from .base import Backend
@@ -30,7 +30,7 @@ def backend(repo, name: str, *, cached: bool = True) -> Backend:
 
 # What `push --all` sends: the registry's names (versions, checkpoints, tags, aliases, metadata,
 # FEDn models), not scratch refs of other names nor remote-tracking refs.
-PUSHED_BY_ALL = ("models/", "checkpoints/", "tags/", "aliases/", "modelmeta/", annotations.PREFIX, "fedn/")
+PUSHED_BY_ALL = ("models/", "checkpoints/", "tags/", "aliases/", "modelmeta/", notes.PREFIX, "fedn/")
 
 
 def push_refs(repo, name: str, refs: list[str], *, all_refs: bool = False, force: bool = False,
@@ -70,11 +70,11 @@ def delete_remote_ref(repo, name: str, ref: str, *, expect_old: bytes | None = N
 
 def with_annotations(repo, refs: list[str]) -> list[str]:
     """``refs`` and the annotation refs of the versions they name (metadata travels with them)."""
-    have = dict(repo.list_refs(annotations.PREFIX))
+    have = dict(repo.list_refs(notes.PREFIX))
     out = list(dict.fromkeys(refs))
     for ref in refs:
-        if not annotations.is_notes_ref(ref):
-            note = annotations.notes_ref(repo.resolve(ref))
+        if not notes.is_notes_ref(ref):
+            note = notes.notes_ref(repo.resolve(ref))
             if note in have and note not in out:
                 out.append(note)
     return out
@@ -94,7 +94,7 @@ def pull_ref(repo, name: str, ref: str, *, force: bool = False, progress=None) -
     result = fetch_refs(repo, name, [ref], progress=progress)
     target = result.refs[ref]
     old = fast_forward(repo, ref, target, force=force, message=f"pull {name}")
-    note = annotations.notes_ref(target)
+    note = notes.notes_ref(target)
     if note in result.refs:  # the version's metadata as the remote has it
         fast_forward(repo, note, result.refs[note], force=force, message=f"pull {name}")
     return old, target
@@ -201,6 +201,7 @@ def wants_fetch(repo, spec: str) -> bool:
 def auto_fetch(repo, spec: str) -> str:
     """Pull ``spec``'s ref from the default remote (FATE's enable_model_store on load); its name."""
     remote = config(repo).default
+    assert remote is not None  # the caller checked wants_fetch()
     pull_ref(repo, remote, spec.partition(":")[0])
     return remote
 

@@ -14,10 +14,10 @@ the local store can always rebuild and verify what it holds on its own.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from .. import annotations
+from .. import notes
 from ..errors import CasregError, Corrupt, NonFastForward, NotFound, RefConflict, RemoteError
 from ..objects import codec, delta, graph
 from ..objects.encoding import CHUNK, COMMIT, DECODERS, FILE, KIND_NAMES, MANIFEST, MAX_CHUNK, MAX_SIZE, TREE
@@ -67,7 +67,7 @@ def is_ancestor(repo, ancestor: bytes, descendant: bytes) -> bool:
         return graph.is_ancestor(repo.objects, txn, ancestor, descendant)
 
 
-def verified(oid: bytes, value: bytes, expected_kind: int | None = None, base_of=None, cache=None) -> bytes:
+def verified(oid: bytes, value: bytes, expected_kind: int | None = None, base_of=None, cache=None) -> bytes | memoryview:
     """The original bytes of a received object, after checking kind, size, codec and hash (a
     delta's bases come from ``base_of``, see ``store.decode_checked``). No object is decoded past
     the largest size its kind can have: a small hostile frame cannot claim gigabytes."""
@@ -141,7 +141,7 @@ def _send(repo, backend: Backend, missing: dict[bytes, int], whole: set[bytes], 
     progress.start("push", len(missing), OBJECTS)
     ids = sorted(missing, key=lambda oid: (WRITE_ORDER.index(missing[oid]), oid in as_delta))
     sent = nbytes = 0
-    in_flight = None  # one batch uploads while the next is read from the store
+    in_flight: Future[None] | None = None  # one batch uploads while the next is read from the store
 
     def upload(batch, size):
         nonlocal sent, nbytes, in_flight
@@ -150,7 +150,8 @@ def _send(repo, backend: Backend, missing: dict[bytes, int], whole: set[bytes], 
         if batch:
             in_flight = uploader.submit(backend.put_many, batch)
             sent, nbytes = sent + len(batch), nbytes + size
-            in_flight.add_done_callback(lambda _f, n=len(batch): progress.advance(n))
+            # mypy cannot type a lambda whose default binds a value (python/mypy#15459)
+            in_flight.add_done_callback(lambda _f, n=len(batch): progress.advance(n))  # type: ignore[misc]
 
     with ThreadPoolExecutor(1, thread_name_prefix="casreg-upload") as uploader:
         batch, size = [], 0
@@ -189,8 +190,8 @@ def fetch(repo, remote: str, backend: Backend, names: list[str] | None = None, *
         unknown = [n for n in names if n not in remote_refs]
         if unknown:
             raise NotFound(f"the remote has no ref {unknown[0]}")
-        notes = [annotations.notes_ref(remote_refs[n]) for n in names]  # metadata comes along
-        remote_refs = {n: remote_refs[n] for n in [*names, *notes] if n in remote_refs}
+        annotations = [notes.notes_ref(remote_refs[n]) for n in names]  # metadata comes along
+        remote_refs = {n: remote_refs[n] for n in [*names, *annotations] if n in remote_refs}
     result = FetchResult(dict(remote_refs))
     with repo.protected_from_gc():
         structured, chunks = _discover(repo, backend, remote_refs.values(), repair=repair)
@@ -253,6 +254,7 @@ def _received_chunks(repo, backend: Backend, ids: list[bytes]) -> list[tuple[byt
 def _bases_for(backend: Backend, received: dict[bytes, bytes], missing=None) -> dict[bytes, bytes]:
     """The delta bases the ``received`` chunks name but do not include, from the remote (only
     those ``missing(ids)`` gives the indexes of, when given)."""
+    needed: set[bytes] | list[bytes]  # a set, then sorted
     needed = set()
     for value in received.values():
         _, tag, payload = unpack(value)

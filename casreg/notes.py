@@ -1,4 +1,4 @@
-"""Annotations: metadata and state beside a version, never inside it (git notes, in spirit).
+"""Notes: metadata and state beside a version, never inside it (as git notes are).
 
 A version (commit) is immutable: its id never changes. What is said about it later lives in an
 annotation chain under the ref ``notes/<version id>``: each change is a small commit of the empty
