@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Iterator, NamedTuple
+from typing import TYPE_CHECKING, Iterator, NamedTuple
 
 from . import notes
 from . import progress as progress_mod
@@ -45,21 +45,22 @@ from .errors import (
 from .ignore import EVERYTHING, IGNORE_FILE, PathFilter
 from .metadata import check_map
 from .objects import codec
-from .objects.basecache import KeyframeCache
 from .objects.chunker import Chunker, ChunkerParams
 from .objects.encoding import CHUNK, COMMIT, DIR, FILE, KIND_NAMES, LINK, MANIFEST, TREE, Commit, Tree, TreeEntry
 from .objects.graph import is_ancestor, newest_first, reachable
-from .objects.ingest import Ingester
-from .objects.restore import Restorer
 from .objects.store import ObjectStore
 from .refs import ANY, RefContainer, check_ref_name
 from .timespec import parse_duration
 
+if TYPE_CHECKING:  # the pipelines import numpy: loaded when a command needs them, not at start-up
+    from .objects.ingest import Ingester
+    from .objects.restore import Restorer
+
 STORE_DIR = ".casreg"
-# zstd: every chunk zstd -3 (or raw); grouped: numeric chunks as byte-grouped planes (see
-# objects/grouping.py), smaller by ~9% on fp32 checkpoints; delta: grouped, and a new version of a
-# large file stored as XOR deltas against its layout's keyframe (objects/delta.py).
-CODECS = ("zstd", "grouped", "delta")
+# The store's codec policy (codec.POLICIES): zstd: every chunk zstd -3 (or raw); grouped: numeric
+# chunks as byte-grouped planes (objects/grouping.py), ~9% smaller on fp32 checkpoints; delta:
+# grouped, and a new version of a large file as XOR deltas against its keyframe (objects/delta.py).
+CODECS = tuple(codec.POLICIES)
 
 
 def _codec_config(codec_name: str) -> dict:
@@ -157,6 +158,8 @@ class Repository:
             raise StoreUnavailable(f"{path}: unsupported store format {config.get('format')!r}")
         self.chunker_params = ChunkerParams.from_json(config["chunker"])
         self.codec_name = config.get("codec", {}).get("name", "zstd")
+        if self.codec_name not in codec.POLICIES:
+            raise StoreUnavailable(f"{path}: written with codec {self.codec_name!r}, which this casreg does not know")
 
     # -- life cycle ------------------------------------------------------------------------------
     @classmethod
@@ -206,12 +209,12 @@ class Repository:
     @property
     def grouping(self) -> bool:
         """New chunks of numbers are stored byte-grouped (the grouped and delta codecs)."""
-        return self.codec_name in ("grouped", "delta")
+        return codec.POLICIES[self.codec_name][0]
 
     @property
     def deltas(self) -> bool:
         """New versions of large files are stored as deltas against a keyframe (delta codec)."""
-        return self.codec_name == "delta"
+        return codec.POLICIES[self.codec_name][1]
 
     def protected_from_gc(self):
         """Held from a writer's first object to its ref move (commit, fetch): a gc waits for it,
@@ -378,6 +381,7 @@ class Repository:
         staged: dict[bytes, bytes] = {}
         with self.protected_from_gc():
             progress.start("commit", root.size)
+            from .objects.ingest import Ingester
             with Ingester(self.objects, Chunker(self.chunker_params), progress=progress.advance,
                           grouping=self.grouping, deltas=self.deltas) as ing:
                 tree_id = self._store_node(root, ing, staged)
@@ -665,6 +669,7 @@ class Repository:
         # Byte-grouped chunks decode in many short numpy steps; two decoding threads then spend
         # their time handing the GIL to each other (measured: 1 worker 350 MB/s, 2 workers 280 on
         # delta chunks; 700 vs 590 on grouped ones), while zstd chunks gain from the second core.
+        from .objects.restore import Restorer
         return Restorer(self.objects, workers=1 if self.grouping else 2)
 
     @staticmethod
@@ -733,7 +738,7 @@ class Repository:
                         unique += codec.raw_size(tag, payload)
                     except Corrupt:  # counted and reported; `verify --full` says which
                         damaged += 1
-                    cname = codec.CODEC_NAMES.get(tag, str(tag))
+                    cname = codec.CODECS[tag].name if tag in codec.CODECS else str(tag)
                     by_codec[cname] = by_codec.get(cname, 0) + len(payload) + 2
             graph = reachable(self.objects, txn, self._roots(txn))
             commits = [oid for oid, kind in graph.items() if kind == COMMIT]
@@ -750,7 +755,7 @@ class Repository:
             "dedup_ratio": round(logical / unique, 4) if unique else 1.0,
             "compression_ratio": round(unique / stored["chunk"], 4) if stored["chunk"] else 1.0,
             "total_ratio": round(logical / stored_total, 4) if stored_total else 1.0,
-            "objects": counts, "keyframe_cache_bytes": KeyframeCache(self.path).size(),
+            "objects": counts, "keyframe_cache_bytes": _keyframe_cache(self.path).size(),
             "damaged_chunks": damaged,
             **self.disk_usage(),
         }
@@ -843,7 +848,7 @@ class Repository:
         with self._gc_lock(exclusive=True):
             result = self.db.write(lambda txn: sweep(txn, True), buffers=True)
             with self.db.read() as txn:  # decoded keyframes of manifests that are gone
-                KeyframeCache(self.path).prune(lambda oid: self.objects.has(txn, oid))
+                _keyframe_cache(self.path).prune(lambda oid: self.objects.has(txn, oid))
             before = self.db.file_size()
             if compact is None:
                 compact = result["deleted_bytes"] >= min(64 << 20, before // 10) and result["deleted_objects"] > 0
@@ -853,6 +858,11 @@ class Repository:
             result["compaction_skipped"] = bool(compact) and not result["compacted"]
             result["file_bytes_before"], result["file_bytes_after"] = before, self.db.file_size()
             return result
+
+
+def _keyframe_cache(path: str):
+    from .objects.basecache import KeyframeCache
+    return KeyframeCache(path)
 
 
 def _merge_into(src: str, dst: str, *, clean: bool, skip: str | None = None) -> None:

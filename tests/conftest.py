@@ -41,3 +41,11 @@ def remote(request, tmp_path):
         handle = COSRemote(request.getfixturevalue("seaweed"))
     yield handle
     handle.cleanup()
+
+
+def pytest_collection_modifyitems(items):
+    """The fast lane (-m 'not slow') leaves out whatever needs a real server of its own (every
+    test taking the ``remote`` or ``seaweed`` fixture) besides the modules marked slow."""
+    for item in items:
+        if {"remote", "seaweed"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -235,7 +235,7 @@ def test_grouped_store_round_trip_stats_and_verify(tmp_path):
     assert tree_files(tmp_path / "out") == tree_files(src)
     assert repo.verify(full=True) == []
     by_codec = repo.stats()["stored_bytes_by_codec"]
-    assert "grouped-zstd" in by_codec and "zstd" in by_codec
+    assert "grouped" in by_codec and "zstd" in by_codec
     repo.close()
     with pytest.raises(Exception, match="unknown codec"):
         Repository.init(str(tmp_path / "other"), codec_name="lzma")

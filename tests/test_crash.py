@@ -7,8 +7,11 @@ import sys
 import time
 
 import blake3
+import pytest
 
 from tests.helpers import ROOT, run_cli
+
+pytestmark = pytest.mark.slow  # kill -9 campaigns: not in the fast lane
 
 
 def _big_file(path, size):

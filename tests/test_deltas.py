@@ -449,6 +449,7 @@ def test_push_and_fetch_of_deltas(remote, tmp_path):
     b.close()
 
 
+@pytest.mark.slow
 def test_cli_delta_store_end_to_end(tmp_path):
     store = tmp_path / "store"
     run_cli("--store", store, "init", "--codec", "delta", check=0)
@@ -467,6 +468,7 @@ def test_cli_delta_store_end_to_end(tmp_path):
     assert "codec" in one_line_error(run_cli("--store", tmp_path / "x", "init", "--codec", "xdelta"))
 
 
+@pytest.mark.slow
 def test_cli_switches_an_existing_store_to_deltas(tmp_path):
     """`casreg codec delta` on a zstd store: earlier versions keep their form and restore as they
     were; a file's next new version becomes its first keyframe, the one after it is deltas."""

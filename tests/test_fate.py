@@ -72,6 +72,7 @@ def test_real_archive_round_trip_is_byte_identical_and_idempotent(work):
     assert meta == {"framework": "fate", "party_model_id": PARTY, "model_version": VERSION, "fate_layout": "1"}
 
 
+@pytest.mark.slow
 def test_cache_with_checkpoints_catalog_and_dedup(work):
     cache = _cache_with_checkpoints(str(work / "fate"))
     report = json.loads(run_cli("fate", "import", cache, "--json", cwd=work, check=0).stdout)

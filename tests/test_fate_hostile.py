@@ -149,6 +149,7 @@ def test_zip_bomb_is_refused_from_its_headers_before_anything_is_written(work):
     assert bomb.name in err and "weights.bin" in err and "CASREG_ARCHIVE_MAX_RATIO" in err
 
 
+@pytest.mark.slow
 def test_archive_limits_come_from_the_environment(work):
     big = _zip(work / f"{PARTY}_202611230021.zip",
                [("define/a.bin", random_bytes(600_000, "a")), ("define/b.bin", random_bytes(600_000, "b"))])

@@ -26,6 +26,7 @@ def small_fs(tmp_path):
     subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
+@pytest.mark.slow
 def test_disk_full_is_one_line_and_leaves_a_store_that_verifies(small_fs, tmp_path):
     store = small_fs / "store"
     run_cli("--store", store, "init", check=0)
@@ -39,6 +40,7 @@ def test_disk_full_is_one_line_and_leaves_a_store_that_verifies(small_fs, tmp_pa
     assert "m/small" in refs and "m/big" not in refs
 
 
+@pytest.mark.slow
 def test_read_only_store_reads_but_refuses_writes(small_fs, tmp_path):
     store = small_fs / "store"
     run_cli("--store", store, "init", check=0)
@@ -87,6 +89,7 @@ def test_unreadable_file_is_one_clear_line(tmp_path):
         shutil.rmtree(work, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_read_only_delta_store_restores_deltas(small_fs, tmp_path):
     """Deltas and the keyframe cache on a store that has become read-only (a mounted archive)."""
     from tests.test_deltas import Series, _version

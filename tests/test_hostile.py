@@ -21,6 +21,8 @@ from casreg.remotes import ops, sync
 from casreg.repo import Repository
 from tests.helpers import ROOT, random_bytes, write_file
 
+pytestmark = pytest.mark.slow  # real servers, subprocess campaigns: not in the fast lane
+
 
 def _store(tmp_path, name, remote=None) -> Repository:
     repo = Repository.init(str(tmp_path / name / ".casreg"))

@@ -115,6 +115,7 @@ def test_fedn_model_storage(tmp_path):
     storage.close()
 
 
+@pytest.mark.slow
 def test_registry_cli(tmp_path):
     run_cli("init", cwd=tmp_path, check=0)
     run_cli("fate", "import", FIXTURE, cwd=tmp_path, check=0)

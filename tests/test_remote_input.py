@@ -18,6 +18,8 @@ from tests import test_remotes
 from tests.helpers import one_line_error, random_bytes, run_cli, write_file
 from tests.remote_kinds import COSRemote
 
+pytestmark = pytest.mark.slow  # real servers, subprocess campaigns: not in the fast lane
+
 BAD_URLS = [
     ("redis://127.0.0.1:abc/0", "port"),
     ("redis://127.0.0.1:99999/0", "port"),

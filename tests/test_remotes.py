@@ -19,6 +19,8 @@ from casreg.repo import Repository
 from tests.helpers import ROOT, one_line_error, random_bytes, run_cli, tree_files, write_file
 from tests.remote_kinds import MySQLRemote, RedisRemote
 
+pytestmark = pytest.mark.slow  # real servers, subprocess campaigns: not in the fast lane
+
 
 def _store(tmp_path, name, remote=None) -> Repository:
     repo = Repository.init(str(tmp_path / name / ".casreg"))

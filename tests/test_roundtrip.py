@@ -60,6 +60,7 @@ def test_directory_tree_with_unicode_deep_symlinks_and_modes(repo, tmp_path):
     assert os.stat(out / "run.sh").st_mode & 0o111
 
 
+@pytest.mark.slow
 def test_sparse_multi_gigabyte_file(repo, tmp_path):
     path = tmp_path / "src" / "sparse.bin"
     path.parent.mkdir()

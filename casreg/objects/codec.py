@@ -1,7 +1,11 @@
-"""How an object's bytes are stored: a one-byte codec tag, then the payload.
+"""How an object's bytes are stored: a one-byte codec tag, then the payload; the codec table.
 
 The object id is always the BLAKE3 hash of the original bytes, so the codec is a property of
-storage only: dedup and verification do not depend on it.
+storage only: dedup and verification do not depend on it. Each codec is one ``Codec`` in
+``CODECS``: its tag byte, its name, how to decode a payload (bounded by a limit), its original size
+and the chunks it is built on (only a delta has any). Adding a codec is a class here, its
+encoder and its tests. A store's *policy* (``POLICIES``: zstd, grouped, delta) says which codecs
+new chunks may use.
 """
 
 from __future__ import annotations
@@ -12,12 +16,12 @@ import threading
 import zstandard
 
 from ..errors import Corrupt
+from . import deltaformat
 
 RAW = 0
 ZSTD = 1
 GROUPED = 2
 DELTA = 3
-CODEC_NAMES = {RAW: "raw", ZSTD: "zstd", GROUPED: "grouped-zstd", DELTA: "delta"}
 ZSTD_LEVEL = 3
 MAX_OBJECT = 1 << 32  # no object is this large (a manifest this size would list a file of petabytes)
 # Byte planes: zstd's fast strategy with 7-byte minimum matches. A sign/exponent plane holds few
@@ -80,34 +84,6 @@ def encode_delta(data, keyframe_id: bytes, base_ids: list[bytes], bases: list, s
     return delta.encode(data, keyframe_id, base_ids, bases, segments, layout, _plane_compressor(), hints)
 
 
-def decode(codec: int, payload, bases: list | None = None, limit: int = MAX_OBJECT) -> bytes | memoryview:
-    """The original bytes of a stored payload (grouped and delta chunks come back as a read-only
-    memoryview of the decoded array, saving a copy); a DELTA payload needs its ``bases`` decoded
-    (in ``delta.base_ids`` order). A payload that would decode to more than ``limit`` bytes is
-    refused (Corrupt) before anything that size is allocated. Thread-safe."""
-    if codec == RAW:
-        _refuse_over(len(payload), limit)
-        return bytes(payload)
-    if codec not in (ZSTD, GROUPED, DELTA):
-        raise Corrupt(f"unknown codec tag {codec}")
-    if codec == ZSTD:
-        try:
-            if zstandard.frame_content_size(payload) < 0:
-                return _unsized_frame(payload, limit)
-            _refuse_over(zstandard.frame_content_size(payload), limit)  # it would be allocated at once
-            return _decompressor().decompress(payload)
-        except zstandard.ZstdError as exc:
-            raise Corrupt(f"cannot decompress stored object: {exc}") from None
-    _refuse_over(raw_size(codec, payload), limit)
-    if codec == GROUPED:
-        from .grouping import ungroup
-        return ungroup(payload, _decompressor())
-    from . import delta
-    if bases is None:
-        raise Corrupt("a delta object cannot be decoded without its bases")
-    return delta.apply(payload, bases, _decompressor())
-
-
 def _refuse_over(size: int, limit: int) -> None:
     if size > limit:
         raise Corrupt(f"object claims to be larger than its kind can be ({size} > {limit} bytes)")
@@ -124,19 +100,118 @@ def _unsized_frame(payload, limit: int) -> bytes:
     return b"".join(out)
 
 
-def raw_size(codec: int, payload, limit: int = MAX_OBJECT) -> int:
-    """The original length of a stored payload, from its header (Corrupt if that is damaged); a
-    zstd frame that does not give its size is decoded, at most ``limit`` bytes of it."""
-    from .grouping import grouped_size
-    try:
-        if codec == ZSTD:
+class Codec:
+    """One stored form. Subclasses set ``tag`` and ``name`` and decode their payloads."""
+    tag = -1
+    name = ""
+    self_contained = True  # decodes without other chunks
+
+    def decode(self, payload, bases: list | None, limit: int) -> bytes | memoryview:
+        raise NotImplementedError
+
+    def raw_size(self, payload, limit: int = MAX_OBJECT) -> int:
+        """The original length, from the payload's header (Corrupt if that is damaged)."""
+        return len(payload)
+
+    def base_ids(self, payload) -> list[bytes]:
+        """The chunks this payload is built on (children in the object graph)."""
+        return []
+
+
+class Raw(Codec):
+    tag, name = RAW, "raw"
+
+    def decode(self, payload, bases, limit):
+        _refuse_over(len(payload), limit)
+        return bytes(payload)
+
+
+class Zstd(Codec):
+    tag, name = ZSTD, "zstd"
+
+    def decode(self, payload, bases, limit):
+        try:
+            if zstandard.frame_content_size(payload) < 0:
+                return _unsized_frame(payload, limit)
+            _refuse_over(zstandard.frame_content_size(payload), limit)  # it would be allocated at once
+            return _decompressor().decompress(payload)
+        except zstandard.ZstdError as exc:
+            raise Corrupt(f"cannot decompress stored object: {exc}") from None
+
+    def raw_size(self, payload, limit=MAX_OBJECT):
+        try:
             size = zstandard.frame_content_size(payload)
-            return size if size >= 0 else len(_unsized_frame(payload, limit))
-        if codec == GROUPED:
+        except zstandard.ZstdError:
+            raise Corrupt("stored object has a damaged header") from None
+        return size if size >= 0 else len(_unsized_frame(payload, limit))  # a frame without its size
+
+
+class Grouped(Codec):
+    """Byte planes: each w-byte element split into w planes, one zstd frame each (grouping.py)."""
+    tag, name = GROUPED, "grouped"
+
+    def decode(self, payload, bases, limit):
+        from .grouping import ungroup
+        _refuse_over(self.raw_size(payload), limit)
+        return ungroup(payload, _decompressor())
+
+    def raw_size(self, payload, limit=MAX_OBJECT):
+        from .grouping import grouped_size
+        try:
             return grouped_size(payload)
-        if codec == DELTA:
-            from . import delta
-            return grouped_size(delta.parse(payload)[3])
-    except (zstandard.ZstdError, struct.error):
-        raise Corrupt("stored object has a damaged header") from None
-    return len(payload)
+        except struct.error:
+            raise Corrupt("stored object has a damaged header") from None
+
+
+class Delta(Codec):
+    """Byte planes of the XOR against aligned base chunks (delta.py; the header: deltaformat.py)."""
+    tag, name = DELTA, "delta"
+    self_contained = False
+
+    def decode(self, payload, bases, limit):
+        from . import delta
+        _refuse_over(self.raw_size(payload), limit)
+        if bases is None:
+            raise Corrupt("a delta object cannot be decoded without its bases")
+        return delta.apply(payload, bases, _decompressor())
+
+    def raw_size(self, payload, limit=MAX_OBJECT):
+        from .grouping import grouped_size
+        try:
+            return grouped_size(deltaformat.parse(payload)[3])
+        except struct.error:
+            raise Corrupt("stored object has a damaged header") from None
+
+    def base_ids(self, payload):
+        return deltaformat.base_ids(payload)
+
+
+CODECS: dict[int, Codec] = {c.tag: c for c in (Raw(), Zstd(), Grouped(), Delta())}
+# A store's policy: which codecs new chunks may take (grouping: byte planes; deltas: XOR deltas).
+POLICIES = {"zstd": (False, False), "grouped": (True, False), "delta": (True, True)}
+
+
+def of(tag: int) -> Codec:
+    """The codec of a stored tag byte (Corrupt for a tag no casreg writes)."""
+    try:
+        return CODECS[tag]
+    except KeyError:
+        raise Corrupt(f"unknown codec tag {tag}") from None
+
+
+def decode(tag: int, payload, bases: list | None = None, limit: int = MAX_OBJECT) -> bytes | memoryview:
+    """The original bytes of a stored payload (grouped and delta chunks come back as a read-only
+    memoryview of the decoded array, saving a copy); a delta payload needs its ``bases`` decoded
+    (in ``base_ids`` order). A payload that would decode to more than ``limit`` bytes is refused
+    (Corrupt) before anything that size is allocated. Thread-safe."""
+    return of(tag).decode(payload, bases, limit)
+
+
+def raw_size(tag: int, payload, limit: int = MAX_OBJECT) -> int:
+    """The original length of a stored payload, from its header (Corrupt if that is damaged)."""
+    return of(tag).raw_size(payload, limit)
+
+
+def base_ids(tag: int, payload) -> list[bytes]:
+    """The chunk ids a stored payload is built on ([] for a self-contained one)."""
+    return of(tag).base_ids(payload)

@@ -27,14 +27,13 @@ from __future__ import annotations
 import bisect
 import itertools
 import json
-import struct
 from dataclasses import dataclass
 
 import blake3
 import numpy as np
 
 from ..errors import Corrupt
-from . import grouping, kernels
+from . import deltaformat, grouping, kernels
 
 ZEROS = kernels.ZEROS
 KEYFRAME_EVERY = 8  # a file's 8th version after its keyframe is stored whole and becomes the next
@@ -43,8 +42,6 @@ MAX_HEADER = 16 << 20  # a safetensors header longer than this is not parsed for
 ACCEPT = 0.6  # a delta this small (vs. the chunk) is taken without trying the self-contained codecs
 MIDDLING = 0.8  # ... and one up to this, once the self-contained codecs keep losing to this file's deltas
 
-_COUNT = struct.Struct("<H")
-_SEGMENT = struct.Struct("<II")
 
 
 @dataclass
@@ -120,49 +117,8 @@ def file_layout(name: str, size: int, head) -> FileLayout | None:
     return FileLayout(key, size, data_start, table)
 
 
-# -- payload --------------------------------------------------------------------------------------
-def pack(keyframe_id: bytes, base_ids: list[bytes], segments: list[tuple[int, int]], grouped: bytes) -> bytes:
-    return b"".join((keyframe_id, _COUNT.pack(len(base_ids)), *base_ids, _COUNT.pack(len(segments)),
-                     *(_SEGMENT.pack(s, n) for s, n in segments), grouped))
-
-
-def _ids(mv: memoryview) -> tuple[list[bytes], int]:
-    """(base chunk ids, offset of the segment count) of a delta payload."""
-    try:
-        (count,) = _COUNT.unpack_from(mv, 32)
-    except struct.error:
-        raise Corrupt("truncated delta object") from None
-    pos = 32 + _COUNT.size + 32 * count
-    if len(mv) < pos:
-        raise Corrupt("truncated delta object")
-    return [bytes(mv[i:i + 32]) for i in range(32 + _COUNT.size, pos, 32)], pos
-
-
-def parse(payload) -> tuple[bytes, list[bytes], list[tuple[int, int]], memoryview]:
-    """(keyframe manifest id, base chunk ids, segments, grouped XOR) of a delta payload."""
-    mv = memoryview(payload)
-    ids, pos = _ids(mv)
-    try:
-        (nseg,) = _COUNT.unpack_from(mv, pos)
-        pos += _COUNT.size
-        segments = list(_SEGMENT.iter_unpack(mv[pos:pos + _SEGMENT.size * nseg]))
-    except struct.error:
-        raise Corrupt("truncated delta object") from None
-    if len(segments) != nseg:
-        raise Corrupt("truncated delta object")
-    return bytes(mv[:32]), ids, segments, mv[pos + _SEGMENT.size * nseg:]
-
-
-def base_ids(payload) -> list[bytes]:
-    """The chunk ids a delta payload needs (its children in the object graph)."""
-    return _ids(memoryview(payload))[0]
-
-
-def keyframe_of(payload) -> bytes:
-    """The manifest id of the keyframe a delta payload was made against."""
-    if len(payload) < 32:
-        raise Corrupt("truncated delta object")
-    return bytes(payload[:32])
+# -- payload: its header is deltaformat's (pack, parse, base_ids, keyframe_of) -------------------
+pack, parse, base_ids, keyframe_of = deltaformat.pack, deltaformat.parse, deltaformat.base_ids, deltaformat.keyframe_of
 
 
 def starts(lengths) -> list[int]:

@@ -216,7 +216,7 @@ class Ingester:
             self.new_bytes += len(value)
             if dfile is not None:
                 dfile.new_chunks += 1
-                dfile.delta_chunks += value[1] == codec.DELTA
+                dfile.delta_chunks += not codec.of(value[1]).self_contained
         self.new_chunks += len(values)
         if self._unwritten_bytes >= FLUSH_BYTES:
             self._write_async()

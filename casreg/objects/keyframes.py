@@ -57,7 +57,7 @@ class KeyframeIndex:
             if data is not None and object_id(data) == cid:
                 return data
             tag, payload = self._read_stored(cid)
-            return None if tag == codec.DELTA else decode_checked(cid, tag, payload)
+            return None if not codec.of(tag).self_contained else decode_checked(cid, tag, payload)
         return fetch
 
     def find(self, layout: FileLayout) -> tuple[Keyframe, int] | None:

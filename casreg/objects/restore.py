@@ -56,7 +56,7 @@ def _decode_batch(batch, bases: dict, cached: dict, keyframes: KeyframeCache) ->
         try:
             data = decode_checked(cid, tag, payload, bases.__getitem__, memo)
         except Corrupt:
-            suspects = [b for b in delta.base_ids(payload) if b in from_cache] if tag == codec.DELTA else []
+            suspects = [b for b in codec.base_ids(tag, payload) if b in from_cache]
             if not suspects:
                 raise
             for b in suspects:  # distrust the cache for these bases from now on

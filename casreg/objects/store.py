@@ -11,7 +11,7 @@ import lmdb
 
 from ..db import Database
 from ..errors import Corrupt, NotFound
-from . import codec, delta, heap
+from . import codec, heap
 from .encoding import DECODERS, KIND_NAMES, MAX_CHUNK, object_id
 
 HEADER = 2
@@ -33,15 +33,16 @@ def decode_checked(oid: bytes, tag: int, payload, base_of=None, cache: dict | No
     must be self-contained (deltas are one deep, see ``delta``). Nothing larger than ``limit``
     (a base: larger than a chunk) is allocated."""
     bases = None
-    if tag == codec.DELTA:
+    form = codec.of(tag)
+    if not form.self_contained:
         bases = []
-        for bid in delta.base_ids(payload):
+        for bid in form.base_ids(payload):
             data = cache.get(bid) if cache is not None else None
             if data is None:
                 if base_of is None:
                     raise Corrupt(f"delta object {oid.hex()} needs its base {bid.hex()}")
                 base_tag, base_payload = base_of(bid)
-                if base_tag == codec.DELTA:
+                if not codec.of(base_tag).self_contained:
                     raise Corrupt(f"delta object {oid.hex()} has a delta as its base ({bid.hex()})")
                 data = decode_checked(bid, base_tag, base_payload, limit=MAX_CHUNK)
                 if cache is not None:
@@ -125,9 +126,7 @@ class ObjectStore:
         here so that worker threads can decode without touching the transaction. With ``copy``
         the payloads are copied out of the map (for random lookups that would each map ~1 MB).
         Returns the base ids ([] for a self-contained chunk)."""
-        if tag != codec.DELTA:
-            return []
-        ids = delta.base_ids(payload)
+        ids = codec.base_ids(tag, payload)
         for bid in ids:
             if bid not in into:
                 _, base_tag, base_payload = self.stored(txn, bid)
@@ -139,9 +138,8 @@ class ObjectStore:
         value = txn.get(oid, db=self.table)
         if value is None:
             return None
-        if len(value) > HEADER and value[1] == codec.DELTA:
-            return delta.base_ids(memoryview(value)[HEADER:])
-        return []
+        _, tag, payload = unpack(value)
+        return codec.base_ids(tag, payload)
 
     def holds_delta(self, txn: lmdb.Transaction, manifest) -> bool:
         """True if any chunk of a file is stored as a delta (such a file is no keyframe)."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from .. import notes
 from ..errors import CasregError, Corrupt, NonFastForward, NotFound, RefConflict, RemoteError
-from ..objects import codec, delta, graph
+from ..objects import codec, graph
 from ..objects.encoding import CHUNK, COMMIT, DECODERS, FILE, KIND_NAMES, MANIFEST, MAX_CHUNK, MAX_SIZE, TREE
 from ..objects.graph import children, reachable
 from ..objects.store import decode_checked, pack, unpack
@@ -258,8 +258,7 @@ def _bases_for(backend: Backend, received: dict[bytes, bytes], missing=None) -> 
     needed = set()
     for value in received.values():
         _, tag, payload = unpack(value)
-        if tag == codec.DELTA:
-            needed.update(delta.base_ids(payload))
+        needed.update(codec.base_ids(tag, payload))
     needed = sorted(needed - received.keys())
     if missing is not None:
         needed = [needed[i] for i in missing(needed)]
