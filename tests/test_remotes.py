@@ -158,14 +158,16 @@ def test_interrupted_push_then_rerun_moves_only_what_is_missing(remote, tmp_path
     env = dict(os.environ, PYTHONPATH=ROOT)
     with Repository(str(store)) as a:
         chunk_ids = [oid for oid, kind in _objects(a) if kind == CHUNK]
-    watcher = remote.backend()
     killed = False
     for _ in range(3):
         proc = subprocess.Popen([sys.executable, "-m", "casreg.cli", "--store", str(store), "push", "origin",
                                  "models/m/big"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while proc.poll() is None and time.monotonic() < deadline:
-            if type(watcher)(watcher.url, {}).has_many(chunk_ids):  # a fresh look: the first pack landed
+            fresh = remote.backend()  # a fresh look (no cached index): has the first batch landed?
+            landed = fresh.has_many(chunk_ids)
+            fresh.close()
+            if landed:
                 break
             time.sleep(0.005)
         proc.send_signal(signal.SIGKILL)

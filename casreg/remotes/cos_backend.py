@@ -21,15 +21,18 @@ import contextlib
 import json
 import logging
 import os
+import re
 import struct
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Iterator
 
 import blake3
 
 from ..errors import Corrupt, RemoteError, RemoteRefused, RemoteUnreachable
 from .base import Backend, remote_ref
+from .registry import Scheme, register
 
 _REC = struct.Struct("<32sQI")
 INDEX_MAGIC = b"casreg-packindex-1\n"
@@ -66,7 +69,7 @@ class COSBackend(Backend):
         self._index: dict[bytes, tuple[str, int, int]] | None = None
         self._packs_loaded: set[str] = set()
         with self._errors():
-            self.client = CosS3Client(CosConfig(**options), retry=1)
+            self.client = CosS3Client(CosConfig(**options), retry=0)  # Retrying decides
             self.client.head_bucket(Bucket=self.bucket)
         self.traffic.requests += 1
 
@@ -114,7 +117,6 @@ class COSBackend(Backend):
             resp = self.client.get_object(Bucket=self.bucket, Key=key, **extra)
             body = resp["Body"].get_raw_stream().read()
         self.traffic.requests += 1
-        self.traffic.bytes_received += len(body)
         return body, _etag(resp)
 
     def _put(self, key: str, body: bytes, create_only: bool = False) -> str | None:
@@ -130,7 +132,6 @@ class COSBackend(Backend):
             raise
         finally:
             self.traffic.requests += 1
-        self.traffic.bytes_sent += len(body)
         return _etag(resp)
 
     # -- objects ---------------------------------------------------------------------------------
@@ -199,7 +200,6 @@ class COSBackend(Backend):
         assert etag is not None  # only a create_only put gives None
         self._add_index(pack, table)
         self._cache_put(self._key("index", pack), etag, table)
-        self.traffic.objects_sent += len(items)
 
     def get_many(self, ids: list[bytes]) -> Iterator[tuple[bytes, bytes]]:
         index = self._index if self._index is not None else self._load_index()
@@ -229,7 +229,6 @@ class COSBackend(Backend):
                 if len(body) != end - start:
                     raise RemoteError(f"{self.where}: pack {pack} is shorter than its index says")
                 for offset, length, oid in members:
-                    self.traffic.objects_received += 1
                     yield oid, body[offset - start:offset - start + length]
 
     # -- refs ------------------------------------------------------------------------------------
@@ -279,3 +278,21 @@ class COSBackend(Backend):
 def _etag(headers: dict) -> str:
     """The ETag of a listing entry or a response, without its quotes ("" if absent)."""
     return next((str(v) for k, v in headers.items() if k.lower() == "etag"), "").strip('"')
+
+
+def _check_url(out, netloc: str, path: str, bad):
+    if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)+", netloc) or path.strip("/"):
+        raise bad("use cos://<bucket>-<appid>?region=<region>")
+    query = out.query
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]*[A-Za-z0-9]", query.get("region", "")):
+        raise bad("needs ?region=<region> (letters, digits, '-', '.')")  # the SDK's rule
+    if query.get("scheme", "https") not in ("http", "https"):
+        raise bad("scheme must be http or https")
+    if "port" in query and not (query["port"].isdigit() and 0 < int(query["port"]) < 65536):
+        raise bad("port must be a number from 1 to 65535")
+    return replace(out, host=netloc)
+
+
+register(Scheme("cos", lambda url, secrets, create=False, cache_dir=None: COSBackend(url, secrets, cache_dir=cache_dir),
+                query_keys=("region", "prefix", "endpoint", "ip", "port", "scheme", "timeout"),
+                check_url=_check_url, sdk="qcloud_cos", extra="cos", secret_fields=("secret_id", "secret_key")))
