@@ -3,6 +3,7 @@ import os
 import pytest
 
 from casreg.repo import Repository
+from tests.remote_kinds import KINDS
 
 
 @pytest.fixture
@@ -23,21 +24,10 @@ def seaweed(tmp_path_factory):
     server.stop()
 
 
-REMOTE_KINDS = ["file", "redis", "mysql", "cos"]
-
-
-@pytest.fixture(params=REMOTE_KINDS)
+@pytest.fixture(params=KINDS)
 def remote(request, tmp_path):
     """One real remote of each kind (file://, Redis, MariaDB, SeaweedFS speaking COS)."""
-    from tests.remote_kinds import COSRemote, FileRemote, MySQLRemote, RedisRemote
-    kind = request.param
-    if kind == "file":
-        handle = FileRemote(tmp_path)
-    elif kind == "redis":
-        handle = RedisRemote()
-    elif kind == "mysql":
-        handle = MySQLRemote()
-    else:
-        handle = COSRemote(request.getfixturevalue("seaweed"))
+    from tests.remote_kinds import open_remote
+    handle = open_remote(request.param, request, tmp_path)
     yield handle
     handle.cleanup()

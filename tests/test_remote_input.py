@@ -16,7 +16,6 @@ from casreg.remotes.config import parse_url
 from casreg.repo import Repository
 from tests import test_remotes
 from tests.helpers import one_line_error, random_bytes, run_cli, write_file
-from tests.remote_kinds import COSRemote
 
 BAD_URLS = [
     ("redis://127.0.0.1:abc/0", "port"),
@@ -157,14 +156,13 @@ def _plant_bad_refs(remote, cid: bytes) -> None:
         with remote.conn.cursor() as cur:
             cur.executemany(f"INSERT INTO {remote.prefix}refs (name, target) VALUES (%s, %s)",
                             [(b"\xff\xfebad", cid), (b"../../x", cid)])
-    else:
-        be = remote.backend()
+    else:  # cos, s3: entries of the ref log
         for key, body in [("models/zz:0000000000000000", b'{"old": null, "new": "zz"}'),
                           ("models/list:0000000000000000", b"[1, 2]"),
                           ("models/notjson:0000000000000000", b"\xff{"),
                           # SeaweedFS refuses keys with '../'; this name is as invalid for casreg
                           ("models/a..b:0000000000000000", b'{"old": null, "new": "%s"}' % cid.hex().encode())]:
-            be.client.put_object(Bucket=remote.bucket, Key=be._key("refs", key), Body=body)
+            remote.put_raw(f"refs/{key}", body)
 
 
 @pytest.mark.parametrize("remote", ["redis", "mysql", "cos"], indirect=True)
@@ -193,15 +191,15 @@ def test_bad_remote_refs_are_skipped_with_a_warning(remote, tmp_path, caplog):
         assert sorted(p["ref"] for p in reported) == sorted(be.bad_refs), "verify --remote reports what fetch skips"
 
 
-def test_damaged_cos_ref_head_refuses_a_push_in_one_line(seaweed, tmp_path):
-    remote = COSRemote(seaweed)
+@pytest.mark.parametrize("remote", ["cos"], indirect=True)
+def test_damaged_pack_store_ref_head_refuses_a_push_in_one_line(remote, tmp_path):
     cid = _pushed(tmp_path, remote)
     be = remote.backend()
-    be.client.put_object(Bucket=remote.bucket, Key=be._key("refs", "models/m/v1:0000000000000001"), Body=b'{"new": 7}')
+    remote.put_raw("refs/models/m/v1:0000000000000001", b'{"new": 7}')
     with pytest.raises(CasregError) as info:
         be.set_ref_if_equals("models/m/v1", cid, bytes(32))
     assert "models/m/v1" in str(info.value) and "\n" not in str(info.value)
-    be.client.put_object(Bucket=remote.bucket, Key=be._key("refs", "models/m/v1:0000000000000001"), Body=b"[]")
+    remote.put_raw("refs/models/m/v1:0000000000000001", b"[]")
     with pytest.raises(CasregError, match="ref log entry models/m/v1:1 is damaged"):
         be.set_ref_if_equals("models/m/v1", cid, bytes(32))
 
@@ -236,10 +234,10 @@ def test_clone_of_a_password_protected_redis(private_redis, tmp_path):
 
 
 # -- the COS ref log cache is checked against the server ---------------------------------------------
-def test_cos_cache_does_not_hide_a_rewritten_ref_log(seaweed, tmp_path):
+@pytest.mark.parametrize("remote", ["cos"], indirect=True)
+def test_pack_store_cache_does_not_hide_a_rewritten_ref_log(remote, tmp_path):
     """Site A pushed; the prefix was emptied; site B pushed other content under the same ref. A must
     see B's ref, and A's push without --force must be refused, not overwrite B's version."""
-    remote = COSRemote(seaweed)
     a = Repository.init(str(tmp_path / "a" / ".casreg"))
     b = Repository.init(str(tmp_path / "b" / ".casreg"))
     for repo in (a, b):
@@ -251,10 +249,7 @@ def test_cos_cache_does_not_hide_a_rewritten_ref_log(seaweed, tmp_path):
     ops.push_refs(a, "origin", ["models/m/v1"])
     assert ops.ls_remote(a, "origin") == {"models/m/v1": va}  # A has read (and cached) its ref log
 
-    be = remote.backend()
-    listed = be.client.list_objects(Bucket=remote.bucket, Prefix=be.prefix + "/", MaxKeys=1000)
-    for obj in listed.get("Contents", []):
-        be.client.delete_object(Bucket=remote.bucket, Key=obj["Key"])
+    remote.empty()
     ops.push_refs(b, "origin", ["models/m/v1"])
 
     assert ops.ls_remote(a, "origin") == {"models/m/v1": vb}
@@ -262,6 +257,7 @@ def test_cos_cache_does_not_hide_a_rewritten_ref_log(seaweed, tmp_path):
     a.commit(str(tmp_path / "ma"), "models/m/v1", expect_old=va.hex(), parents=["models/m/v1"])
     with pytest.raises(NonFastForward, match="rejected"):
         ops.push_refs(a, "origin", ["models/m/v1"])
+    be = remote.backend()
     assert be.refs() == {"models/m/v1": vb}
     be.close()
     a.close()
