@@ -20,13 +20,15 @@ def seaweed(tmp_path_factory):
     # SeaweedFS runs without IAM here, so any key pair is accepted; the SDK insists on one.
     os.environ.setdefault("COS_SECRET_ID", "casreg-test")
     os.environ.setdefault("COS_SECRET_KEY", "casreg-test-secret")
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "casreg-test")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "casreg-test-secret")
     yield server
     server.stop()
 
 
 @pytest.fixture(params=KINDS)
 def remote(request, tmp_path):
-    """One real remote of each kind (file://, Redis, MariaDB, SeaweedFS speaking COS)."""
+    """One real remote of each kind (file://, Redis, MariaDB, SeaweedFS speaking COS, and S3)."""
     from tests.remote_kinds import open_remote
     handle = open_remote(request.param, request, tmp_path)
     yield handle

@@ -181,7 +181,16 @@ class COSRemote(PackRemote):
         super().__init__(seaweed.url(self.bucket, prefix=f"t{uuid.uuid4().hex[:12]}"))
 
 
-KINDS = ["file", "redis", "mysql", "cos"]
+class S3Remote(PackRemote):
+    kind = "s3"
+
+    def __init__(self, seaweed):
+        self.seaweed = seaweed
+        self.bucket = seaweed.bucket
+        super().__init__(seaweed.s3_url(self.bucket, f"t{uuid.uuid4().hex[:12]}"))
+
+
+KINDS = ["file", "redis", "mysql", "cos", "s3"]
 
 
 def open_remote(kind: str, request, tmp_path) -> RemoteHandle:
@@ -194,4 +203,6 @@ def open_remote(kind: str, request, tmp_path) -> RemoteHandle:
         return MySQLRemote()
     if kind == "cos":
         return COSRemote(request.getfixturevalue("seaweed"))
+    if kind == "s3":
+        return S3Remote(request.getfixturevalue("seaweed"))
     raise ValueError(f"unknown remote kind {kind}")

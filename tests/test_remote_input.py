@@ -100,13 +100,15 @@ def fake_server():
 
 HTTP_REPLY = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 19\r\n\r\n<html><p>hi</html>\n"
 GARBAGE = b"\x05\x00\x00\x00\xff\x01garbage\r\n"
-OPEN = {"secret_id": "casreg-test", "secret_key": "casreg-test-secret"}
+OPEN = {"secret_id": "casreg-test", "secret_key": "casreg-test-secret",
+        "access_key_id": "casreg-test", "secret_access_key": "casreg-test-secret"}
 
 
 def _urls(port: int, query: str = "") -> list[str]:
     return [f"redis://127.0.0.1:{port}/0{'?' if query else ''}{query}",
             f"mysql://root@127.0.0.1:{port}/test{'?' if query else ''}{query}",
-            f"cos://b-1250000000?region=ap-guangzhou&scheme=http&ip=127.0.0.1&port={port}{'&' if query else ''}{query}"]
+            f"cos://b-1250000000?region=ap-guangzhou&scheme=http&ip=127.0.0.1&port={port}{'&' if query else ''}{query}",
+            f"s3://b-bucket/x?endpoint=http://127.0.0.1:{port}{'&' if query else ''}{query}"]
 
 
 def test_a_server_speaking_another_protocol_is_one_remote_error(fake_server, tmp_path):
@@ -165,15 +167,15 @@ def _plant_bad_refs(remote, cid: bytes) -> None:
             remote.put_raw(f"refs/{key}", body)
 
 
-@pytest.mark.parametrize("remote", ["redis", "mysql", "cos"], indirect=True)
+@pytest.mark.parametrize("remote", ["redis", "mysql", "cos", "s3"], indirect=True)
 def test_bad_remote_refs_are_skipped_with_a_warning(remote, tmp_path, caplog):
     cid = _pushed(tmp_path, remote)
     _plant_bad_refs(remote, cid)
     be = remote.backend()
     with caplog.at_level(logging.WARNING, logger="casreg"):
         assert be.refs() == {"models/m/v1": cid}
-    invalid_name = "models/a..b" if remote.kind == "cos" else "../../x"
-    assert invalid_name in be.bad_refs and len(be.bad_refs) == {"redis": 3, "mysql": 2, "cos": 4}[remote.kind]
+    invalid_name = "models/a..b" if remote.kind in ("cos", "s3") else "../../x"
+    assert invalid_name in be.bad_refs and len(be.bad_refs) == {"redis": 3, "mysql": 2, "cos": 4, "s3": 4}[remote.kind]
     assert all("\n" not in why for why in be.bad_refs.values())
     assert len(caplog.records) == len(be.bad_refs)
     be.close()
@@ -191,7 +193,7 @@ def test_bad_remote_refs_are_skipped_with_a_warning(remote, tmp_path, caplog):
         assert sorted(p["ref"] for p in reported) == sorted(be.bad_refs), "verify --remote reports what fetch skips"
 
 
-@pytest.mark.parametrize("remote", ["cos"], indirect=True)
+@pytest.mark.parametrize("remote", ["cos", "s3"], indirect=True)
 def test_damaged_pack_store_ref_head_refuses_a_push_in_one_line(remote, tmp_path):
     cid = _pushed(tmp_path, remote)
     be = remote.backend()
@@ -234,7 +236,7 @@ def test_clone_of_a_password_protected_redis(private_redis, tmp_path):
 
 
 # -- the COS ref log cache is checked against the server ---------------------------------------------
-@pytest.mark.parametrize("remote", ["cos"], indirect=True)
+@pytest.mark.parametrize("remote", ["cos", "s3"], indirect=True)
 def test_pack_store_cache_does_not_hide_a_rewritten_ref_log(remote, tmp_path):
     """Site A pushed; the prefix was emptied; site B pushed other content under the same ref. A must
     see B's ref, and A's push without --force must be refused, not overwrite B's version."""

@@ -148,7 +148,7 @@ def test_missing_remote_object_is_reported(remote, tmp_path):
     assert {"id": victim.hex(), "kind": "chunk", "problem": "missing"} in ops.verify(a, "origin")
 
 
-@pytest.mark.parametrize("remote", ["redis", "mysql", "cos"], indirect=True)  # file://: test_crash.py
+@pytest.mark.parametrize("remote", ["redis", "mysql", "cos", "s3"], indirect=True)  # file://: test_crash.py
 def test_interrupted_push_then_rerun_moves_only_what_is_missing(remote, tmp_path):
     store = tmp_path / "a" / ".casreg"
     a = _store(tmp_path, "a", remote)
@@ -220,6 +220,8 @@ BAD_URLS = {
     "cos": [("cos://nope-1250000000?region=ap-guangzhou&scheme=http&ip=127.0.0.1&port=1", "cannot reach"),
             ("cos://no-such-bucket-1250000000?region=ap-guangzhou&scheme=http&ip=127.0.0.1&port={port}",
              "does not exist")],
+    "s3": [("s3://nope/x?endpoint=http://127.0.0.1:1&timeout=2", "cannot reach"),
+           ("s3://no-such-bucket/x?endpoint=http://127.0.0.1:{port}", "does not exist")],
     "file": [("file:///nonexistent/store", "not a casreg store")],
 }
 

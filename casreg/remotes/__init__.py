@@ -1,4 +1,4 @@
-"""Remotes: push/fetch/pull through COS, MySQL, Redis or another store, moving only what lacks."""
+"""Remotes: push/fetch/pull through COS, S3, MySQL, Redis or another store, moving only what lacks."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from .base import Backend
 def open_backend(url: str, secrets: dict | None = None, *, create: bool = False,
                  cache_dir: str | None = None) -> Backend:
     """The backend for a URL (any scheme in ``registry.BACKEND_MODULES``: file://, redis://,
-    mysql://, cos://), checked by ``parse_url`` first, wrapped in traffic counting and
+    mysql://, cos://, s3://), checked by ``parse_url`` first, wrapped in traffic counting and
     retries (``wrappers.wrap``). Connecting is retried like any call (``wrappers.policy``).
-    ``cache_dir`` keeps what a backend may cache between runs (COS pack indexes and ref log
+    ``cache_dir`` keeps what a backend may cache between runs (COS/S3 pack indexes and ref log
     entries, each trusted only while the server lists it with the same ETag)."""
     from .config import parse_url
     from .registry import schemes

@@ -3,7 +3,8 @@
 A remote is a URL plus optional secrets. Secrets never come from the command line: they come from
 environment variables ``CASREG_REMOTE_<NAME>_<FIELD>``, the fields each scheme registers:
 ``PASSWORD`` (redis, mysql), ``SECRET_ID`` / ``SECRET_KEY`` (COS; also ``COS_SECRET_ID`` /
-``COS_SECRET_KEY``), or from a FATE ``model_store_address`` block read by
+``COS_SECRET_KEY``), ``ACCESS_KEY_ID`` / ``SECRET_ACCESS_KEY`` (S3; also ``AWS_ACCESS_KEY_ID`` /
+``AWS_SECRET_ACCESS_KEY``), or from a FATE ``model_store_address`` block read by
 ``remote add --fate-config``, which are kept in this 0600 file.
 """
 

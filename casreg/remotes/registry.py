@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from .config import RemoteURL
 
 # In the order ``parse_url`` names them to the user.
-BACKEND_MODULES = ("filestore", "redis_backend", "mysql_backend", "cos_backend")
+BACKEND_MODULES = ("filestore", "redis_backend", "mysql_backend", "cos_backend", "s3_backend")
 
 
 @dataclass(frozen=True)
