@@ -611,7 +611,7 @@ def remote_value(remote, oid: bytes) -> bytes:
             cur.execute(f"SELECT value FROM {remote.prefix}objects WHERE id = %s", (oid,))
             return bytes(cur.fetchone()[0])
     be, key, offset, length = remote._locate(oid)
-    return be._get(key)[offset:offset + length]
+    return be.blobs.get(key)[0][offset:offset + length]
 
 
 def set_remote_value(remote, oid: bytes, value: bytes) -> None:
@@ -628,17 +628,16 @@ def set_remote_value(remote, oid: bytes, value: bytes) -> None:
         with remote.conn.cursor() as cur:
             cur.execute(f"UPDATE {remote.prefix}objects SET value = %s WHERE id = %s", (value, oid))
     else:
-        from casreg.remotes.cos_backend import _REC, INDEX_MAGIC
+        from casreg.remotes.packs import _REC, INDEX_MAGIC
         be, key, offset, length = remote._locate(oid)
-        body = be._get(key)
+        body = be.blobs.get(key)[0]
         body = body[:offset] + value + body[offset + length:]
-        index_key = key.replace("/packs/", "/index/")
+        index_key = key.replace("packs/", "index/", 1)
         shift = len(value) - length
         records = [(r_id, r_off + shift if r_off > offset else r_off, len(value) if r_id == oid else r_len)
-                   for r_id, r_off, r_len in _REC.iter_unpack(be._get(index_key)[len(INDEX_MAGIC):])]
-        be.client.put_object(Bucket=remote.bucket, Key=key, Body=body)
-        be.client.put_object(Bucket=remote.bucket, Key=index_key,
-                             Body=INDEX_MAGIC + b"".join(_REC.pack(*r) for r in records))
+                   for r_id, r_off, r_len in _REC.iter_unpack(be.blobs.get(index_key)[0][len(INDEX_MAGIC):])]
+        be.blobs.put(key, body)
+        be.blobs.put(index_key, INDEX_MAGIC + b"".join(_REC.pack(*r) for r in records))
 
 
 DAMAGE = ("flip", "truncate", "replace")

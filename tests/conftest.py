@@ -3,6 +3,7 @@ import os
 import pytest
 
 from casreg.repo import Repository
+from tests.remote_kinds import KINDS
 
 
 @pytest.fixture
@@ -19,26 +20,17 @@ def seaweed(tmp_path_factory):
     # SeaweedFS runs without IAM here, so any key pair is accepted; the SDK insists on one.
     os.environ.setdefault("COS_SECRET_ID", "casreg-test")
     os.environ.setdefault("COS_SECRET_KEY", "casreg-test-secret")
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "casreg-test")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "casreg-test-secret")
     yield server
     server.stop()
 
 
-REMOTE_KINDS = ["file", "redis", "mysql", "cos"]
-
-
-@pytest.fixture(params=REMOTE_KINDS)
+@pytest.fixture(params=KINDS)
 def remote(request, tmp_path):
-    """One real remote of each kind (file://, Redis, MariaDB, SeaweedFS speaking COS)."""
-    from tests.remote_kinds import COSRemote, FileRemote, MySQLRemote, RedisRemote
-    kind = request.param
-    if kind == "file":
-        handle = FileRemote(tmp_path)
-    elif kind == "redis":
-        handle = RedisRemote()
-    elif kind == "mysql":
-        handle = MySQLRemote()
-    else:
-        handle = COSRemote(request.getfixturevalue("seaweed"))
+    """One real remote of each kind (file://, Redis, MariaDB, SeaweedFS speaking COS, and S3)."""
+    from tests.remote_kinds import open_remote
+    handle = open_remote(request.param, request, tmp_path)
     yield handle
     handle.cleanup()
 

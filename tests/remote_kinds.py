@@ -25,6 +25,11 @@ class RemoteHandle:
     def delete(self, oid: bytes) -> None:
         raise NotImplementedError
 
+    def plant_bad_ref(self, target: bytes) -> str:
+        """Store, the way the backend stores refs, a ref with an invalid name pointing at
+        ``target``; returns the name as ``bad_refs`` shows it."""
+        raise NotImplementedError
+
     def cleanup(self) -> None:
         pass
 
@@ -52,6 +57,12 @@ class FileRemote(RemoteHandle):
     def delete(self, oid):
         self._edit(oid, lambda txn, table: txn.delete(oid, db=table))
 
+    def plant_bad_ref(self, target):
+        be = self.backend()
+        be.repo.db.write(lambda txn: txn.put(b"../../x", target, db=be.repo.refs.refs))
+        be.close()
+        return "../../x"
+
 
 class RedisRemote(RemoteHandle):
     kind = "redis"
@@ -72,6 +83,10 @@ class RedisRemote(RemoteHandle):
 
     def delete(self, oid):
         self.r.delete(self.prefix.encode() + b"o:" + oid)
+
+    def plant_bad_ref(self, target):
+        self.r.hset(self.prefix.encode() + b"refs", b"../../x", target)
+        return "../../x"
 
     def cleanup(self):
         keys = list(self.r.scan_iter(match=self.prefix + "*", count=1000))
@@ -100,6 +115,11 @@ class MySQLRemote(RemoteHandle):
         with self.conn.cursor() as cur:
             cur.execute(f"DELETE FROM {self.prefix}objects WHERE id = %s", (oid,))
 
+    def plant_bad_ref(self, target):
+        with self.conn.cursor() as cur:
+            cur.execute(f"INSERT INTO {self.prefix}refs (name, target) VALUES (%s, %s)", (b"../../x", target))
+        return "../../x"
+
     def cleanup(self):
         with self.conn.cursor() as cur:
             for t in ("objects", "refs", "meta"):
@@ -107,7 +127,52 @@ class MySQLRemote(RemoteHandle):
         self.conn.close()
 
 
-class COSRemote(RemoteHandle):
+class PackRemote(RemoteHandle):
+    """COS and S3: the pack layout over a bucket, tampered with through the backend's blob store."""
+
+    def _locate(self, oid):
+        """(backend, pack key, offset, length) of an object; keys relative to the prefix."""
+        be = self.backend()
+        be.has_many([oid])
+        pack, offset, length = be._index[oid]
+        return be, f"packs/{pack}", offset, length
+
+    def corrupt(self, oid):
+        be, key, offset, length = self._locate(oid)
+        body = bytearray(be.blobs.get(key)[0])
+        body[offset + length - 1] ^= 0xFF
+        be.blobs.put(key, bytes(body))
+
+    def delete(self, oid):
+        """Drop the object by rewriting its pack's index without it."""
+        from casreg.remotes.packs import _REC, INDEX_MAGIC
+        be, key, _, _ = self._locate(oid)
+        index_key = key.replace("packs/", "index/", 1)
+        body = be.blobs.get(index_key)[0]
+        records = [r for r in _REC.iter_unpack(body[len(INDEX_MAGIC):]) if r[0] != oid]
+        be.blobs.put(index_key, INDEX_MAGIC + b"".join(_REC.pack(*r) for r in records))
+
+    def put_raw(self, key: str, body: bytes) -> None:
+        """Write ``key`` (relative to the prefix) as it is, overwriting."""
+        be = self.backend()
+        be.blobs.put(key, body)
+        be.close()
+
+    def plant_bad_ref(self, target):
+        # SeaweedFS refuses keys with '../'; this name is as invalid for casreg
+        self.put_raw("refs/models/a..b:0000000000000000", b'{"old": null, "new": "%s"}' % target.hex().encode())
+        return "models/a..b"
+
+    def empty(self) -> None:
+        """Delete everything under the prefix."""
+        be = self.backend()
+        for folder in ("packs", "index", "refs"):
+            for name in be.blobs.list(folder):
+                be.blobs.delete(f"{folder}/{name}")
+        be.close()
+
+
+class COSRemote(PackRemote):
     kind = "cos"
 
     def __init__(self, seaweed):
@@ -115,24 +180,29 @@ class COSRemote(RemoteHandle):
         self.bucket = seaweed.bucket
         super().__init__(seaweed.url(self.bucket, prefix=f"t{uuid.uuid4().hex[:12]}"))
 
-    def _locate(self, oid):
-        be = self.backend()
-        be.has_many([oid])
-        pack, offset, length = be._index[oid]
-        return be, be._key("packs", pack), offset, length
 
-    def corrupt(self, oid):
-        be, key, offset, length = self._locate(oid)
-        body = bytearray(be._get(key))
-        body[offset + length - 1] ^= 0xFF
-        be.client.put_object(Bucket=self.bucket, Key=key, Body=bytes(body))
+class S3Remote(PackRemote):
+    kind = "s3"
 
-    def delete(self, oid):
-        """Drop the object by rewriting its pack's index without it."""
-        from casreg.remotes.cos_backend import _REC, INDEX_MAGIC
-        be, key, _, _ = self._locate(oid)
-        index_key = key.replace("/packs/", "/index/")
-        body = be._get(index_key)
-        records = [r for r in _REC.iter_unpack(body[len(INDEX_MAGIC):]) if r[0] != oid]
-        be.client.put_object(Bucket=self.bucket, Key=index_key,
-                             Body=INDEX_MAGIC + b"".join(_REC.pack(*r) for r in records))
+    def __init__(self, seaweed):
+        self.seaweed = seaweed
+        self.bucket = seaweed.bucket
+        super().__init__(seaweed.s3_url(self.bucket, f"t{uuid.uuid4().hex[:12]}"))
+
+
+KINDS = ["file", "redis", "mysql", "cos", "s3"]
+
+
+def open_remote(kind: str, request, tmp_path) -> RemoteHandle:
+    """The handle of a fresh remote of ``kind`` (``request``: pytest's, for the seaweed fixture)."""
+    if kind == "file":
+        return FileRemote(tmp_path)
+    if kind == "redis":
+        return RedisRemote()
+    if kind == "mysql":
+        return MySQLRemote()
+    if kind == "cos":
+        return COSRemote(request.getfixturevalue("seaweed"))
+    if kind == "s3":
+        return S3Remote(request.getfixturevalue("seaweed"))
+    raise ValueError(f"unknown remote kind {kind}")

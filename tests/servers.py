@@ -1,4 +1,4 @@
-"""Real servers for remote tests: MariaDB and Redis on this machine, SeaweedFS started here for COS.
+"""Real servers for remote tests: MariaDB and Redis on this machine, SeaweedFS started here for COS and S3.
 
 Addresses come from environment variables (defaults: the machine's own servers). A server that
 cannot be reached fails the test with a clear message: CI must never skip these silently.
@@ -116,6 +116,12 @@ class SeaweedFS:
         query = "&".join(f"{k}={v}" for k, v in {"region": COS_REGION, "scheme": "http", "ip": "127.0.0.1",
                                                  "port": self.port, **extra}.items())
         return f"cos://{bucket}?{query}"
+
+    def s3_url(self, bucket: str, prefix: str, **extra) -> str:
+        """The same gateway as plain S3 (path-style, through boto3)."""
+        query = "&".join(f"{k}={v}" for k, v in {"endpoint": f"http://127.0.0.1:{self.port}", "region": "us-east-1",
+                                                 **extra}.items())
+        return f"s3://{bucket}/{prefix}?{query}"
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after a few seconds: a test run never hangs on teardown."""

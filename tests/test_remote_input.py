@@ -16,7 +16,6 @@ from casreg.remotes.config import parse_url
 from casreg.repo import Repository
 from tests import test_remotes
 from tests.helpers import one_line_error, random_bytes, run_cli, write_file
-from tests.remote_kinds import COSRemote
 
 pytestmark = pytest.mark.slow  # real servers, subprocess campaigns: not in the fast lane
 
@@ -103,13 +102,15 @@ def fake_server():
 
 HTTP_REPLY = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 19\r\n\r\n<html><p>hi</html>\n"
 GARBAGE = b"\x05\x00\x00\x00\xff\x01garbage\r\n"
-OPEN = {"secret_id": "casreg-test", "secret_key": "casreg-test-secret"}
+OPEN = {"secret_id": "casreg-test", "secret_key": "casreg-test-secret",
+        "access_key_id": "casreg-test", "secret_access_key": "casreg-test-secret"}
 
 
 def _urls(port: int, query: str = "") -> list[str]:
     return [f"redis://127.0.0.1:{port}/0{'?' if query else ''}{query}",
             f"mysql://root@127.0.0.1:{port}/test{'?' if query else ''}{query}",
-            f"cos://b-1250000000?region=ap-guangzhou&scheme=http&ip=127.0.0.1&port={port}{'&' if query else ''}{query}"]
+            f"cos://b-1250000000?region=ap-guangzhou&scheme=http&ip=127.0.0.1&port={port}{'&' if query else ''}{query}",
+            f"s3://b-bucket/x?endpoint=http://127.0.0.1:{port}{'&' if query else ''}{query}"]
 
 
 def test_a_server_speaking_another_protocol_is_one_remote_error(fake_server, tmp_path):
@@ -159,25 +160,24 @@ def _plant_bad_refs(remote, cid: bytes) -> None:
         with remote.conn.cursor() as cur:
             cur.executemany(f"INSERT INTO {remote.prefix}refs (name, target) VALUES (%s, %s)",
                             [(b"\xff\xfebad", cid), (b"../../x", cid)])
-    else:
-        be = remote.backend()
+    else:  # cos, s3: entries of the ref log
         for key, body in [("models/zz:0000000000000000", b'{"old": null, "new": "zz"}'),
                           ("models/list:0000000000000000", b"[1, 2]"),
                           ("models/notjson:0000000000000000", b"\xff{"),
                           # SeaweedFS refuses keys with '../'; this name is as invalid for casreg
                           ("models/a..b:0000000000000000", b'{"old": null, "new": "%s"}' % cid.hex().encode())]:
-            be.client.put_object(Bucket=remote.bucket, Key=be._key("refs", key), Body=body)
+            remote.put_raw(f"refs/{key}", body)
 
 
-@pytest.mark.parametrize("remote", ["redis", "mysql", "cos"], indirect=True)
+@pytest.mark.parametrize("remote", ["redis", "mysql", "cos", "s3"], indirect=True)
 def test_bad_remote_refs_are_skipped_with_a_warning(remote, tmp_path, caplog):
     cid = _pushed(tmp_path, remote)
     _plant_bad_refs(remote, cid)
     be = remote.backend()
     with caplog.at_level(logging.WARNING, logger="casreg"):
         assert be.refs() == {"models/m/v1": cid}
-    invalid_name = "models/a..b" if remote.kind == "cos" else "../../x"
-    assert invalid_name in be.bad_refs and len(be.bad_refs) == {"redis": 3, "mysql": 2, "cos": 4}[remote.kind]
+    invalid_name = "models/a..b" if remote.kind in ("cos", "s3") else "../../x"
+    assert invalid_name in be.bad_refs and len(be.bad_refs) == {"redis": 3, "mysql": 2, "cos": 4, "s3": 4}[remote.kind]
     assert all("\n" not in why for why in be.bad_refs.values())
     assert len(caplog.records) == len(be.bad_refs)
     be.close()
@@ -195,15 +195,15 @@ def test_bad_remote_refs_are_skipped_with_a_warning(remote, tmp_path, caplog):
         assert sorted(p["ref"] for p in reported) == sorted(be.bad_refs), "verify --remote reports what fetch skips"
 
 
-def test_damaged_cos_ref_head_refuses_a_push_in_one_line(seaweed, tmp_path):
-    remote = COSRemote(seaweed)
+@pytest.mark.parametrize("remote", ["cos", "s3"], indirect=True)
+def test_damaged_pack_store_ref_head_refuses_a_push_in_one_line(remote, tmp_path):
     cid = _pushed(tmp_path, remote)
     be = remote.backend()
-    be.client.put_object(Bucket=remote.bucket, Key=be._key("refs", "models/m/v1:0000000000000001"), Body=b'{"new": 7}')
+    remote.put_raw("refs/models/m/v1:0000000000000001", b'{"new": 7}')
     with pytest.raises(CasregError) as info:
         be.set_ref_if_equals("models/m/v1", cid, bytes(32))
     assert "models/m/v1" in str(info.value) and "\n" not in str(info.value)
-    be.client.put_object(Bucket=remote.bucket, Key=be._key("refs", "models/m/v1:0000000000000001"), Body=b"[]")
+    remote.put_raw("refs/models/m/v1:0000000000000001", b"[]")
     with pytest.raises(CasregError, match="ref log entry models/m/v1:1 is damaged"):
         be.set_ref_if_equals("models/m/v1", cid, bytes(32))
 
@@ -238,10 +238,10 @@ def test_clone_of_a_password_protected_redis(private_redis, tmp_path):
 
 
 # -- the COS ref log cache is checked against the server ---------------------------------------------
-def test_cos_cache_does_not_hide_a_rewritten_ref_log(seaweed, tmp_path):
+@pytest.mark.parametrize("remote", ["cos", "s3"], indirect=True)
+def test_pack_store_cache_does_not_hide_a_rewritten_ref_log(remote, tmp_path):
     """Site A pushed; the prefix was emptied; site B pushed other content under the same ref. A must
     see B's ref, and A's push without --force must be refused, not overwrite B's version."""
-    remote = COSRemote(seaweed)
     a = Repository.init(str(tmp_path / "a" / ".casreg"))
     b = Repository.init(str(tmp_path / "b" / ".casreg"))
     for repo in (a, b):
@@ -253,10 +253,7 @@ def test_cos_cache_does_not_hide_a_rewritten_ref_log(seaweed, tmp_path):
     ops.push_refs(a, "origin", ["models/m/v1"])
     assert ops.ls_remote(a, "origin") == {"models/m/v1": va}  # A has read (and cached) its ref log
 
-    be = remote.backend()
-    listed = be.client.list_objects(Bucket=remote.bucket, Prefix=be.prefix + "/", MaxKeys=1000)
-    for obj in listed.get("Contents", []):
-        be.client.delete_object(Bucket=remote.bucket, Key=obj["Key"])
+    remote.empty()
     ops.push_refs(b, "origin", ["models/m/v1"])
 
     assert ops.ls_remote(a, "origin") == {"models/m/v1": vb}
@@ -264,6 +261,7 @@ def test_cos_cache_does_not_hide_a_rewritten_ref_log(seaweed, tmp_path):
     a.commit(str(tmp_path / "ma"), "models/m/v1", expect_old=va.hex(), parents=["models/m/v1"])
     with pytest.raises(NonFastForward, match="rejected"):
         ops.push_refs(a, "origin", ["models/m/v1"])
+    be = remote.backend()
     assert be.refs() == {"models/m/v1": vb}
     be.close()
     a.close()

@@ -5,7 +5,37 @@ write order, verification and progress live once, in ``sync.py``. Every call tak
 backend can answer it in one round trip (pipelines, ``IN (...)`` queries, packs with ranged reads).
 
 Object values are the store's own stored form (kind byte, codec byte, payload): compressed,
-self-describing, and re-hashed by the receiver before it keeps anything.
+self-describing, and re-hashed by the receiver before it keeps anything. A backend never checks a
+value against its id; it stores and returns bytes.
+
+The contract every backend keeps (``tests/test_backend_contract.py`` runs it against each real
+server):
+
+Errors. Every failure a call meets is a ``RemoteError`` with a one-line message naming the remote,
+of the narrowest class that fits, whatever the SDK raised:
+
+- ``RemoteUnreachable`` (exit 6): no connection, a connection lost, no answer within the URL's
+  ``timeout``, or a gateway's "try again" (HTTP 502/503/504). The only class ``Retrying`` retries.
+  When it comes from a write, the write **may have landed**.
+- ``RemoteRefused`` (exit 7): the server answered no: authentication, permission, read-only, full.
+- ``RemoteError`` (exit 8): the server answered with something unusable: it lacks an object, its
+  reply does not parse (not the protocol the URL names), its layout is damaged, an unknown schema.
+- ``InvalidURL`` (exit 2) from the constructor, before anything connects (``parse_url``).
+
+Constructors connect (one cheap round trip), so a wrong URL fails at ``open_backend``, not at the
+first push. Backends do not retry: the SDKs' own retries are off, so that ``Retrying`` alone decides
+(an SDK retrying a compare-and-swap behind our back could turn a win into a reported loss).
+
+Idempotence. Objects are content-addressed: putting an id already there is harmless whatever the
+value sent (the first value stays; the receiver's re-hash makes the difference moot), and a
+``put_many`` retried after it may have landed leaves the same state as one that ran once.
+``has_many``, ``get_many`` and ``refs`` change nothing. A ``set_ref_if_equals`` retried blindly is
+*not* idempotent (its retry sees its own write and reports a loss); see ``Retrying`` for how the
+one retry that is safe is made.
+
+Traffic. ``traffic`` counts what crossed the wire. Backends count ``requests`` (round trips: only
+they know how a batch maps to requests); ``TrafficCounting`` counts objects and their bytes at this
+interface, once per call that succeeded.
 """
 
 from __future__ import annotations
@@ -35,7 +65,10 @@ class Traffic:
 
 
 class Backend:
-    """Base of every backend. Subclasses implement the six methods below and count traffic."""
+    """Base of every backend. Subclasses implement the six methods below and count ``requests``.
+
+    ``open_backend`` hands out every backend wrapped (``Retrying(TrafficCounting(backend))``, see
+    ``wrappers.py``); attributes it does not define are the wrapped backend's."""
 
     def __init__(self, url: str):
         from .config import parse_url
@@ -46,25 +79,48 @@ class Backend:
 
     # -- objects ---------------------------------------------------------------------------------
     def has_many(self, ids: list[bytes]) -> set[bytes]:
-        """The subset of ``ids`` the remote holds."""
+        """The subset of ``ids`` the remote holds, as far as a reader may use them: an id is in it
+        only if ``get_many`` would return its value (a COS/S3 pack without its index is not)."""
         raise NotImplementedError
 
     def put_many(self, items: list[tuple[bytes, bytes]]) -> None:
-        """Store (id, value) pairs; values already there may be skipped."""
+        """Store (id, value) pairs; ids already there are skipped (their stored value stays).
+
+        Atomicity is **per object**, never torn: a reader sees an object whole or not at all. A
+        batch is not atomic in general: after a crash or an error mid-batch a reader may see any
+        subset of it (MySQL happens to commit a batch as one transaction, COS/S3 make a batch
+        visible at once by writing its pack index last, Redis writes objects one by one). That is
+        why ``sync`` writes bases before deltas and commits last, batch by batch, and moves a ref
+        only after every ``put_many`` returned: what a ref names is always complete. Returning
+        means every object of the batch is durable on the server. Idempotent: see above."""
         raise NotImplementedError
 
     def get_many(self, ids: list[bytes]) -> Iterator[tuple[bytes, bytes]]:
-        """(id, value) for each id; raises RemoteError naming an id the remote lacks."""
+        """(id, value) for each of ``ids`` (distinct), each exactly once, in **any order** (COS/S3
+        yield in pack order, to read each pack range once). An id the remote lacks raises
+        ``RemoteError`` whose message names it in hex ("... lacks object <hex>"); it may come after
+        some pairs were yielded (or before any), so a caller keeps nothing it has not checked.
+        Values are returned as stored, unchecked: ``sync.verified`` re-hashes them."""
         raise NotImplementedError
 
     # -- refs ------------------------------------------------------------------------------------
     def refs(self) -> dict[str, bytes]:
-        """Every valid ref on the remote and the commit id it points at (see ``_accept_refs``)."""
+        """Every valid ref on the remote -> the 32-byte commit id it points at, as of one moment
+        (MySQL, Redis, file) or one listing (COS/S3). A ref whose name or target is damaged is
+        skipped with a warning and kept in ``bad_refs`` (see ``_accept_refs``): one bad ref never
+        hides the others nor fails the call. A deleted ref is absent."""
         raise NotImplementedError
 
     def set_ref_if_equals(self, name: str, old: bytes | None, new: bytes | None) -> bool:
-        """Atomically move ``name`` from ``old`` (None: absent) to ``new`` (None: delete).
-        False, changing nothing, if the ref is not at ``old``."""
+        """Atomically move ``name`` from ``old`` to ``new``: a compare-and-swap on the server.
+
+        ``old`` None means "only if absent" (create), ``new`` None means delete (both None is
+        undefined: callers never ask it). True: the ref was at ``old`` and is now at ``new``. False,
+        changing nothing: it was not at ``old`` (someone else moved it). Of racing callers with the
+        same ``old``, exactly one gets True. A damaged current value refuses the update with a
+        ``RemoteError``/``Corrupt`` naming the ref (never silently overwritten). It does not check
+        that ``new`` exists on the remote: the caller puts the objects first. An error (above) may
+        mean the swap landed or not; only a fresh read of the ref tells."""
         raise NotImplementedError
 
     def close(self) -> None:

@@ -1,8 +1,10 @@
 """Named remotes of a store, in ``<store>/remotes.json`` (mode 0600: it may hold secrets).
 
 A remote is a URL plus optional secrets. Secrets never come from the command line: they come from
-environment variables ``CASREG_REMOTE_<NAME>_PASSWORD`` / ``_SECRET_ID`` / ``_SECRET_KEY`` (for COS
-also ``COS_SECRET_ID`` / ``COS_SECRET_KEY``), or from a FATE ``model_store_address`` block read by
+environment variables ``CASREG_REMOTE_<NAME>_<FIELD>``, the fields each scheme registers:
+``PASSWORD`` (redis, mysql), ``SECRET_ID`` / ``SECRET_KEY`` (COS; also ``COS_SECRET_ID`` /
+``COS_SECRET_KEY``), ``ACCESS_KEY_ID`` / ``SECRET_ACCESS_KEY`` (S3; also ``AWS_ACCESS_KEY_ID`` /
+``AWS_SECRET_ACCESS_KEY``), or from a FATE ``model_store_address`` block read by
 ``remote add --fate-config``, which are kept in this 0600 file.
 """
 
@@ -16,12 +18,10 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from ..errors import CasregError, InvalidInput, InvalidURL
 from .base import redact
+from .registry import secret_fields
 
 FILE_NAME = "remotes.json"
 DEFAULT_TIMEOUT = 30.0  # seconds, for connecting and for each read (URL query key ``timeout``)
-QUERY_KEYS = {"file": (), "redis": ("prefix", "timeout"), "mysql": ("prefix", "timeout"),
-              "cos": ("region", "prefix", "endpoint", "ip", "port", "scheme", "timeout")}
-SECRET_FIELDS = ("password", "secret_id", "secret_key")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -72,7 +72,7 @@ class RemoteConfig:
         """What may be printed: the URL without secrets, and which secrets are set where."""
         entry = self.get(name)
         stored = sorted(entry.get("secrets", {}))
-        from_env = [f for f in SECRET_FIELDS if os.environ.get(env_name(name, f))]
+        from_env = [f for f in secret_fields() if os.environ.get(env_name(name, f))]
         return {"name": name, "url": redact(entry["url"]), "secrets_in_config": stored,
                 "secrets_from_env": from_env, "default": self.data.get("default") == name}
 
@@ -113,7 +113,7 @@ def check_new_remote(name: str, url: str) -> RemoteURL:
 
 def env_secrets(name: str) -> dict:
     """The secrets of remote ``name`` set in the environment (CASREG_REMOTE_<NAME>_<FIELD>)."""
-    return {f: os.environ[env_name(name, f)] for f in SECRET_FIELDS if os.environ.get(env_name(name, f)) is not None}
+    return {f: os.environ[env_name(name, f)] for f in secret_fields() if os.environ.get(env_name(name, f)) is not None}
 
 
 def env_name(remote: str, field: str) -> str:
@@ -139,7 +139,10 @@ class RemoteURL:
 
 
 def parse_url(url: str) -> RemoteURL:
-    """The one parser of remote URLs: every problem is an InvalidURL naming it (never the password)."""
+    """The one parser of remote URLs: every problem is an InvalidURL naming it (never the password).
+    What is common to every scheme is checked here; the rest by the scheme's ``check_url``."""
+    from .registry import schemes
+
     def bad(problem: str) -> InvalidURL:
         return InvalidURL(f"invalid remote URL {redact(url)!r}: {problem}")
     try:
@@ -149,17 +152,19 @@ def parse_url(url: str) -> RemoteURL:
     except ValueError as exc:
         raise bad(str(exc)) from None
     scheme = parts.scheme.lower()
-    if scheme not in QUERY_KEYS:
-        raise bad("use " + ", ".join(f"{s}://" for s in QUERY_KEYS))
+    known = schemes()
+    if scheme not in known:
+        raise bad("use " + ", ".join(f"{s}://" for s in known))
+    spec = known[scheme]
     if parts.fragment:
         raise bad("'#' is not allowed (percent-encode it)")
     query = dict(pairs)
     if len(query) != len(pairs):
         raise bad("a query key is given twice")
-    unknown = sorted(set(query) - set(QUERY_KEYS[scheme]))
+    unknown = sorted(set(query) - set(spec.query_keys))
     if unknown:
-        known = ", ".join(QUERY_KEYS[scheme]) or "none"
-        raise bad(f"unknown query key {unknown[0]!r} (known for {scheme}://: {known})")
+        keys = ", ".join(spec.query_keys) or "none"
+        raise bad(f"unknown query key {unknown[0]!r} (known for {scheme}://: {keys})")
     timeout = DEFAULT_TIMEOUT
     if "timeout" in query:
         try:
@@ -173,31 +178,14 @@ def parse_url(url: str) -> RemoteURL:
     out = RemoteURL(url, scheme, parts.hostname or "", port, unquote(parts.username) if parts.username else None,
                     unquote(parts.password) if parts.password is not None else None,
                     query=query, timeout=timeout)
-    path = unquote(parts.path)
-    if scheme == "file":
-        if parts.netloc not in ("", "localhost") or not path:
-            raise bad("use file:///absolute/path/to/store")
-        return replace(out, path=path)
-    if scheme == "cos":
-        if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)+", parts.netloc) or path.strip("/"):
-            raise bad("use cos://<bucket>-<appid>?region=<region>")
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]*[A-Za-z0-9]", query.get("region", "")):
-            raise bad("needs ?region=<region> (letters, digits, '-', '.')")  # the SDK's rule
-        if query.get("scheme", "https") not in ("http", "https"):
-            raise bad("scheme must be http or https")
-        if "port" in query and not (query["port"].isdigit() and 0 < int(query["port"]) < 65536):
-            raise bad("port must be a number from 1 to 65535")
-        return replace(out, host=parts.netloc)
+    return spec.check_url(out, parts.netloc, unquote(parts.path), bad) if spec.check_url else out
+
+
+def check_server_url(out: RemoteURL, netloc: str, path: str, bad) -> RemoteURL:
+    """For a scheme naming a server (redis://, mysql://): a host, and the path as the database."""
     if not out.host:
-        raise bad(f"needs a host: {scheme}://host[:port]/...")
-    database = path.strip("/")
-    if scheme == "redis" and not (database or "0").isdigit():
-        raise bad("the path must be a db number: redis://host:port/0")
-    if scheme == "mysql" and (not database or "/" in database):
-        raise bad("needs a database: mysql://user@host:port/database")
-    if scheme == "mysql" and not re.fullmatch(r"[A-Za-z0-9_]{0,32}", query.get("prefix", "casreg_")):
-        raise bad("the prefix may have up to 32 letters, digits and '_'")
-    return replace(out, database=database or "0")
+        raise bad(f"needs a host: {out.scheme}://host[:port]/...")
+    return replace(out, database=path.strip("/"))
 
 
 def from_fate_config(path: str) -> tuple[str, dict]:

@@ -9,11 +9,14 @@ by one conditional ``UPDATE``/``INSERT``/``DELETE`` whose row count says whether
 from __future__ import annotations
 
 import contextlib
+import re
 import struct
 from typing import Iterator
 
 from ..errors import RemoteError, RemoteRefused, RemoteUnreachable
 from .base import Backend, batched
+from .config import check_server_url
+from .registry import Scheme, register
 
 SCHEMA_VERSION = "1"
 UNREACHABLE = {2003, 2005, 2006, 2013}  # cannot connect, unknown host, gone away, lost
@@ -54,6 +57,10 @@ class MySQLBackend(Backend):
     @contextlib.contextmanager
     def _errors(self):
         try:
+            conn = getattr(self, "conn", None)
+            if conn is not None and not conn.open:  # lost by an earlier call: Retrying's next attempt reconnects
+                conn.connect()
+                self.traffic.requests += 1
             yield
         except self._pymysql.err.MySQLError as exc:
             code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
@@ -123,15 +130,14 @@ class MySQLBackend(Backend):
                         self._insert(cur, rows)
                 self.conn.commit()
             except BaseException:
-                self.conn.rollback()
+                with contextlib.suppress(Exception):  # a lost connection rolled back already; keep the first error
+                    self.conn.rollback()
                 raise
 
     def _insert(self, cur, rows) -> None:
         cur.execute(f"INSERT IGNORE INTO {self.t_objects} (id, value) VALUES "
                     + ",".join(["(%s,%s)"] * len(rows)), [x for row in rows for x in row])
         self.traffic.requests += 1
-        self.traffic.objects_sent += len(rows)
-        self.traffic.bytes_sent += sum(len(v) for _, v in rows)
 
     def get_many(self, ids: list[bytes]) -> Iterator[tuple[bytes, bytes]]:
         for batch in batched(ids, 64):
@@ -143,8 +149,6 @@ class MySQLBackend(Backend):
             for oid in batch:
                 if oid not in got:
                     raise RemoteError(f"{self.where} lacks object {oid.hex()}")
-                self.traffic.bytes_received += len(got[oid])
-                self.traffic.objects_received += 1
                 yield oid, got[oid]
 
     def refs(self) -> dict[str, bytes]:
@@ -170,3 +174,17 @@ class MySQLBackend(Backend):
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.conn.close()
+
+
+def _check_url(out, netloc: str, path: str, bad):
+    out = check_server_url(out, netloc, path, bad)
+    if not out.database or "/" in out.database:
+        raise bad("needs a database: mysql://user@host:port/database")
+    if not re.fullmatch(r"[A-Za-z0-9_]{0,32}", out.query.get("prefix", "casreg_")):
+        raise bad("the prefix may have up to 32 letters, digits and '_'")
+    return out
+
+
+register(Scheme("mysql", lambda url, secrets, create=False, cache_dir=None: MySQLBackend(url, secrets),
+                query_keys=("prefix", "timeout"), check_url=_check_url, sdk="pymysql", extra="mysql",
+                secret_fields=("password",)))

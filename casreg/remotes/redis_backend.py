@@ -7,10 +7,13 @@ Lua script, so it is atomic on the server.
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 from typing import Iterator
 
 from ..errors import RemoteError, RemoteRefused, RemoteUnreachable
 from .base import Backend, batched
+from .config import check_server_url
+from .registry import Scheme, register
 
 PIPE_BYTES = 16 << 20
 CAS_SCRIPT = """
@@ -37,7 +40,7 @@ class RedisBackend(Backend):
         from redis.retry import Retry
         self.r = redis.Redis(host=u.host, port=u.port or 6379, db=int(u.database),
                              password=secrets.get("password") or u.password, socket_connect_timeout=u.timeout,
-                             socket_timeout=u.timeout, retry=Retry(NoBackoff(), 1))
+                             socket_timeout=u.timeout, retry=Retry(NoBackoff(), 0))  # Retrying decides
         with self._errors():
             self.r.ping()
             self.traffic.requests += 1
@@ -86,8 +89,6 @@ class RedisBackend(Backend):
                     pipe = self.r.pipeline(transaction=False)
                 pipe.set(self._key(oid), value, nx=True)
                 size += len(value)
-                self.traffic.bytes_sent += len(value)
-                self.traffic.objects_sent += 1
                 if size >= PIPE_BYTES:
                     pipe.execute()
                     self.traffic.requests += 1
@@ -104,8 +105,6 @@ class RedisBackend(Backend):
             for oid, value in zip(batch, values):
                 if value is None:
                     raise RemoteError(f"{self.where} lacks object {oid.hex()}")
-                self.traffic.bytes_received += len(value)
-                self.traffic.objects_received += 1
                 yield oid, value
 
     def refs(self) -> dict[str, bytes]:
@@ -122,3 +121,15 @@ class RedisBackend(Backend):
 
     def close(self) -> None:
         self.r.close()
+
+
+def _check_url(out, netloc: str, path: str, bad):
+    out = check_server_url(out, netloc, path, bad)
+    if not (out.database or "0").isdigit():
+        raise bad("the path must be a db number: redis://host:port/0")
+    return replace(out, database=out.database or "0")
+
+
+register(Scheme("redis", lambda url, secrets, create=False, cache_dir=None: RedisBackend(url, secrets),
+                query_keys=("prefix", "timeout"), check_url=_check_url, sdk="redis", extra="redis",
+                secret_fields=("password",)))
