@@ -39,8 +39,8 @@ sys.path.insert(0, ROOT)
 
 import blake3  # noqa: E402
 
-from casreg.annotations import is_notes_ref  # noqa: E402
 from casreg.errors import EXIT_INTERNAL, CasregError, Conflict  # noqa: E402
+from casreg.notes import is_notes_ref  # noqa: E402
 from casreg.objects.encoding import COMMIT, KIND_NAMES  # noqa: E402
 from casreg.objects.graph import reachable  # noqa: E402
 from casreg.remotes import ops  # noqa: E402
