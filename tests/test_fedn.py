@@ -1,5 +1,6 @@
 """casreg.fedn.ModelStorage as a FEDn combiner's model storage, driven through FEDn's own ModelService."""
 
+import inspect
 import os
 import subprocess
 import sys
@@ -167,6 +168,18 @@ def test_an_upload_never_closed_is_never_visible(storage, tmp_path):
     assert storage.delete("cut") and storage.delete("broken")  # aborting discards the spooled bytes
     assert os.listdir(tmp_path / "spool") == []
     assert storage.get_model_metadata("cut") == ModelStatus.UNKNOWN
+
+
+def test_readme_install_matches_fedns_combiner():
+    """The README replaces ModelService in fedn.network.combiner.combiner: Combiner builds it there."""
+    pytest.importorskip("fedn")
+    import fedn.network.combiner.combiner as fedn_combiner
+    from fedn.network.combiner.modelservice import ModelService
+    assert fedn_combiner.ModelService is ModelService
+    assert "modelservice = ModelService()" in inspect.getsource(fedn_combiner.Combiner.__init__)
+    assert "self.temp_model_storage = TempModelStorage()" in inspect.getsource(ModelService.__init__)
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    assert "fedn_combiner.ModelService = CasregModelService" in readme
 
 
 # -- FEDn's ModelService over casreg: federated rounds -------------------------------------------------
