@@ -1,4 +1,4 @@
-"""The registry layer: tags, aliases, metadata and state, delete/restore, deploy, FEDn, Python API."""
+"""The registry layer: tags, aliases, metadata and state, delete/restore, deploy, Python API (FEDn: test_fedn.py)."""
 
 import json
 
@@ -6,7 +6,7 @@ import pytest
 
 import casreg
 from casreg.errors import CasregError, RefConflict
-from tests.helpers import one_line_error, random_bytes, run_cli
+from tests.helpers import one_line_error, run_cli
 from tests.test_fate import FIXTURE, PARTY, _cache_with_checkpoints
 
 
@@ -95,24 +95,6 @@ def test_deploy_a_checkpoint_costs_no_storage(reg, tmp_path):
     assert (target / "HeteroLogisticRegressionParam.json").exists()
     assert (tmp_path / "deployed" / "pipeline.pb").read_bytes() == (step.parents[2] / "pipeline.pb").read_bytes()
     assert reg.read_commit(cid).meta["deployed_from"].endswith("hetero_lr_0/2#step_2")
-
-
-def test_fedn_model_storage(tmp_path):
-    from casreg.fedn import ModelStorage
-    storage = ModelStorage(str(tmp_path / "fedn-store"))
-    update = random_bytes(1 << 20, "round-1")
-    assert not storage.exist("3f2a-model")
-    assert storage.set_model("3f2a-model", update, {"round": 1})
-    assert storage.exist("3f2a-model")
-    assert storage.get("3f2a-model").read() == update
-    assert storage.get_ptr("3f2a-model").read() == update
-    assert storage.set_model_metadata("3f2a-model", {"round": 2, "loss": 0.12})
-    assert storage.get_model_metadata("3f2a-model") == {"round": 2, "loss": 0.12}
-    storage.set_model("4b1c-model", update[:-10] + b"0123456789")
-    assert storage.registry.stats()["unique_chunk_bytes"] < 1.2 * len(update)  # the second update dedups
-    assert storage.delete("3f2a-model") and not storage.exist("3f2a-model") and storage.get("3f2a-model") is None
-    assert storage.delete_all() and not storage.exist("4b1c-model")
-    storage.close()
 
 
 @pytest.mark.slow
