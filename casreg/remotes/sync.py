@@ -1,9 +1,8 @@
 """The one sync engine: push, fetch, pull and remote verify over any backend.
 
-Negotiation: the pusher walks its own graph from the ref it pushes, drops everything reachable from
-remote ref tips it also has (a remote ref only ever points at a complete graph), and asks the
-remote about the rest in batches of ``HAVE_BATCH`` ids. Order of writes, on both sides: chunks,
-then manifests and trees, then commits, then the ref (compare-and-swap). Every object received is
+Negotiation (``negotiate.py``): a push walks from the new versions down and stops where the
+remote's knowledge starts; only the new versions' changed objects are asked about. Order of
+writes, on both sides: chunks, then manifests and trees, then commits, then the ref (CAS). Every object received is
 decoded and re-hashed before it is kept; nothing corrupt enters the local store.
 
 Deltas: a delta chunk is pushed as it is only when the remote holds its bases or gets them in the
@@ -21,10 +20,11 @@ from .. import notes
 from ..errors import CasregError, Corrupt, NonFastForward, NotFound, RefConflict, RemoteError
 from ..objects import codec, graph
 from ..objects.encoding import CHUNK, COMMIT, DECODERS, FILE, KIND_NAMES, MANIFEST, MAX_CHUNK, MAX_SIZE, TREE
-from ..objects.graph import children, reachable
+from ..objects.graph import children
 from ..objects.store import decode_checked, pack, unpack
 from ..refs import check_ref_name
 from .base import Backend, batched
+from .negotiate import Negotiation
 
 HAVE_BATCH = 1000
 SEND_BYTES = 32 << 20  # one COS pack per batch: tens of MiB
@@ -83,73 +83,73 @@ def verified(oid: bytes, value: bytes, expected_kind: int | None = None, base_of
 
 # -- push ------------------------------------------------------------------------------------------
 def push(repo, backend: Backend, names: list[str], *, force: bool = False, progress=None) -> list[PushResult]:
+    """Push ``names``: every fast-forward checked first, then one negotiation and one upload for
+    all of them (``negotiate``), then each remote ref moved by compare-and-swap."""
     remote_refs = backend.refs()
-    results = []
+    results, moving = [], []
     for name in names:
         new = repo.resolve(name)
         old = remote_refs.get(name)
         result = PushResult(name, old, new)
+        results.append(result)
         if old == new:
             result.up_to_date = True
-            results.append(result)
             continue
         if old is not None and not force and not is_ancestor(repo, old, new):
             raise NonFastForward(f"push of {name} rejected: the remote is at {old.hex()[:12]}, which is not in the "
-                              f"history of {new.hex()[:12]} (non-fast-forward); fetch first or use --force")
-        missing, whole, as_delta = _missing_on_remote(repo, backend, new, remote_refs.values())
-        result.objects_sent, result.bytes_sent = _send(repo, backend, missing, whole, as_delta, progress)
-        if not backend.set_ref_if_equals(name, old, new):
-            raise RefConflict(f"push of {name} rejected: the remote ref moved while pushing "
+                                 f"history of {new.hex()[:12]} (non-fast-forward); fetch first or use --force")
+        moving.append(result)
+    if not moving:
+        return results
+    with repo.db.read() as txn:
+        known = [t for t in set(remote_refs.values()) if repo.objects.has(txn, t)]
+    talk = Negotiation(repo, backend, known)
+    per_ref = [talk.missing_for(r.new) for r in moving]
+    missing = {oid: kind for found in per_ref for oid, kind in found.items()}
+    whole, as_delta = _delta_forms(repo, talk, missing)
+    sizes = _send(repo, backend, missing, whole, as_delta, progress)
+    for result, found in zip(moving, per_ref):
+        result.objects_sent = len(found)
+        result.bytes_sent = sum(sizes[oid] for oid in found)
+    for result in moving:
+        if not backend.set_ref_if_equals(result.ref, result.old, result.new):
+            raise RefConflict(f"push of {result.ref} rejected: the remote ref moved while pushing "
                               f"(someone else pushed); fetch and try again")
-        remote_refs[name] = new
-        results.append(result)
     return results
 
 
-def _missing_on_remote(repo, backend: Backend, tip: bytes, remote_tips
-                       ) -> tuple[dict[bytes, int], set[bytes], set[bytes]]:
-    """(objects to send -> kind, the delta chunks among them to send self-contained, those to
-    send as deltas)."""
+def _delta_forms(repo, talk: Negotiation, missing: dict[bytes, int]) -> tuple[set[bytes], set[bytes]]:
+    """(the delta chunks to send self-contained, those to send as deltas): a delta goes as it is
+    only when the remote holds its bases or gets them in this push."""
     with repo.db.read() as txn:
-        known = [(t, COMMIT) for t in set(remote_tips) if repo.objects.has(txn, t)]
-        # what the versions name, not the local delta bases: the remote may hold those chunks whole
-        have = reachable(repo.objects, txn, known, bases=False) if known else {}
-        want = reachable(repo.objects, txn, [(tip, COMMIT)], bases=False)
-        candidates = [oid for oid in want if oid not in have]
-        present: set[bytes] = set()
-        for batch in batched(candidates, HAVE_BATCH):
-            present |= backend.has_many(batch)
-        missing = {oid: want[oid] for oid in candidates if oid not in present}
         needs = {oid: repo.objects.delta_bases(txn, oid) for oid, kind in missing.items() if kind == CHUNK}
     needs = {oid: bases for oid, bases in needs.items() if bases}
-    unknown = sorted({b for bases in needs.values() for b in bases} - have.keys() - present - missing.keys())
-    on_remote = set(have) | present | set(missing)
-    for batch in batched(unknown, HAVE_BATCH):
-        on_remote |= backend.has_many(batch)
-    whole = {oid for oid, bases in needs.items() if not on_remote.issuperset(bases)}
-    return missing, whole, set(needs) - whole
+    unknown = sorted({b for bases in needs.values() for b in bases} - talk.on_remote - missing.keys())
+    talk._has(unknown)
+    whole = {oid for oid, bases in needs.items() if not all(b in talk.on_remote or b in missing for b in bases)}
+    return whole, set(needs) - whole
 
 
 def _send(repo, backend: Backend, missing: dict[bytes, int], whole: set[bytes], as_delta: set[bytes],
-          progress) -> tuple[int, int]:
+          progress) -> dict[bytes, int]:
     """Send objects in write order (chunks first, deltas after every other chunk, commits last)
     in batches of about SEND_BYTES; each batch is one ``put_many`` (one COS pack, one MySQL
     transaction, one Redis pipeline), so a base always lands before the deltas built on it, even
-    if the push is cut off. The delta chunks in ``whole`` are re-encoded self-contained."""
+    if the push is cut off. The delta chunks in ``whole`` are re-encoded self-contained.
+    Returns the bytes sent for each object."""
     from ..progress import NULL, OBJECTS
     progress = progress or NULL
     progress.start("push", len(missing), OBJECTS)
     ids = sorted(missing, key=lambda oid: (WRITE_ORDER.index(missing[oid]), oid in as_delta))
-    sent = nbytes = 0
+    sizes: dict[bytes, int] = {}
     in_flight: Future[None] | None = None  # one batch uploads while the next is read from the store
 
     def upload(batch, size):
-        nonlocal sent, nbytes, in_flight
+        nonlocal in_flight
         if in_flight is not None:
             in_flight.result()
         if batch:
             in_flight = uploader.submit(backend.put_many, batch)
-            sent, nbytes = sent + len(batch), nbytes + size
             # mypy cannot type a lambda whose default binds a value (python/mypy#15459)
             in_flight.add_done_callback(lambda _f, n=len(batch): progress.advance(n))  # type: ignore[misc]
 
@@ -165,6 +165,7 @@ def _send(repo, backend: Backend, missing: dict[bytes, int], whole: set[bytes], 
                     value = pack(CHUNK, tag, payload)
                 batch.append((oid, bytes(value)))
                 size += len(value)
+                sizes[oid] = len(value)
                 if size >= SEND_BYTES:
                     upload(batch, size)
                     repo.db.release_pages()
@@ -172,7 +173,7 @@ def _send(repo, backend: Backend, missing: dict[bytes, int], whole: set[bytes], 
         upload(batch, size)
         upload([], 0)  # wait for the last one: the ref may move only after every object landed
     progress.done()
-    return sent, nbytes
+    return sizes
 
 
 # -- fetch -----------------------------------------------------------------------------------------
