@@ -127,6 +127,8 @@ def create_version(repo, model: str, version: str, meta: dict | None = None, *, 
     """A new named version ``models/<model>/<version>`` of the empty tree: a version registered
     before its files (its artifact may name where they live, in its metadata). AlreadyExists if
     the name is taken."""
+    if "/" in version:
+        raise InvalidInput(f"invalid version name {version!r}: one name, no '/'")
     ref = version_ref(model, version)
     staged: dict = {}
     empty = repo._stage(staged, TREE, Tree([]).encode())
