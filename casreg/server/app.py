@@ -63,7 +63,8 @@ def writer(request: Request) -> Store:
 
 
 class BodyLimit:
-    """ASGI middleware: refuse request bodies over ``limit`` bytes (413), declared or streamed."""
+    """ASGI middleware: refuse request bodies over ``limit`` bytes (413), declared or streamed.
+    The body is read here, whole, before the app sees it (it is small: metadata)."""
 
     def __init__(self, app: ASGIApp, limit: int):
         self.app, self.limit = app, limit
@@ -76,18 +77,28 @@ class BodyLimit:
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
             await self._refuse(scope, send)
             return
-        seen = 0
-
-        async def bounded() -> Message:
-            nonlocal seen
+        chunks, seen = [], 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise errors.Refused(f"request body over {self.limit} bytes", 413)
-            return message
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunks.append(message.get("body", b""))
+            seen += len(chunks[-1])
+            if seen > self.limit:
+                await self._refuse(scope, send)
+                return
+            if not message.get("more_body", False):
+                break
+        replayed = False
 
-        await self.app(scope, bounded, send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+
+        await self.app(scope, replay, send)
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
         request = Request(scope)

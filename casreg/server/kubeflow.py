@@ -18,7 +18,8 @@ What is what:
   JSON string, integer, number and boolean of casreg metadata; any other value (null, a list, an
   object, an integer past the API's 9 digits) is a ``MetadataStructValue`` (base64 of its JSON).
   A PATCH with customProperties replaces the scalar ones; a struct-valued key it does not name
-  stays (the official client cannot show those, so it cannot send them back).
+  stays, and so does one it sends back as the string of its own base64 (the official client
+  reads a struct value as that string, and returns it so on update).
 - Lists: ``pageSize`` (default 100, at most 1000), ``orderBy`` ID / NAME / CREATE_TIME /
   LAST_UPDATE_TIME, ``sortOrder`` ASC / DESC, ``nextPageToken`` (an offset; "" on the last page).
 """
@@ -108,6 +109,9 @@ def meta_from_properties(props: dict | None, reserved) -> dict:
 def replaced(current: dict, props: dict | None, reserved) -> tuple[dict, list[str]]:
     """(updates, removals) for a PATCH whose customProperties replace the scalar ones."""
     updates = meta_from_properties(props, reserved)
+    for key, value in list(updates.items()):
+        if key in current and to_property(current[key]).get("struct_value") == value:
+            del updates[key]  # the official client echoes a struct value back as its base64 string
     scalar = (str, int, float, bool)
     gone = [k for k, v in current.items() if k not in reserved and k not in updates and isinstance(v, scalar)]
     return updates, gone
