@@ -21,6 +21,8 @@ from casreg.registry import Registry
 from casreg.repo import Repository
 from tests.helpers import ROOT, one_line_error, random_bytes, run_cli, write_file
 
+pytestmark = pytest.mark.slow  # servers of their own (a casreg serve subprocess per test)
+
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 FATE_ZIP = os.path.join(FIXTURES, "fate", "guest#9999#guest-9999#host-10000#model_2020061215063879320146.zip")
 TRANSFER = os.path.join(FIXTURES, "fate-serving", "fate_transfer_response.json")
