@@ -9,8 +9,8 @@ from the root trees' entries, so listing never walks a version's files.
 from __future__ import annotations
 
 from . import notes
-from .errors import InvalidInput, NotFound
-from .objects.encoding import COMMIT, LINK, TREE
+from .errors import AlreadyExists, InvalidInput, NotFound, RefConflict
+from .objects.encoding import COMMIT, LINK, TREE, Tree
 from .refs import check_ref_name
 
 MODELS = "models/"
@@ -42,7 +42,8 @@ def _size(repo, txn, cid: bytes) -> int:
 
 
 def models(repo) -> list[dict]:
-    """Every model with its number of versions, latest version (by name) and logical size."""
+    """Every model with its number of versions, latest version (by name) and logical size; a
+    model registered without versions (``create_model``) has 0."""
     out: dict[str, dict] = {}
     with repo.db.read() as txn:
         for ref, cid in repo.refs.items(txn, MODELS):
@@ -55,11 +56,15 @@ def models(repo) -> list[dict]:
             entry["logical_bytes"] += _size(repo, txn, cid)
             if entry["latest"] is None or version > entry["latest"]:
                 entry["latest"] = version
+        for ref, _ in repo.refs.items(txn, "modelmeta/"):  # registered, no version yet
+            model = ref[len("modelmeta/"):]
+            out.setdefault(model, {"model": model, "versions": 0, "latest": None, "logical_bytes": 0})
     return [out[k] for k in sorted(out)]
 
 
-def versions(repo, model: str) -> list[dict]:
-    """The named versions of ``model``: id, time, author, message, size, state, tags."""
+def versions(repo, model: str, *, registered_ok: bool = False) -> list[dict]:
+    """The named versions of ``model``: id, time, author, message, size, state, tags. NotFound if
+    it has none, unless ``registered_ok`` and the model is registered (``create_model``)."""
     prefix = f"{MODELS}{check_model(model)}/"
     tags: dict[bytes, list[str]] = {}
     rows = []
@@ -73,7 +78,7 @@ def versions(repo, model: str) -> list[dict]:
             c = repo.objects.load(txn, cid, COMMIT)
             rows.append({"version": version, "id": cid.hex(), "time": c.time, "author": c.author,
                          "message": c.message, "size": _size(repo, txn, cid), "tags": sorted(tags.get(cid, []))})
-    if not rows:
+    if not rows and not (registered_ok and model_exists(repo, model)):
         raise NotFound(f"no versions of model {model}")
     for row in rows:
         row["state"] = notes.read(repo, bytes.fromhex(row["id"])).get("state", "LIVE")
@@ -93,3 +98,95 @@ def aliases(repo, model: str) -> dict[str, str]:
 
 def model_meta_ref(model: str) -> str:
     return check_ref_name(f"modelmeta/{check_model(model)}")
+
+
+def model_exists(repo, model: str) -> bool:
+    """``model`` has a version or a metadata chain (a model registered before its first version)."""
+    with repo.db.read() as txn:
+        if repo.refs.get(txn, model_meta_ref(model)) is not None:
+            return True
+        return any((split_version_ref(ref) or ("",))[0] == model for ref, _ in repo.refs.items(txn, f"{MODELS}{model}/"))
+
+
+def create_model(repo, model: str, meta: dict | None = None, *, author: str | None = None) -> bytes:
+    """Register ``model`` before it has any version: its ``modelmeta/<model>`` chain starts here
+    (AlreadyExists if the model has versions or metadata already)."""
+    if model_exists(repo, model):
+        raise AlreadyExists(f"model {model} already exists")
+    staged: dict = {}
+    empty = repo._stage(staged, TREE, Tree([]).encode())
+    try:
+        return repo.commit_tree(empty, model_meta_ref(model), staged=staged, meta=meta, expected=None,
+                                author=author, message="model created")
+    except RefConflict:
+        raise AlreadyExists(f"model {model} already exists") from None
+
+
+def create_version(repo, model: str, version: str, meta: dict | None = None, *, author: str | None = None,
+                   message: str = "") -> bytes:
+    """A new named version ``models/<model>/<version>`` of the empty tree: a version registered
+    before its files (its artifact may name where they live, in its metadata). AlreadyExists if
+    the name is taken."""
+    if "/" in version:
+        raise InvalidInput(f"invalid version name {version!r}: one name, no '/'")
+    ref = version_ref(model, version)
+    staged: dict = {}
+    empty = repo._stage(staged, TREE, Tree([]).encode())
+    try:
+        return repo.commit_tree(empty, ref, staged=staged, meta=meta, expected=None, author=author,
+                                message=message or "version registered")
+    except RefConflict:
+        raise AlreadyExists(f"version {version} of model {model} already exists") from None
+
+
+def is_empty(repo, version: bytes) -> bool:
+    """True when the version holds no file (registered before its files)."""
+    with repo.db.read() as txn:
+        return not repo.objects.load(txn, repo.objects.load(txn, version, COMMIT).tree, TREE).entries
+
+
+# -- ids: small stable numbers for models and versions ------------------------------------------------
+# Interfaces such as Kubeflow's Model Registry name things by numbers. Each model and each version
+# gets the next number of a counter the first time anyone asks, kept in the chain ``catalog/ids``
+# (empty-tree commits whose metadata maps ``modelmeta/<model>`` and ``models/<model>/<version>`` to
+# their numbers, plus ``next``). So an id never changes and is never reused (a deleted version
+# keeps its number: restored, it is the same), whatever is added or removed around it. The chain
+# is this store's own (``push --all`` leaves it out): another store numbers its models itself.
+IDS_REF = "catalog/ids"
+
+
+def id_keys(repo) -> list[str]:
+    """The keys ids are given to: ``modelmeta/<model>`` for every model, then every version ref."""
+    with repo.db.read() as txn:
+        versions = [ref for ref, _ in repo.refs.items(txn, MODELS) if split_version_ref(ref)]
+        metas = [ref for ref, _ in repo.refs.items(txn, "modelmeta/")]
+    models = {f"modelmeta/{split_version_ref(ref)[0]}" for ref in versions} | set(metas)  # type: ignore[index]
+    return sorted(models) + sorted(versions)
+
+
+def ids(repo) -> dict[str, int]:
+    """key -> id of every model and version (see ``id_keys``), numbering the new ones. A store
+    opened read-only numbers them in memory only (the same way each time while it is unchanged)."""
+    for _ in range(8):
+        with repo.db.read() as txn:
+            current = repo.refs.get(txn, IDS_REF)
+            table = dict(repo.objects.load(txn, current, COMMIT).meta) if current else {}
+        following = int(table.pop("next", 1))
+        new = [key for key in id_keys(repo) if key not in table]
+        if not new:
+            return table
+        for key in new:
+            table[key] = following
+            following += 1
+        if repo.db.readonly:
+            return table
+        staged: dict = {}
+        empty = repo._stage(staged, TREE, Tree([]).encode())
+        try:
+            repo.commit_tree(empty, IDS_REF, staged=staged, parents=[current] if current else [],
+                             meta={**table, "next": following}, expected=current,
+                             message=f"ids: {len(new)} new")
+        except RefConflict:
+            continue
+        return table
+    raise RefConflict(f"{IDS_REF} kept changing; try again")

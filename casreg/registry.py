@@ -154,7 +154,7 @@ class Registry(Repository):
             return {}
 
     def set_model_meta(self, model: str, updates: dict, *, remove: list[str] | tuple = ()) -> bytes:
-        if not self.list_refs(f"models/{catalog.check_model(model)}/"):
+        if not catalog.model_exists(self, catalog.check_model(model)):
             raise NotFound(f"no versions of model {model}")
         ref = catalog.model_meta_ref(model)
         try:
