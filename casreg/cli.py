@@ -30,6 +30,7 @@ JSON_OPTION = typer.Option(False, "--json", help="Print JSON.")
 class _State:
     store: Optional[str] = None
     debug: bool = bool(os.environ.get("CASREG_DEBUG"))
+    quiet: bool = False
 
 
 state = _State()
@@ -47,9 +48,15 @@ def _main(store: Optional[str] = STORE_OPTION,
           debug: bool = typer.Option(False, "--debug", envvar="CASREG_DEBUG",
                                      help="Print a traceback for unexpected errors."),
           version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                       help="Print casreg's version and exit.")) -> None:
+                                       help="Print casreg's version and exit."),
+          verbose: bool = typer.Option(False, "--verbose", "-v", help="Also say what casreg does underneath "
+                                                                      "(retries, skipped refs)."),
+          quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars and no notes; results "
+                                                                  "and errors only.")) -> None:
     state.store = store
     state.debug = debug
+    state.quiet = quiet
+    logging.getLogger("casreg").setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
 
 
 def _repo(readonly: bool = False):
@@ -59,13 +66,21 @@ def _repo(readonly: bool = False):
 
 def _progress(enabled: bool = True):
     from . import progress
-    if enabled and sys.stderr.isatty():
+    if enabled and not state.quiet and sys.stderr.isatty():
         return progress.RichProgress()
     return progress.NULL
 
 
 def _emit(data) -> None:
     print(json.dumps(data, indent=2, sort_keys=True, allow_nan=False))  # strict RFC 8259
+
+
+def _value(named: dict, as_json: bool) -> None:
+    """One setting: ``{"name": value}`` with ``--json``, else the value alone."""
+    if as_json:
+        _emit(named)
+    else:
+        print(*named.values())
 
 
 def _table(rows: list, as_json: bool, columns: list[tuple[str, object]], *, json_rows=None) -> None:
@@ -124,22 +139,26 @@ def init(path: Optional[str] = typer.Argument(None, help="Where to create the st
 
 @app.command("codec")
 def codec_cmd(name: Optional[str] = typer.Argument(None, help="zstd, grouped or delta (see `casreg init`); "
-                                                             "none: print the current one.")) -> None:
+                                                             "none: print the current one."),
+              as_json: bool = JSON_OPTION) -> None:
     """The codec of later commits: print it, or switch it (stored objects keep their form)."""
     with _repo(readonly=name is None) as repo:
         if name is not None:
             repo.set_codec(name)
-        print(repo.codec_name)
+        current = repo.codec_name
+    _value({"codec": current}, as_json)
 
 
 @app.command("gc-grace")
 def gc_grace_cmd(duration: Optional[str] = typer.Argument(None, metavar="DURATION",
-                                                          help="now, 14d, 2w, never; none: print it.")) -> None:
+                                                          help="now, 14d, 2w, never; none: print it."),
+                 as_json: bool = JSON_OPTION) -> None:
     """How long gc keeps versions no ref reaches (the reflog's grace period): print or set it."""
     with _repo(readonly=duration is None) as repo:
         if duration is not None:
             repo.set_gc_grace(duration)
-        print(repo.gc_grace)
+        grace = repo.gc_grace
+    _value({"gc_grace": grace}, as_json)
 
 
 @app.command()
@@ -432,7 +451,8 @@ def remote_list(as_json: bool = JSON_OPTION) -> None:
 
 
 @remote_app.command("show")
-def remote_show(name: str) -> None:
+def remote_show(name: str, as_json: bool = typer.Option(True, "--json", help="Print JSON (the only form).")
+                ) -> None:
     """One remote: URL without secrets, where its secrets come from."""
     from .remotes import ops
     with _repo(readonly=True) as repo:

@@ -861,7 +861,7 @@ class Repository:
 
 
 def _keyframe_cache(path: str):
-    from .objects.basecache import KeyframeCache
+    from .objects.keyframecache import KeyframeCache
     return KeyframeCache(path)
 
 

@@ -185,3 +185,12 @@ def test_stats_counts_the_whole_store_directory(work):
     s = json.loads(run_cli("stats", "--json", cwd=work, check=0).stdout)
     assert s["disk_cache_bytes"] >= 100_000
     assert s["disk_bytes"] >= s["disk_store_file_bytes"] + s["disk_cache_bytes"] > s["stored_bytes"]
+
+
+def test_quiet_verbose_and_json_on_read_commands(work):
+    assert json.loads(run_cli("codec", "--json", cwd=work, check=0).stdout) == {"codec": "zstd"}
+    assert json.loads(run_cli("gc-grace", "--json", cwd=work, check=0).stdout) == {"gc_grace": "14d"}
+    run_cli("-q", "commit", "model", "--ref", "m/v", cwd=work, check=0)
+    assert run_cli("-v", "refs", cwd=work, check=0).stdout.decode().startswith("REF")
+    assert run_cli("--version", cwd=work, check=0).stdout.decode().startswith("casreg ")
+    assert "Usage" in run_cli("log", "-h", cwd=work, check=0).stdout.decode()

@@ -8,7 +8,8 @@ import pytest
 
 from casreg.errors import Corrupt
 from casreg.objects import codec
-from casreg.objects.grouping import chunk_layout, detect_layout, npy_layout, safetensors_layout, tensor_layout
+from casreg.objects.grouping import chunk_layout, detect_layout
+from casreg.objects.tensorheaders import npy_layout, safetensors_layout, tensor_layout
 from casreg.repo import Repository
 from tests.helpers import random_bytes, tree_files, write_file
 
@@ -288,11 +289,11 @@ def _golden(ks: str) -> bytes:
 
 
 def test_golden_stored_forms_still_decode():
-    from casreg.objects import delta
+    from casreg.objects import deltaformat
     base, moved = _golden(GOLDEN_WEIGHTS_X64), _golden(GOLDEN_MOVED_X64)
     grouped = bytes.fromhex(GOLDEN_GROUPED)
     assert codec.decode(codec.GROUPED, grouped) == base[1:]  # a chunk starting inside an element
     payload = bytes.fromhex(GOLDEN_DELTA)
-    assert delta.parse(payload)[0] == b"K" * 32
-    assert delta.base_ids(payload) == [blake3.blake3(base[:300]).digest(), blake3.blake3(base[300:]).digest()]
+    assert deltaformat.parse(payload)[0] == b"K" * 32
+    assert deltaformat.base_ids(payload) == [blake3.blake3(base[:300]).digest(), blake3.blake3(base[300:]).digest()]
     assert codec.decode(codec.DELTA, payload, [base[:300], base[300:]]) == moved[4:]

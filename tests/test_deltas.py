@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from casreg.errors import CasregError
-from casreg.objects import codec, delta
-from casreg.objects.basecache import KeyframeCache
+from casreg.objects import codec, delta, deltaformat
 from casreg.objects.encoding import CHUNK, MANIFEST
+from casreg.objects.keyframecache import KeyframeCache
 from casreg.objects.store import unpack
 from casreg.remotes import ops
 from casreg.repo import Repository
@@ -133,7 +133,7 @@ def test_delta_codec_round_trips_with_split_bases_and_unaligned_bytes(kind):
     chunk = new[3:]
     segments = [(delta.ZEROS, 100), (103, len(chunk) - 100)]
     payload = codec.encode_delta(chunk, b"k" * 32, ids, bases, segments, (layout[0], (layout[0] - 3) % layout[0]))
-    assert delta.base_ids(payload) == ids
+    assert deltaformat.base_ids(payload) == ids
     assert codec.decode(codec.DELTA, payload, bases) == chunk
     assert codec.raw_size(codec.DELTA, payload) == len(chunk)
     if kind in ("fp32", "bf16", "int8"):  # a small step: the delta beats the self-contained form
@@ -278,15 +278,15 @@ def test_chain_depth_is_one_and_a_new_keyframe_comes_every_n_versions(tmp_path):
     chunks = _all_chunks(repo)
     for _oid, (tag, payload) in chunks.items():  # no delta is ever the base of a delta
         if tag == codec.DELTA:
-            assert all(chunks[b][0] != codec.DELTA for b in delta.base_ids(payload))
+            assert all(chunks[b][0] != codec.DELTA for b in deltaformat.base_ids(payload))
     keyframe = {cid for cid, _, _ in _codecs_of(repo, "m/v0")}
     second = {cid for cid, _, _ in _codecs_of(repo, f"m/v{delta.KEYFRAME_EVERY}")}
     for i in range(1, delta.KEYFRAME_EVERY):  # the versions in between: deltas against v0
-        bases = {b for _, tag, p in _codecs_of(repo, f"m/v{i}") if tag == codec.DELTA for b in delta.base_ids(p)}
+        bases = {b for _, tag, p in _codecs_of(repo, f"m/v{i}") if tag == codec.DELTA for b in deltaformat.base_ids(p)}
         assert bases and bases <= keyframe
     assert all(tag != codec.DELTA for _, tag, _ in _codecs_of(repo, f"m/v{delta.KEYFRAME_EVERY}"))
     last = {b for _, tag, p in _codecs_of(repo, f"m/v{delta.KEYFRAME_EVERY + 1}") if tag == codec.DELTA
-            for b in delta.base_ids(p)}
+            for b in deltaformat.base_ids(p)}
     assert last and last <= second
     for i in (delta.KEYFRAME_EVERY - 1, delta.KEYFRAME_EVERY + 1):  # deepest chains restore exactly
         repo.checkout(f"m/v{i}", str(tmp_path / f"out{i}"))
@@ -357,7 +357,7 @@ def test_corrupt_or_missing_delta_base_is_found_by_verify(tmp_path):
     v1 = _version(tmp_path, "v1", s.file())
     repo.commit(v1, "m/v1")
     victim_delta, _, payload = next(c for c in _codecs_of(repo, "m/v1") if c[1] == codec.DELTA)
-    base = delta.base_ids(payload)[0]
+    base = deltaformat.base_ids(payload)[0]
 
     def flip(txn):
         value = bytearray(txn.get(base, db=repo.objects.table))
@@ -586,6 +586,6 @@ def test_push_lands_every_base_before_the_deltas_built_on_it(tmp_path, monkeypat
     deltas = [(oid, p) for oid, tag, p in _codecs_of(a, "m/v1") if tag == codec.DELTA]
     assert deltas and all(oid in position for oid, _ in deltas)  # sent as deltas: v0 goes too
     for oid, payload in deltas:
-        assert all(position[b] < position[oid] for b in delta.base_ids(payload))
+        assert all(position[b] < position[oid] for b in deltaformat.base_ids(payload))
     be.close()
     a.close()

@@ -61,7 +61,7 @@ def encode(data, layout: tuple[int, int] | None = None, *, grouping: bool = Fals
     (``data`` itself, not a copy: the caller copies it once into the stored value). Thread-safe.
 
     ``layout`` is (element width, offset of the first whole element in ``data``), from the file's
-    own header when known (``grouping.tensor_layout``); None lets the bytes speak. ``hints``
+    own header when known (``tensorheaders.tensor_layout``); None lets the bytes speak. ``hints``
     (``grouping.Streaks``) lets a stream of chunks skip planes that never compress.
     """
     if grouping:

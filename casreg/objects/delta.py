@@ -16,7 +16,7 @@ delta's bases (usually two chunks) and nothing beyond them. The bases are named 
 the delta chunk's children.
 
 Payload (codec tag ``DELTA``): the keyframe's 32-byte manifest id (where its decoded bytes may be
-cached, see ``basecache``), ``u16 count`` then ``count`` 32-byte base chunk ids (in base file
+cached, see ``keyframecache``), ``u16 count`` then ``count`` 32-byte base chunk ids (in base file
 order), ``u16 segments`` then that many ``u32 start, u32 length``: the aligned base bytes are the
 concatenation of those ranges of the bases' concatenated bytes (``ZEROS`` as start: zero bytes),
 then the grouped payload (``grouping.group``) of ``chunk XOR aligned base``.
@@ -33,7 +33,7 @@ import blake3
 import numpy as np
 
 from ..errors import Corrupt
-from . import deltaformat, grouping, kernels
+from . import deltaformat, grouping, kernels, tensorheaders
 
 ZEROS = kernels.ZEROS
 KEYFRAME_EVERY = 8  # a file's 8th version after its keyframe is stored whole and becomes the next
@@ -107,7 +107,7 @@ def file_layout(name: str, size: int, head) -> FileLayout | None:
     delta. Safetensors headers give tensors by name; other files align byte for byte."""
     if size < MIN_FILE:
         return None
-    tensors = grouping.safetensors_tensors(head)
+    tensors = tensorheaders.safetensors_tensors(head)
     if tensors is None:
         return FileLayout(b"bytes\0" + name.encode("utf-8", "surrogateescape") + b"\0" + str(size).encode(),
                           size, 0, None)
@@ -117,8 +117,7 @@ def file_layout(name: str, size: int, head) -> FileLayout | None:
     return FileLayout(key, size, data_start, table)
 
 
-# -- payload: its header is deltaformat's (pack, parse, base_ids, keyframe_of) -------------------
-pack, parse, base_ids, keyframe_of = deltaformat.pack, deltaformat.parse, deltaformat.base_ids, deltaformat.keyframe_of
+# -- payload (its header: deltaformat) -------------------------------------------------------------
 
 
 def starts(lengths) -> list[int]:
@@ -137,7 +136,7 @@ def xor_aligned(out: np.ndarray, bases: list, segments: list[tuple[int, int]]) -
 
 def apply(payload, bases: list, decompressor) -> memoryview:
     """The original bytes of a delta payload, given its bases' decoded bytes (in ``base_ids`` order)."""
-    _, ids, segments, grouped = parse(payload)
+    _, ids, segments, grouped = deltaformat.parse(payload)
     if len(bases) != len(ids):
         raise Corrupt("delta object given the wrong number of bases")
     out = grouping.ungroup_array(grouped, decompressor)
@@ -153,7 +152,7 @@ def encode(data, keyframe_id: bytes, base_ids_: list[bytes], bases: list, segmen
     xor = np.frombuffer(data, np.uint8).copy()
     xor_aligned(xor, bases, segments)
     grouped = grouping.group(xor, *layout, compressor, hints)
-    return None if grouped is None else pack(keyframe_id, base_ids_, segments, grouped)
+    return None if grouped is None else deltaformat.payload(keyframe_id, base_ids_, segments, grouped)
 
 
 class Keyframe:

@@ -15,7 +15,7 @@ _COUNT = struct.Struct("<H")
 _SEGMENT = struct.Struct("<II")
 
 
-def pack(keyframe_id: bytes, base_ids: list[bytes], segments: list[tuple[int, int]], grouped: bytes) -> bytes:
+def payload(keyframe_id: bytes, base_ids: list[bytes], segments: list[tuple[int, int]], grouped: bytes) -> bytes:
     return b"".join((keyframe_id, _COUNT.pack(len(base_ids)), *base_ids, _COUNT.pack(len(segments)),
                      *(_SEGMENT.pack(s, n) for s, n in segments), grouped))
 

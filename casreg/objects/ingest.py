@@ -23,11 +23,12 @@ import blake3
 
 from ..errors import CasregError
 from . import codec, delta, keyframes
-from .basecache import KeyframeCache
 from .chunker import Chunker
 from .encoding import CHUNK, Manifest, object_id
-from .grouping import Streaks, chunk_layout, detect_layout, tensor_layout
-from .store import ObjectStore, pack
+from .grouping import Streaks, chunk_layout, detect_layout
+from .keyframecache import KeyframeCache
+from .store import ObjectStore, stored_value
+from .tensorheaders import tensor_layout
 
 BLOCK_SIZE = 4 << 20
 IN_FLIGHT = 3
@@ -138,7 +139,7 @@ class Ingester:
         for i in fresh:
             o, n = cuts[i]
             tag, payload = self._encode(view[o:o + n], base + o, fc, decoded)
-            values.append((ids[i], pack(CHUNK, tag, payload)))
+            values.append((ids[i], stored_value(CHUNK, tag, payload)))
         return [(cid, n) for cid, (_, n) in zip(ids, cuts)], values
 
     def _encode(self, data, start: int, fc: _FileCodec, decoded: dict):
@@ -246,10 +247,10 @@ class Ingester:
         if dfile is None or not dfile.new_chunks:
             pass
         elif dfile.keyframe is not None:
-            self.keyframe_updates[dfile.layout.key] = keyframes.pack(dfile.keyframe.manifest_id, dfile.uses + 1)
+            self.keyframe_updates[dfile.layout.key] = keyframes.index_entry(dfile.keyframe.manifest_id, dfile.uses + 1)
         elif not self._has_delta(manifest):
             manifest_id = object_id(manifest.encode())
-            self.keyframe_updates[dfile.layout.key] = keyframes.pack(manifest_id, 0)
+            self.keyframe_updates[dfile.layout.key] = keyframes.index_entry(manifest_id, 0)
             if dfile.copy is not None:
                 dfile.copy.install(manifest_id)
         if dfile is not None and dfile.copy is not None:

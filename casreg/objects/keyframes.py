@@ -18,11 +18,11 @@ import lmdb
 
 from ..errors import CasregError
 from . import codec, delta
-from .basecache import KeyframeCache
 from .delta import KEYFRAME_EVERY, FileLayout, Keyframe
 from .encoding import MANIFEST, object_id
-from .grouping import tensor_layout
+from .keyframecache import KeyframeCache
 from .store import ObjectStore, decode_checked
+from .tensorheaders import tensor_layout
 
 _VALUE = struct.Struct("<32sI")
 HEAD_BYTES = 64 << 10
@@ -129,7 +129,7 @@ def adopt(objects: ObjectStore, files: list[tuple[str, bytes]], restorer) -> int
             current = txn.get(layout.key, db=table)
             if current is not None and objects.has(txn, _VALUE.unpack(current)[0]):
                 continue
-            updates[layout.key] = pack(manifest_id, 0)
+            updates[layout.key] = index_entry(manifest_id, 0)
             tensors = layout.tensors is not None or tensor_layout(head) is not None
             copy = cache.writer(manifest.size) if tensors else None
             if copy is not None:
@@ -146,5 +146,5 @@ def adopt(objects: ObjectStore, files: list[tuple[str, bytes]], restorer) -> int
     return len(updates)
 
 
-def pack(manifest_id: bytes, uses: int) -> bytes:
+def index_entry(manifest_id: bytes, uses: int) -> bytes:
     return _VALUE.pack(manifest_id, uses)

@@ -20,9 +20,9 @@ import blake3
 import lmdb
 
 from ..errors import CasregError, Corrupt
-from . import codec, delta
-from .basecache import KeyframeCache
+from . import codec, delta, deltaformat
 from .encoding import MANIFEST, Manifest
+from .keyframecache import KeyframeCache
 from .store import ObjectStore, decode_checked
 
 BATCH_BYTES = 4 << 20
@@ -83,7 +83,7 @@ class Restorer:
 
     def _cached(self, txn: lmdb.Transaction, payload, ids: list[bytes], into: dict) -> None:
         """Where the keyframe cache holds the bases (``ids``) of a delta chunk, into ``into``."""
-        keyframe = delta.keyframe_of(payload)
+        keyframe = deltaformat.keyframe_of(payload)
         if keyframe not in self._offsets:
             offsets: dict[bytes, tuple[int, int]] | None = None
             if self.keyframes.has(keyframe):

@@ -19,7 +19,7 @@ HEADER = 2
 RELEASE_EVERY = 48
 
 
-def pack(kind: int, codec_tag: int, payload) -> bytes:
+def stored_value(kind: int, codec_tag: int, payload) -> bytes:
     return b"".join((bytes((kind, codec_tag)), payload))
 
 
@@ -73,7 +73,7 @@ class ObjectStore:
     def encode(self, kind: int, data) -> tuple[bytes, bytes]:
         """(id, stored value) of an object's canonical bytes."""
         tag, payload = codec.encode(data)
-        return object_id(data), pack(kind, tag, payload)
+        return object_id(data), stored_value(kind, tag, payload)
 
     def put_values(self, txn: lmdb.Transaction, items) -> int:
         """Put (id, stored value) pairs that are not there yet; returns how many were new."""

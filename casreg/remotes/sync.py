@@ -21,7 +21,7 @@ from ..errors import CasregError, Corrupt, NonFastForward, NotFound, RefConflict
 from ..objects import codec, graph
 from ..objects.encoding import CHUNK, COMMIT, DECODERS, FILE, KIND_NAMES, MANIFEST, MAX_CHUNK, MAX_SIZE, TREE
 from ..objects.graph import children
-from ..objects.store import decode_checked, pack, unpack
+from ..objects.store import decode_checked, stored_value, unpack
 from ..refs import check_ref_name
 from .base import Backend, batched
 from .negotiate import Negotiation
@@ -162,7 +162,7 @@ def _send(repo, backend: Backend, missing: dict[bytes, int], whole: set[bytes], 
                     raise NotFound(f"object {oid.hex()} is missing locally; run `casreg verify`")
                 if oid in whole:
                     tag, payload = codec.encode(repo.objects.read(txn, oid), None, grouping=True)
-                    value = pack(CHUNK, tag, payload)
+                    value = stored_value(CHUNK, tag, payload)
                 batch.append((oid, bytes(value)))
                 size += len(value)
                 sizes[oid] = len(value)
