@@ -759,6 +759,44 @@ def restore_version(ref: str) -> None:
     print(f"restored {ref} -> {cid.hex()[:12]}")
 
 
+# Help for the parameters whose command does not give its own: one text per name, the same everywhere.
+PARAMETER_HELP = {
+    "spec": "A version: ref, tag, alias, model/version or id prefix (6+ hex digits).",
+    "dest": "The directory to write into.",
+    "ref": "A ref name, e.g. models/mlp/v2 or tags/golden.",
+    "refs": "Ref names (all of the remote's when none are given).",
+    "target": "A version: ref, tag, alias or id prefix.",
+    "name": "The name.",
+    "remote": "A remote's name (see casreg remote list).",
+    "url": "redis://, mysql://, cos://, s3:// or file:// URL (no passwords: see README).",
+    "path": "Where the new store goes (a project directory, or its .casreg).",
+    "model": "A model name (a FATE party model id is one).",
+    "version": "A version name of the model.",
+    "component": "A FATE component name, e.g. hetero_lr_0.",
+    "step": "A checkpoint step: step_index#step_name, or either.",
+    "alias": "An alias name, e.g. production.",
+    "message": "What this version is (shown by log).",
+    "author": "Who made it (default: $CASREG_AUTHOR or user@host).",
+    "force": "Do it even if it is not a fast-forward or the name exists.",
+    "expect_old": "Only if the ref is at this version now (compare-and-swap; 'none': absent).",
+    "port": "TCP port to listen on.",
+}
+
+
+def _document(command) -> None:
+    """Give every parameter help text and every argument an upper-case metavar (click tree)."""
+    for param in command.params:
+        if param.param_type_name == "option" and not param.help and param.name in PARAMETER_HELP:
+            param.help = PARAMETER_HELP[param.name]
+        elif param.param_type_name == "argument":
+            if not getattr(param, "help", None) and param.name in PARAMETER_HELP:
+                param.help = PARAMETER_HELP[param.name]
+            if param.metavar is None and param.name:
+                param.metavar = param.name.upper() + ("..." if param.nargs != 1 else "")
+    for sub_command in getattr(command, "commands", {}).values():
+        _document(sub_command)
+
+
 def main() -> None:
     """Entry point: run the app; every failure ends as one line and its exit code (errors.py)."""
 
@@ -768,8 +806,10 @@ def main() -> None:
     said.setFormatter(_LevelFormatter())
     logging.getLogger("casreg").addHandler(said)
     logging.getLogger("casreg").setLevel(logging.INFO)
+    command = typer.main.get_command(app)
+    _document(command)
     try:
-        app()
+        command(prog_name="casreg")
     except CasregError as exc:
         _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:

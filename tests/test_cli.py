@@ -194,3 +194,27 @@ def test_quiet_verbose_and_json_on_read_commands(work):
     assert run_cli("-v", "refs", cwd=work, check=0).stdout.decode().startswith("REF")
     assert run_cli("--version", cwd=work, check=0).stdout.decode().startswith("casreg ")
     assert "Usage" in run_cli("log", "-h", cwd=work, check=0).stdout.decode()
+
+
+def test_every_parameter_has_help_and_arguments_read_in_capitals():
+    """Issue 11: help showed metavars as <str>/{spec} and many arguments had no help."""
+    import typer
+
+    from casreg import cli
+    command = typer.main.get_command(cli.app)
+    cli._document(command)
+    missing, lower = [], []
+
+    def walk(cmd, path):
+        for param in cmd.params:
+            if param.name in ("help", "install_completion", "show_completion"):
+                continue
+            if not getattr(param, "help", None):
+                missing.append(f"{path} {param.name}")
+            if param.param_type_name == "argument" and not (param.metavar or "").isupper():
+                lower.append(f"{path} {param.name}")
+        for name, sub in getattr(cmd, "commands", {}).items():
+            walk(sub, f"{path} {name}".strip())
+    walk(command, "")
+    assert lower == []
+    assert missing == []
