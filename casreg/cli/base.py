@@ -1,0 +1,120 @@
+"""What every command group shares: the app, the global options, opening the store, and the
+output helpers (JSON, tables, one size and time format)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from typing import Optional
+
+import typer
+
+app = typer.Typer(
+    name="casreg", no_args_is_help=True, pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="Content-addressed registry for ML models and checkpoints.",
+)
+
+STORE_OPTION = typer.Option(None, "--store", envvar="CASREG_STORE",
+                            help="Store directory (default: .casreg here or in a parent).")
+JSON_OPTION = typer.Option(False, "--json", help="Print JSON.")
+
+
+class _State:
+    store: Optional[str] = None
+    debug: bool = bool(os.environ.get("CASREG_DEBUG"))
+    quiet: bool = False
+
+
+state = _State()
+
+
+def _version(value: bool) -> None:
+    if value:
+        from .. import __version__
+        print(f"casreg {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(store: Optional[str] = STORE_OPTION,
+          debug: bool = typer.Option(False, "--debug", envvar="CASREG_DEBUG",
+                                     help="Print a traceback for unexpected errors."),
+          version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print casreg's version and exit."),
+          verbose: bool = typer.Option(False, "--verbose", "-v", help="Also say what casreg does underneath "
+                                                                      "(retries, skipped refs)."),
+          quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars and no notes; results "
+                                                                  "and errors only.")) -> None:
+    state.store = store
+    state.debug = debug
+    state.quiet = quiet
+    logging.getLogger("casreg").setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
+
+
+def _repo(readonly: bool = False):
+    from ..registry import Registry
+    return Registry.open(state.store, readonly=readonly)
+
+
+def _progress(enabled: bool = True):
+    from .. import progress
+    if enabled and not state.quiet and sys.stderr.isatty():
+        return progress.RichProgress()
+    return progress.NULL
+
+
+def _emit(data) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True, allow_nan=False))  # strict RFC 8259
+
+
+def _value(named: dict, as_json: bool) -> None:
+    """One setting: ``{"name": value}`` with ``--json``, else the value alone."""
+    if as_json:
+        _emit(named)
+    else:
+        print(*named.values())
+
+
+def _table(rows: list, as_json: bool, columns: list[tuple[str, object]], *, json_rows=None) -> None:
+    """A listing: JSON with ``--json`` (``json_rows`` if given, else ``rows``), else a table with a
+    header, one column per ``(HEADER, row -> text)``; numbers are right-aligned."""
+    if as_json:
+        _emit(rows if json_rows is None else json_rows)
+        return
+    if not rows:
+        return  # nothing listed prints nothing, as git does
+    from rich.console import Console
+    from rich.table import Table
+    table = Table(box=None, pad_edge=False, header_style="bold", show_header=True)
+    cells = [[fn(row) for _, fn in columns] for row in rows]  # type: ignore[operator]
+    for n, (header, _) in enumerate(columns):
+        numeric = bool(cells) and all(isinstance(c[n], int) for c in cells)
+        table.add_column(header, justify="right" if numeric else "left", no_wrap=True)
+    for row_cells in cells:
+        table.add_row(*(str(c) for c in row_cells))
+    console = Console(width=None if sys.stdout.isatty() else 1 << 12, highlight=False)
+    with console.capture() as captured:
+        console.print(table)
+    print("\n".join(line.rstrip() for line in captured.get().splitlines()))
+
+
+def _pairs(mapping: dict, as_json: bool, headers: tuple[str, str]) -> None:
+    """A name -> value listing, by name: JSON with ``--json``, else a two-column table."""
+    _table(sorted(mapping.items()), as_json, [(headers[0], lambda kv: kv[0]), (headers[1], lambda kv: kv[1])],
+           json_rows=mapping)
+
+
+def _when(timestamp: float) -> str:
+    import datetime
+    return datetime.datetime.fromtimestamp(timestamp).astimezone().isoformat(timespec="seconds")
+
+
+def human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)

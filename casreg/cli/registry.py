@@ -1,0 +1,214 @@
+"""Registry commands: fate import/export, models, versions, checkpoints, tags, aliases, metadata,
+state, delete and restore."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import List, Optional
+
+import typer
+
+from ..metadata import parse_pairs
+from .base import JSON_OPTION, _emit, _pairs, _progress, _repo, _table, _when, app, human
+
+fate_app = typer.Typer(help="FATE-Flow models: import and export model_local_cache trees and archives.",
+                       no_args_is_help=True)
+app.add_typer(fate_app, name="fate")
+checkpoint_app = typer.Typer(help="FATE checkpoints (like `flow checkpoint list/get`).", no_args_is_help=True)
+app.add_typer(checkpoint_app, name="checkpoint")
+
+
+@fate_app.command("import")
+def fate_import(source: str = typer.Argument(..., help="model_local_cache dir, party dir, version dir or FATE .zip"),
+                force: bool = typer.Option(False, "--force", "-f", help="Replace versions whose content differs."),
+                as_json: bool = JSON_OPTION) -> None:
+    """One pipeline version per model version, one ref per checkpoint step; shared chunks stored once."""
+    with _repo() as repo:
+        report = repo.fate_import(source, force=force, progress=_progress(not as_json))
+    if as_json:
+        _emit(report.to_json())
+    else:
+        for ref in {**report.versions, **report.checkpoints}:
+            print(f"{'unchanged' if ref in report.unchanged else 'imported '} {ref}")
+        print(f"{human(report.new_stored_bytes)} new data stored")
+        for problem in report.problems:
+            print(f"casreg: refused checkpoint {problem}", file=sys.stderr)
+    if report.problems:
+        raise typer.Exit(1)
+
+
+@fate_app.command("export")
+def fate_export(ref: str, dest: str = typer.Argument(..., help="directory, or FILE.zip for FATE's archive form"),
+                force: bool = typer.Option(False, "--force", "-f")) -> None:
+    """Write a version back in FATE's layout (prints the archive's SHA-256 for a .zip)."""
+    with _repo(readonly=True) as repo:
+        digest = repo.fate_export(ref, dest, force=force)
+    print(f"sha256 {digest}  {dest}" if digest else f"exported {ref} into {os.path.abspath(dest)}")
+
+
+@app.command()
+def models(as_json: bool = JSON_OPTION) -> None:
+    """Every model (models/<model>/<version>): versions, latest, logical size."""
+    with _repo(readonly=True) as repo:
+        rows = repo.models()
+    _table(rows, as_json, [("MODEL", lambda r: r["model"]), ("STATE", lambda r: r["state"]),
+                           ("VERSIONS", lambda r: r["versions"]), ("LATEST", lambda r: r["latest"]),
+                           ("SIZE", lambda r: human(r["logical_bytes"])), ("DESCRIPTION", lambda r: r["description"])])
+
+
+@app.command()
+def versions(model: str, as_json: bool = JSON_OPTION) -> None:
+    """Versions of a model (any name; FATE party model ids too) with time, author, size."""
+    with _repo(readonly=True) as repo:
+        rows = repo.versions(model)
+    _table(rows, as_json, [("VERSION", lambda r: r["version"]), ("STATE", lambda r: r["state"]),
+                           ("DATE", lambda r: _when(r["time"])), ("AUTHOR", lambda r: r["author"]),
+                           ("SIZE", lambda r: human(r["size"])), ("TAGS", lambda r: ", ".join(r["tags"])),
+                           ("MESSAGE", lambda r: r["message"])])
+
+
+@checkpoint_app.command("list")
+def checkpoint_list(model: str, version: str, as_json: bool = JSON_OPTION) -> None:
+    """Checkpoint steps of a model version."""
+    with _repo(readonly=True) as repo:
+        rows = repo.checkpoints(model, version)
+    _table(rows, as_json, [("COMPONENT", lambda r: r["component"]),
+                           ("STEP", lambda r: f"{r['step_index']}#{r['step_name']}"), ("VERSION", lambda r: r["id"][:12])])
+
+
+@checkpoint_app.command("get")
+def checkpoint_get(model: str, version: str, component: str,
+                   step: str = typer.Argument(..., help="step index or step name"), dest: str = typer.Argument(...),
+                   force: bool = typer.Option(False, "--force", "-f")) -> None:
+    """Restore one checkpoint step (by index or name) into DEST."""
+    with _repo(readonly=True) as repo:
+        ref = repo.checkpoint_get(model, version, component, step, dest, force=force)
+    print(f"checked out {ref} into {os.path.abspath(dest)}")
+
+
+@checkpoint_app.command("deploy")
+def checkpoint_deploy(model: str, version: str, component: str, step: str,
+                      new_version: str = typer.Option(..., "--new-version", help="Model version to create."),
+                      alias: str = typer.Option("model", "--alias", help="variables/data/<component>/<alias>/")) -> None:
+    """Make a checkpoint step a new pipeline version (as FATE-Flow's deploy), sharing every byte."""
+    with _repo() as repo:
+        cid = repo.deploy_checkpoint(model, version, component, step, new_version, alias=alias)
+    print(f"models/{model}/{new_version} -> {cid.hex()}")
+
+
+tag_app = typer.Typer(help="Tags with a description (as FATE-Flow's `flow tag`).", no_args_is_help=True)
+app.add_typer(tag_app, name="tag")
+
+
+@tag_app.command("create")
+def tag_create(name: str, target: str, message: str = typer.Option("", "--message", "-m", help="Description."),
+               force: bool = typer.Option(False, "--force", "-f")) -> None:
+    """Tag a version."""
+    with _repo() as repo:
+        cid = repo.tag(name, target, description=message, force=force)
+    print(f"tags/{name} -> {cid.hex()}")
+
+
+@tag_app.command("list")
+def tag_list(as_json: bool = JSON_OPTION) -> None:
+    """Tags, their versions and descriptions."""
+    with _repo(readonly=True) as repo:
+        rows = repo.tags()
+    _table(rows, as_json, [("TAG", lambda r: r["name"]), ("VERSION", lambda r: r["target"][:12]),
+                           ("DESCRIPTION", lambda r: r["description"])])
+
+
+@tag_app.command("delete")
+def tag_delete(name: str) -> None:
+    """Remove a tag (recorded in the reflog)."""
+    with _repo() as repo:
+        repo.delete_ref(f"tags/{name}")
+    print(f"deleted tag {name}")
+
+
+alias_app = typer.Typer(help="Aliases such as 'production' pointing at a model version.", no_args_is_help=True)
+app.add_typer(alias_app, name="alias")
+
+
+@alias_app.command("set")
+def alias_set(model: str, alias: str, version: str,
+              expect_old: Optional[str] = typer.Option(None, "--expect-old", help="Move only from this version id."),
+              force: bool = typer.Option(False, "--force", "-f")) -> None:
+    """Point an alias at a version (compare-and-swap with --expect-old)."""
+    with _repo() as repo:
+        cid = repo.set_alias(model, alias, version, expect_old=expect_old, force=force)
+    print(f"aliases/{model}/{alias} -> {version} ({cid.hex()[:12]})")
+
+
+@alias_app.command("list")
+def alias_list(model: str, as_json: bool = JSON_OPTION) -> None:
+    """Aliases of a model and the versions they name."""
+    with _repo(readonly=True) as repo:
+        rows = repo.aliases(model)
+    _pairs(rows, as_json, ("ALIAS", "VERSION"))
+
+
+meta_app = typer.Typer(help="Metadata of versions and models, kept beside them (ids never change; every change logged).",
+                       no_args_is_help=True)
+app.add_typer(meta_app, name="meta")
+
+
+@meta_app.command("get")
+def meta_get(target: str = typer.Argument(..., metavar="TARGET", help="A version, or a model name with --model."),
+             model: bool = typer.Option(False, "--model", help="TARGET is a model name."),
+             as_json: bool = typer.Option(True, "--json", help="Print JSON (the only form; accepted for symmetry).")
+             ) -> None:
+    """Print metadata as JSON."""
+    with _repo(readonly=True) as repo:
+        _emit(repo.model_meta(target) if model else repo.metadata(target))
+
+
+@meta_app.command("log")
+def meta_log(target: str = typer.Argument(..., metavar="VERSION", help="A version: ref, tag, alias or id prefix."),
+             as_json: bool = JSON_OPTION) -> None:
+    """Every metadata change of a version, newest first (who, when, what)."""
+    with _repo(readonly=True) as repo:
+        changes = repo.metadata_history(target)
+    _table(changes, as_json, [("WHEN", lambda c: _when(c.time)), ("WHO", lambda c: c.author),
+                              ("CHANGE", lambda c: c.message)], json_rows=[c.to_json() for c in changes])
+
+
+@meta_app.command("set")
+def meta_set(target: str, items: List[str] = typer.Argument(..., metavar="KEY=VALUE...",
+                                                help="VALUE is JSON if it parses (0.1, true, [1]), else text."),
+             model: bool = typer.Option(False, "--model", help="TARGET is a model name."),
+             unset: List[str] = typer.Option([], "--unset", help="Remove a key (repeatable).")) -> None:
+    """Set metadata: description, author, framework, state, any custom property."""
+    updates = parse_pairs(items)
+    with _repo() as repo:
+        if model:
+            repo.set_model_meta(target, updates, remove=unset)
+        else:
+            repo.set_meta(target, updates, remove=unset)
+    print(f"updated {target}")
+
+
+@app.command("state")
+def set_state(target: str, value: str = typer.Argument(..., help="LIVE or ARCHIVED"),
+              model: bool = typer.Option(False, "--model", help="TARGET is a model name.")) -> None:
+    """Mark a version (or a model) LIVE or ARCHIVED."""
+    with _repo() as repo:
+        repo.set_state(target, value, model=model)
+    print(f"{target}: {value.upper()}")
+
+
+@app.command("delete")
+def delete_version(ref: str) -> None:
+    """Delete a version's ref (restorable with `casreg restore` until gc)."""
+    with _repo() as repo:
+        old = repo.delete_version(ref)
+    print(f"deleted {ref} (was {old.hex()[:12]}); `casreg restore {ref}` brings it back until gc")
+
+
+@app.command("restore")
+def restore_version(ref: str) -> None:
+    """Bring back a deleted ref from the reflog."""
+    with _repo() as repo:
+        cid = repo.restore_version(ref)
+    print(f"restored {ref} -> {cid.hex()[:12]}")
