@@ -176,6 +176,26 @@ class Registry(Repository):
         """Remove a version's ref; it stays restorable from the reflog until ``gc``."""
         return self.delete_ref(ref)
 
+    # -- retention ---------------------------------------------------------------------------------
+    def retain(self, model: str, policy, *, dry_run: bool = False, save: bool = False):
+        """Delete the names of ``model``'s versions ``policy`` (a ``retention.Policy``) does not
+        keep; with ``save`` the policy is kept with the model and applied by every ``gc``."""
+        from . import retention
+        policy.check()
+        if save and not dry_run:
+            self.set_model_meta(model, {retention.POLICY_KEY: policy.to_json()})
+        return retention.apply(self, model, policy, dry_run=dry_run)
+
+    def gc(self, dry_run: bool = False, prune: str | None = None, compact: bool | None = None) -> dict:
+        """``Repository.gc``, after applying every saved retention policy (``retain --save``)."""
+        from . import retention
+        applied = {model: retention.apply(self, model, policy, dry_run=dry_run).to_json()
+                   for model, policy in retention.saved_policies(self).items()}
+        result = super().gc(dry_run=dry_run, prune=prune, compact=compact)
+        if applied:
+            result["retention"] = applied
+        return result
+
     def restore_version(self, ref: str) -> bytes:
         """Bring back a deleted ref to where it pointed before its deletion."""
         newest = self.reflog(ref)[0]

@@ -212,3 +212,28 @@ def restore_version(ref: str) -> None:
     with _repo() as repo:
         cid = repo.restore_version(ref)
     print(f"restored {ref} -> {cid.hex()[:12]}")
+
+
+@app.command()
+def retain(model: str = typer.Argument(..., help="The model whose versions to thin out."),
+           keep_last: Optional[int] = typer.Option(None, "--keep-last", metavar="N", min=0,
+                                                   help="Keep the newest N versions."),
+           keep_days: Optional[float] = typer.Option(None, "--keep-days", metavar="D", min=0,
+                                                     help="Keep versions younger than D days."),
+           keep_tagged: bool = typer.Option(False, "--keep-tagged", help="Keep tagged versions."),
+           keep_aliased: bool = typer.Option(False, "--keep-aliased", help="Keep versions an alias names."),
+           keep_live: bool = typer.Option(False, "--keep-live", help="Keep LIVE (not ARCHIVED) versions."),
+           dry_run: bool = typer.Option(False, "--dry-run", help="Only say what would go."),
+           save: bool = typer.Option(False, "--save", help="Keep the policy with the model: every gc applies it."),
+           as_json: bool = JSON_OPTION) -> None:
+    """Delete the names of a model's versions no rule keeps (restorable until gc's grace period ends)."""
+    from ..retention import Policy
+    policy = Policy(keep_last, keep_days, keep_tagged, keep_aliased, keep_live)
+    with _repo(readonly=dry_run) as repo:
+        plan = repo.retain(model, policy, dry_run=dry_run, save=save)
+    if as_json:
+        _emit(plan.to_json())
+        return
+    rows = [{"version": v, "action": "keep", "why": why} for v, why in plan.keep.items()]
+    rows += [{"version": v, "action": "would delete" if dry_run else "deleted", "why": ""} for v in plan.drop]
+    _table(rows, False, [("VERSION", lambda r: r["version"]), ("", lambda r: r["action"]), ("WHY", lambda r: r["why"])])
