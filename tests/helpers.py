@@ -62,3 +62,14 @@ def tree_files(root) -> dict:
             else:
                 out[rel] = ("dir",)
     return out
+
+
+def new_store(tmp_path, name: str, remote=None):
+    """A new store at ``tmp_path/name/.casreg``, with ``remote`` (a tests.remote_kinds handle) as
+    its remote ``origin`` when given."""
+    from casreg.remotes import ops
+    from casreg.repo import Repository
+    repo = Repository.init(str(tmp_path / name / ".casreg"))
+    if remote is not None:
+        ops.config(repo).add("origin", remote.url)
+    return repo

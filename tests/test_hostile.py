@@ -19,20 +19,13 @@ from casreg.errors import Corrupt
 from casreg.objects.encoding import CHUNK, MAX_CHUNK
 from casreg.remotes import ops, sync
 from casreg.repo import Repository
-from tests.helpers import ROOT, random_bytes, write_file
+from tests.helpers import ROOT, new_store, random_bytes, write_file
 
 pytestmark = pytest.mark.slow  # real servers, subprocess campaigns: not in the fast lane
 
 
-def _store(tmp_path, name, remote=None) -> Repository:
-    repo = Repository.init(str(tmp_path / name / ".casreg"))
-    if remote is not None:
-        ops.config(repo).add("origin", remote.url)
-    return repo
-
-
 def _pushed(tmp_path, remote, size=3 << 20, seed="hostile") -> tuple[Repository, list[bytes]]:
-    a = _store(tmp_path, "a", remote)
+    a = new_store(tmp_path, "a", remote)
     write_file(tmp_path / "src" / "model.bin", random_bytes(size, seed))
     a.commit(str(tmp_path / "src"), "models/m/v1")
     ops.push_refs(a, "origin", ["models/m/v1"])
@@ -69,7 +62,7 @@ def test_decompression_bomb_from_a_remote_is_refused_before_allocation(remote, t
     bomb = _bomb(64 << 20, sized)
     assert len(bomb) < 64 << 10
     _replace_on_remote(remote, chunks[0], bomb)
-    b = _store(tmp_path, "b", remote)
+    b = new_store(tmp_path, "b", remote)
     with pytest.raises(Corrupt, match="larger than its kind can be"):
         ops.fetch_refs(b, "origin")
     assert b.list_refs() == []
@@ -83,7 +76,7 @@ def test_fetch_of_a_bomb_stays_small_in_memory(tmp_path):
     remote = FileRemote(tmp_path)
     _, chunks = _pushed(tmp_path, remote)
     _replace_on_remote(remote, chunks[0], _bomb(1 << 30))
-    _store(tmp_path, "b", remote).close()
+    new_store(tmp_path, "b", remote).close()
     probe = ("import resource, subprocess, sys; p = subprocess.run([sys.executable, '-m', 'casreg.cli', "
              "'--store', sys.argv[1], 'fetch', 'origin'], capture_output=True); "
              "print(p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
@@ -102,7 +95,7 @@ def test_gc_waits_for_a_fetch_in_progress(remote, tmp_path, monkeypatch):
     """Fetch landed chunks in separate transactions without the gc lock: a gc in between swept
     them and fetch exited 0 with a broken version."""
     _pushed(tmp_path, remote, size=2 << 20)
-    b = _store(tmp_path, "b", remote)
+    b = new_store(tmp_path, "b", remote)
     monkeypatch.setattr(sync, "GET_BATCH", 4)  # several chunk batches, so one lands before gc runs
     real = sync._received_chunks
     calls, gc_output = [], []
@@ -132,7 +125,7 @@ def test_gc_waits_for_a_fetch_in_progress(remote, tmp_path, monkeypatch):
 @pytest.mark.parametrize("remote", ["file"], indirect=True)
 def test_a_version_fetched_broken_heals_with_fetch_repair(remote, tmp_path):
     _, chunks = _pushed(tmp_path, remote)
-    b = _store(tmp_path, "b", remote)
+    b = new_store(tmp_path, "b", remote)
     ops.fetch_refs(b, "origin")
     b.db.write(lambda txn: b.objects.delete(txn, chunks[1]))  # what an older casreg's race left
     assert [p["id"] for p in b.verify()] == [chunks[1].hex()]

@@ -16,17 +16,10 @@ from casreg.objects.encoding import CHUNK
 from casreg.remotes import ops
 from casreg.remotes.sync import push
 from casreg.repo import Repository
-from tests.helpers import ROOT, one_line_error, random_bytes, run_cli, tree_files, write_file
+from tests.helpers import ROOT, new_store, one_line_error, random_bytes, run_cli, tree_files, write_file
 from tests.remote_kinds import MySQLRemote, RedisRemote
 
 pytestmark = pytest.mark.slow  # real servers, subprocess campaigns: not in the fast lane
-
-
-def _store(tmp_path, name, remote=None) -> Repository:
-    repo = Repository.init(str(tmp_path / name / ".casreg"))
-    if remote is not None:
-        ops.config(repo).add("origin", remote.url)
-    return repo
 
 
 def _model(tmp_path, name, weights: bytes) -> str:
@@ -37,7 +30,7 @@ def _model(tmp_path, name, weights: bytes) -> str:
 
 
 def test_push_clone_fetch_pull_round_trip(remote, tmp_path):
-    a = _store(tmp_path, "a", remote)
+    a = new_store(tmp_path, "a", remote)
     v1 = a.commit(_model(tmp_path, "v1", random_bytes(3 << 20, "w1")), "models/m/v1").id
     [pushed] = ops.push_refs(a, "origin", ["models/m/v1"])
     assert pushed.objects_sent > 0 and not pushed.up_to_date
@@ -63,7 +56,7 @@ def test_push_clone_fetch_pull_round_trip(remote, tmp_path):
 
 
 def test_second_checkpoint_sends_only_its_new_chunks(remote, tmp_path):
-    a = _store(tmp_path, "a", remote)
+    a = new_store(tmp_path, "a", remote)
     base = random_bytes(6 << 20, "ckpt")
     a.commit(_model(tmp_path, "s1", base), "checkpoints/m/v/comp/1#step_1")
     first = ops.push_refs(a, "origin", ["checkpoints/m/v/comp/1#step_1"])[0]
@@ -84,7 +77,7 @@ def test_second_checkpoint_sends_only_its_new_chunks(remote, tmp_path):
 
 
 def test_non_fast_forward_is_refused_without_force(remote, tmp_path):
-    a, b = _store(tmp_path, "a", remote), _store(tmp_path, "b", remote)
+    a, b = new_store(tmp_path, "a", remote), new_store(tmp_path, "b", remote)
     a.commit(_model(tmp_path, "x", b"x" * 1000), "models/m/v")
     b.commit(_model(tmp_path, "y", b"y" * 1000), "models/m/v")
     ops.push_refs(a, "origin", ["models/m/v"])
@@ -95,7 +88,7 @@ def test_non_fast_forward_is_refused_without_force(remote, tmp_path):
 
 
 def test_racing_ref_updates_exactly_one_wins(remote, tmp_path):
-    a = _store(tmp_path, "a", remote)
+    a = new_store(tmp_path, "a", remote)
     ids = [a.commit(_model(tmp_path, f"r{i}", bytes([i]) * 100), f"models/race/{i}").id for i in range(6)]
     for i in range(6):
         ops.push_refs(a, "origin", [f"models/race/{i}"])
@@ -124,7 +117,7 @@ def test_racing_ref_updates_exactly_one_wins(remote, tmp_path):
 
 def _pushed_chunk(remote, tmp_path, seed: str) -> tuple[Repository, bytes]:
     """A store that pushed one version to ``remote``, and one of the chunks it sent."""
-    a = _store(tmp_path, "a", remote)
+    a = new_store(tmp_path, "a", remote)
     a.commit(_model(tmp_path, "v", random_bytes(1 << 20, seed)), "models/m/v")
     ops.push_refs(a, "origin", ["models/m/v"])
     return a, next(oid for oid, kind in _objects(a) if kind == CHUNK)
@@ -135,7 +128,7 @@ def test_corrupt_remote_object_is_refused_on_fetch(remote, tmp_path):
     remote.corrupt(victim)
     problems = ops.verify(a, "origin", full=True)
     assert [p["id"] for p in problems] == [victim.hex()]
-    b = _store(tmp_path, "b", remote)
+    b = new_store(tmp_path, "b", remote)
     with pytest.raises(CasregError, match="does not match its hash|refusing"):
         ops.fetch_refs(b, "origin")
     assert b.list_refs() == []
@@ -157,7 +150,7 @@ def test_interrupted_push_then_rerun_moves_only_what_is_missing(remote, tmp_path
     moments, on every backend: benchmarks/stress.py --campaign kill9.)"""
     from casreg.errors import RemoteUnreachable
     from casreg.remotes import sync
-    a = _store(tmp_path, "a", remote)
+    a = new_store(tmp_path, "a", remote)
     big = _model(tmp_path, "big", random_bytes(24 << 20, "interrupted"))
     a.commit(big, "models/m/big")
     monkeypatch.setattr(sync, "SEND_BYTES", 4 << 20)  # several batches
@@ -311,11 +304,11 @@ def test_interrupted_fetch_leaves_the_local_store_consistent(tmp_path):
     """A fetch killed mid-way: the local store verifies, has no tracking ref, and a rerun completes."""
     remote = RedisRemote()
     try:
-        a = _store(tmp_path, "a", remote)
+        a = new_store(tmp_path, "a", remote)
         big = _model(tmp_path, "big", random_bytes(96 << 20, "fetch-kill"))
         a.commit(big, "models/m/big")
         ops.push_refs(a, "origin", ["models/m/big"])
-        b = _store(tmp_path, "b", remote)
+        b = new_store(tmp_path, "b", remote)
         b_path = b.path
         b.close()
         env = dict(os.environ, PYTHONPATH=ROOT)
@@ -367,7 +360,7 @@ def test_read_only_mysql_user_is_one_clear_line(tmp_path):
 
 def test_metadata_changes_keep_the_id_and_travel_with_push_and_pull(remote, tmp_path):
     """Annotations (notes/<id>) go with the version they describe, on every backend."""
-    a = _store(tmp_path, "a", remote)
+    a = new_store(tmp_path, "a", remote)
     v1 = a.commit(_model(tmp_path, "v1", random_bytes(1 << 20, "meta")), "models/m/v1").id
     ops.push_refs(a, "origin", ["models/m/v1"])
     b = ops.clone(remote.url, str(tmp_path / "b"))
@@ -384,7 +377,7 @@ def test_metadata_changes_keep_the_id_and_travel_with_push_and_pull(remote, tmp_
 
 @pytest.mark.parametrize("remote", ["file", "redis", "mysql"], indirect=True)
 def test_push_delete_and_push_all_leaves_scratch_refs_home(remote, tmp_path):
-    a = _store(tmp_path, "a", remote)
+    a = new_store(tmp_path, "a", remote)
     a.commit(_model(tmp_path, "v1", random_bytes(100_000, "del")), "models/m/v1")
     a.commit(_model(tmp_path, "s", random_bytes(100_000, "scratch")), "scratch/try")
     a.update_ref("tags/golden", "models/m/v1")
