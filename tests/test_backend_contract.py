@@ -25,6 +25,8 @@ from tests.remote_kinds import KINDS
 
 NETWORK_KINDS = [k for k in KINDS if k != "file"]
 
+pytestmark = pytest.mark.slow  # every backend's real server, timeouts waited out: not in the fast lane
+
 
 def _objects(n: int, seed: str) -> list[tuple[bytes, bytes]]:
     values = [f"{seed}-{i}-".encode() * (50 + i) for i in range(n)]
