@@ -164,6 +164,9 @@ def remote_ref(name: bytes | str, target) -> tuple[str, bytes]:
     return name, target
 
 
+HAVE_BATCH = 1000  # ids per has_many call (push negotiation, verify --remote)
+
+
 def batched(items: Iterable, size: int) -> Iterator[list]:
     batch = []
     for item in items:

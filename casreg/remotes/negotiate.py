@@ -20,10 +20,9 @@ from __future__ import annotations
 import heapq
 
 from ..objects.encoding import CHUNK, COMMIT, DIR, FILE, MANIFEST, TREE, Commit
-from .base import Backend, batched
+from .base import HAVE_BATCH, Backend, batched
 
 COMMIT_BATCH = 64
-HAVE_BATCH = 1000
 
 
 class Negotiation:

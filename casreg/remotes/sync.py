@@ -23,10 +23,9 @@ from ..objects.encoding import CHUNK, COMMIT, DECODERS, FILE, KIND_NAMES, MANIFE
 from ..objects.graph import children
 from ..objects.store import decode_checked, stored_value, unpack
 from ..refs import check_ref_name
-from .base import Backend, batched
+from .base import HAVE_BATCH, Backend, batched
 from .negotiate import Negotiation
 
-HAVE_BATCH = 1000
 SEND_BYTES = 32 << 20  # one COS pack per batch: tens of MiB
 GET_BATCH = 256
 WRITE_ORDER = (CHUNK, MANIFEST, TREE, COMMIT)
