@@ -107,6 +107,14 @@ def test_checkpoint_with_wrong_sha1_is_reported_not_taken(work):
     refs = json.loads(run_cli("refs", "--json", cwd=work, check=0).stdout)
     assert f"checkpoints/{PARTY}/202611230009/hetero_lr_0/1#step_1" in refs
     assert f"checkpoints/{PARTY}/202611230009/hetero_lr_0/2#step_2" not in refs
+    # the refused step is not stored inside the version either, nor exported
+    ref = f"models/{PARTY}/202611230009"
+    run_cli("fate", "export", ref, "out", cwd=work, check=0)
+    assert os.listdir(work / "out" / "checkpoint" / "hetero_lr_0") == ["1#step_1"]
+    paths = [row["path"] for row in json.loads(run_cli("ls", ref, "--json", cwd=work, check=0).stdout)]
+    assert not any("2#step_2" in p for p in paths)
+    expected = {k: v for k, v in tree_files(vdir).items() if "2#step_2" not in k}
+    assert tree_files(work / "out") == expected
 
 
 def _zip_with(path, entries):

@@ -233,19 +233,3 @@ def test_a_symlinked_checkpoint_directory_is_refused(work):
     os.symlink(work / "other", vdir / "checkpoint")
     assert "checkpoint is a symlink" in one_line_error(run_cli("fate", "import", vdir, cwd=work))
     assert _refs(work) == {}
-
-
-def test_a_refused_checkpoint_is_not_stored_in_its_version_either(work):
-    vdir = work / "fate" / PARTY / "202611230033"
-    _unzip(FIXTURE, vdir)
-    _checkpoint(vdir / "checkpoint" / "hetero_lr_0" / "1#step_1", 1, "step_1", b"good model")
-    _checkpoint(vdir / "checkpoint" / "hetero_lr_0" / "2#step_2", 2, "step_2", b"tampered", sha1="0" * 40)
-    proc = run_cli("fate", "import", vdir, cwd=work)
-    assert proc.returncode == 1 and "2#step_2" in proc.stderr.decode()
-    ref = f"models/{PARTY}/202611230033"
-    run_cli("fate", "export", ref, "out", cwd=work, check=0)
-    assert os.listdir(work / "out" / "checkpoint" / "hetero_lr_0") == ["1#step_1"]
-    paths = [row["path"] for row in json.loads(run_cli("ls", ref, "--json", cwd=work, check=0).stdout)]
-    assert not any("2#step_2" in p for p in paths)
-    expected = {k: v for k, v in tree_files(vdir).items() if "2#step_2" not in k}
-    assert tree_files(work / "out") == expected
