@@ -426,16 +426,23 @@ def kill9_push(ctx, line: Line, kind: str) -> Line:
         remote.cleanup()
 
 
+def _pushed_then_fetched(ctx, remote, name: str, nbytes: int):
+    """(pusher, store, seconds, proc): a version of ``nbytes`` pushed from a store of its own,
+    then fetched once (timed) into ``store``, both with ``remote`` as origin."""
+    pusher = new_store(ctx.work, f"{name}-src", remote)
+    store = new_store(ctx.work, name, remote)
+    _, warm = ctx.sources.make(nbytes)
+    commit(pusher, warm, "stress/m")
+    push(pusher, "stress/m")
+    seconds, proc = timed(lambda: run(store, "fetch", "origin"))
+    return pusher, store, seconds, proc
+
+
 def kill9_fetch(ctx, line: Line, kind: str) -> Line:
     """Kill a fetch of a version just pushed; the tracking ref is at the old or the new one."""
     remote = ctx.servers.remote(kind, ctx.work)
     try:
-        pusher = new_store(ctx.work, f"kill9-fetch-src-{kind}", remote)
-        store = new_store(ctx.work, f"kill9-fetch-{kind}", remote)
-        _, warm = ctx.sources.make(KILL9_BYTES)
-        commit(pusher, warm, "stress/m")
-        push(pusher, "stress/m")
-        seconds, proc = timed(lambda: run(store, "fetch", "origin"))
+        pusher, store, seconds, proc = _pushed_then_fetched(ctx, remote, f"kill9-fetch-{kind}", KILL9_BYTES)
         if ok(proc, "fetch"):
             return _setup_failed(line, proc)
         clock = KillClock(ctx.rng, seconds)
@@ -557,12 +564,7 @@ def race_fetch_gc(ctx, line: Line, kind: str) -> Line:
     """A fetch and ``gc --prune=now`` in one store at once: the fetched version stays whole."""
     remote = ctx.servers.remote(kind, ctx.work)
     try:
-        pusher = new_store(ctx.work, f"race-gc-src-{kind}", remote)
-        store = new_store(ctx.work, f"race-gc-{kind}", remote)
-        _, warm = ctx.sources.make(FETCH_GC_BYTES)
-        commit(pusher, warm, "stress/m")
-        push(pusher, "stress/m")
-        seconds, proc = timed(lambda: run(store, "fetch", "origin"))
+        pusher, store, seconds, proc = _pushed_then_fetched(ctx, remote, f"race-gc-{kind}", FETCH_GC_BYTES)
         if ok(proc, "fetch"):
             return _setup_failed(line, proc)
         gc_startup, _ = timed(lambda: run(store, "gc", "--dry-run"))  # what gc does before its lock
