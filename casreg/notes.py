@@ -6,6 +6,10 @@ tree whose metadata map is the version's whole current metadata, its parent the 
 So every change is compare-and-swap guarded, in the reflog (who, when, old, new) and in the
 chain's history, and push, fetch, pull and clone carry it like any other ref. A version with no
 chain has the metadata it was committed with.
+
+An annotation's tree holds the version's attachments: files about it that are not part of it
+(empty for most; a FATE archive's layout, see ``ziplayout``). A metadata change keeps them, so
+they travel, are verified and are kept by gc exactly as the metadata is.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import RefConflict
+from .errors import NotFound, RefConflict
 from .metadata import check_map
 from .objects.encoding import COMMIT, TREE, Tree
 from .refs import ANY
@@ -67,15 +71,60 @@ def update(repo, version: bytes, updates: dict, *, remove: list[str] | tuple = (
         meta = {k: v for k, v in base.items() if k not in set(remove)}
         meta.update(updates)
         staged: dict = {}
-        empty = repo._stage(staged, TREE, Tree([]).encode())
+        tree = _attachments_tree(repo, current) or repo._stage(staged, TREE, Tree([]).encode())
         try:
-            return repo.commit_tree(empty, notes_ref(version), staged=staged,
+            return repo.commit_tree(tree, notes_ref(version), staged=staged,
                                     parents=[current] if current else [], meta=meta, expected=current,
                                     author=author, message=message or f"meta: {changed}")
         except RefConflict:
             if expect is not ANY:
                 raise
     raise RefConflict(f"the metadata of {version.hex()[:12]} kept changing; try again")
+
+
+def _attachments_tree(repo, note: bytes | None) -> bytes | None:
+    if note is None:
+        return None
+    with repo.db.read() as txn:
+        return repo.objects.load(txn, note, COMMIT).tree
+
+
+def attach(repo, version: bytes, files: dict[str, str], *, updates: dict | None = None,
+           message: str = "") -> bytes:
+    """Keep ``files`` (attachment path -> file on disk) beside ``version``, with metadata
+    ``updates`` in the same change; returns the new annotation's id. An attachment of the same
+    path is replaced; the others stay."""
+    check_map(updates or {})
+    with repo.protected_from_gc():
+        staged: dict = {}
+        entries = repo.stage_files(files, staged)
+        for _ in range(8):
+            with repo.db.read() as txn:
+                current = repo.refs.get(txn, notes_ref(version))
+            tree = _attachments_tree(repo, current)
+            for path, entry in entries.items():
+                tree, _ = repo.tree_with(tree, path, entry, staged)
+            meta = dict(read(repo, version), **(updates or {}))
+            try:
+                return repo.commit_tree(tree, notes_ref(version), staged=staged,
+                                        parents=[current] if current else [], meta=meta, expected=current,
+                                        message=message or f"attach: {', '.join(sorted(files))}")
+            except RefConflict:
+                continue
+    raise RefConflict(f"the annotations of {version.hex()[:12]} kept changing; try again")
+
+
+def attachment(repo, version: bytes, path: str, out) -> bool:
+    """Write the attachment ``path`` of ``version`` to ``out``; False if it has none of that name."""
+    with repo.db.read() as txn:
+        note = repo.refs.get(txn, notes_ref(version))
+    if note is None:
+        return False
+    try:
+        repo.cat(f"{note.hex()}:{path}", out)
+    except NotFound:
+        return False
+    return True
 
 
 def history(repo, version: bytes) -> list[Change]:

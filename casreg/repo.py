@@ -347,6 +347,23 @@ class Repository:
                 entries.append(TreeEntry(child.name, LINK, 0o777, child.size, target=child.target))
         return self._stage(staged, TREE, Tree(entries).encode())
 
+    def stage_files(self, files: dict[str, str], staged: dict) -> dict[str, TreeEntry]:
+        """Store the files ``files`` names (name -> path on disk); returns their tree entries
+        (manifests staged, chunks written: the caller holds ``protected_from_gc``)."""
+        from .objects.ingest import Ingester
+        entries = {}
+        with Ingester(self.objects, Chunker(self.chunker_params), grouping=self.grouping,
+                      deltas=self.deltas) as ing:
+            for name, path in files.items():
+                node = self._scan(path, os.path.basename(name))
+                if node.kind != FILE:
+                    raise InvalidInput(f"not a regular file: {path}")
+                manifest = ing.add_file(path)
+                oid = self._stage(staged, MANIFEST, manifest.encode())
+                entries[name] = TreeEntry(node.name, FILE, node.mode, manifest.size, id=oid)
+            ing.flush()
+        return entries
+
     def _stage(self, staged: dict, kind: int, data: bytes) -> bytes:
         oid, value = self.objects.encode(kind, data)
         staged[oid] = value
