@@ -56,11 +56,16 @@ class Registry(Repository):
         return super().checkout(spec, dest, **options)
 
     # -- FATE ----------------------------------------------------------------------------------------
-    def fate_import(self, source: str, *, force: bool = False, progress=None) -> fate.ImportReport:
+    def fate_import(self, source: str, *, force: bool = False, recorded: dict | None = None,
+                    progress=None) -> fate.ImportReport:
+        """Import FATE models (see ``fate.import_source``); ``recorded``: the digests FATE recorded
+        for an archive (``sha256``, ``sha1``), checked before anything is stored."""
+        if recorded and os.path.isfile(source):
+            return fate.import_archive(self, source, recorded=recorded, force=force, progress=progress)
         return fate.import_source(self, source, force=force, progress=progress)
 
-    def fate_export(self, spec: str, dest: str, *, force: bool = False) -> str | None:
-        return fate.export(self, spec, dest, force=force)
+    def fate_export(self, spec: str, dest: str, *, force: bool = False, fresh: bool = False) -> fate.Exported:
+        return fate.export(self, spec, dest, force=force, fresh=fresh)
 
     # -- the catalog: models, versions, aliases (any model name) ---------------------------------
     def models(self) -> list[dict]:

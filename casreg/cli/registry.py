@@ -40,11 +40,20 @@ def fate_import(source: str = typer.Argument(..., help="model_local_cache dir, p
 
 @fate_app.command("export")
 def fate_export(ref: str, dest: str = typer.Argument(..., help="directory, or FILE.zip for FATE's archive form"),
-                force: bool = typer.Option(False, "--force", "-f")) -> None:
-    """Write a version back in FATE's layout (prints the archive's SHA-256 for a .zip)."""
+                force: bool = typer.Option(False, "--force", "-f"),
+                fresh: bool = typer.Option(False, "--fresh", help="Pack a new archive, not the one imported."),
+                as_json: bool = JSON_OPTION) -> None:
+    """Write a version back in FATE's layout; for a .zip, the archive it was imported from, bit for
+    bit (else one packed as FATE-Flow packs it), with its SHA-256 and SHA-1."""
     with _repo(readonly=True) as repo:
-        digest = repo.fate_export(ref, dest, force=force)
-    print(f"sha256 {digest}  {dest}" if digest else f"exported {ref} into {os.path.abspath(dest)}")
+        done = repo.fate_export(ref, dest, force=force, fresh=fresh)
+    if as_json:
+        _emit(done.to_json())
+    elif done.sha256:
+        print(f"sha256 {done.sha256}  {dest}\nsha1   {done.sha1}  {dest}"
+              f"{'  (the imported archive, bit for bit)' if done.identical else ''}")
+    else:
+        print(f"exported {ref} into {done.path}")
 
 
 @app.command()

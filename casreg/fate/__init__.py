@@ -8,12 +8,40 @@ gets its own ref (sharing every object with the version).
 """
 
 from .checkpoints import find_checkpoint, list_checkpoints
-from .exporter import export
-from .importer import ImportReport, import_source
+from .exporter import Exported, export
+from .importer import ImportReport, import_archive, import_source
 from .layout import check_checkpoint, checkpoint_steps, find_v2_outputs, find_versions
-from .names import ROLES, check_party_model_id, check_version, checkpoint_ref, is_party_model_id, parse_archive_name, pipeline_ref
+from .names import (
+           ROLES,
+           check_party_model_id,
+           check_version,
+           checkpoint_ref,
+           component_ref,
+           is_party_model_id,
+           parse_archive_name,
+           pipeline_ref,
+)
 from .serving import collect_models
 
-__all__ = ["ROLES", "ImportReport", "check_checkpoint", "check_party_model_id", "check_version", "checkpoint_ref",
-           "checkpoint_steps", "collect_models", "export", "find_checkpoint", "find_v2_outputs", "find_versions",
-           "import_source", "is_party_model_id", "list_checkpoints", "parse_archive_name", "pipeline_ref"]
+__all__ = [
+    "Exported",
+    "ImportReport",
+    "ROLES",
+    "check_checkpoint",
+    "check_party_model_id",
+    "check_version",
+    "checkpoint_ref",
+    "checkpoint_steps",
+    "collect_models",
+    "component_ref",
+    "export",
+    "find_checkpoint",
+    "find_v2_outputs",
+    "find_versions",
+    "import_archive",
+    "import_source",
+    "is_party_model_id",
+    "list_checkpoints",
+    "parse_archive_name",
+    "pipeline_ref",
+]

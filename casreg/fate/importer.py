@@ -3,16 +3,27 @@
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 
+from .. import notes, ziplayout
 from ..archive import extract_zip
-from ..errors import CasregError
+from ..errors import CasregError, Corrupt
 from ..ignore import literal
 from ..safepath import join_inside
-from .layout import check_checkpoint, checkpoint_steps, find_v2_outputs, find_versions, is_version_dir, no_symlink_dir
-from .names import checkpoint_ref, parse_archive_name, pipeline_ref
+from .layout import (
+    check_checkpoint,
+    checkpoint_steps,
+    file_digest,
+    find_v2_outputs,
+    find_versions,
+    is_version_dir,
+    no_symlink_dir,
+)
+from .names import LAYOUTS, checkpoint_ref, component_ref, parse_archive_name, pipeline_ref
 
 
 @dataclass
@@ -22,11 +33,13 @@ class ImportReport:
     unchanged: list[str] = field(default_factory=list)            # refs already holding this content
     new_stored_bytes: int = 0
     problems: list[str] = field(default_factory=list)             # checkpoints refused, with why
+    archives: dict[str, dict] = field(default_factory=dict)       # ref -> the archive kept: sha256, layout cost
 
     def to_json(self) -> dict:
         return {"versions": {k: v.hex() for k, v in self.versions.items()},
                 "checkpoints": {k: v.hex() for k, v in self.checkpoints.items()},
-                "unchanged": self.unchanged, "new_stored_bytes": self.new_stored_bytes, "problems": self.problems}
+                "unchanged": self.unchanged, "new_stored_bytes": self.new_stored_bytes, "problems": self.problems,
+                "archives": self.archives}
 
 
 def import_source(repo, source: str, *, force: bool = False, progress=None) -> ImportReport:
@@ -41,17 +54,90 @@ def import_source(repo, source: str, *, force: bool = False, progress=None) -> I
         if v2:
             return _import_versions(repo, v2, force, progress, layout="2")
     if os.path.isfile(source):
-        party, version = parse_archive_name(source)
-        with tempfile.TemporaryDirectory(prefix="casreg-fate-") as tmp:
-            target = join_inside(tmp, party, version)
-            os.makedirs(target)
-            extract_zip(source, target)
-            return _import_versions(repo, [(party, version, target)], force, progress)
+        return import_archive(repo, source, force=force, progress=progress)
     return _import_versions(repo, find_versions(source), force, progress)
 
 
-def _import_versions(repo, versions, force: bool, progress, layout: str = "1") -> ImportReport:
-    report = ImportReport()
+def import_archive(repo, archive: str, *, name: str | None = None, recorded: dict | None = None,
+                   force: bool = False, progress=None, report: ImportReport | None = None) -> ImportReport:
+    """Import one FATE archive (a pipeline model's zip, or a 1.9+ component's), named as FATE names
+    it (``name``, default the file's), and keep its layout so ``fate export`` rebuilds it bit for
+    bit. ``recorded`` holds the digests FATE recorded for it (``sha256``, ``sha1``): an archive
+    that does not match them is refused before anything is stored."""
+    report = report if report is not None else ImportReport()
+    name = name or os.path.basename(archive)
+    digests = {algorithm: file_digest(archive, algorithm) for algorithm in ("sha256", "sha1")}
+    for algorithm, expected in (recorded or {}).items():
+        if expected and expected.lower() != digests[algorithm]:
+            raise Corrupt(f"{name}: {algorithm.upper()} {digests[algorithm]}, FATE recorded {expected}")
+    component = archive_component(archive)
+    party, version = parse_archive_name(name, component)
+    with tempfile.TemporaryDirectory(prefix="casreg-fate-") as tmp:
+        target = join_inside(tmp, party, version)
+        os.makedirs(target)
+        extract_zip(archive, target)
+        if component is None:
+            _import_versions(repo, [(party, version, target)], force, progress, report=report)
+            ref = pipeline_ref(party, version)
+            if any(p.startswith(f"checkpoints/{party}/{version}/") for p in report.problems):
+                report.problems.append(f"{ref}: archive not kept bit for bit (it holds refused checkpoint steps)")
+                return report
+        else:
+            ref = component_ref(party, version, component)
+            meta = {"framework": "fate", "party_model_id": party, "model_version": version, "fate_layout": "1",
+                    "fate_kind": "component", "component": component}
+            result = repo.commit(target, ref, message=f"fate import {party} {version} {component}", meta=meta,
+                                 force=force, unchanged_ok=True, progress=progress)
+            _record(report, report.versions, ref, result)
+        _keep_layout(repo, report, ref, archive, target, digests)
+    return report
+
+
+def archive_component(archive: str) -> str | None:
+    """The component a FATE 1.9+ component archive holds (only ``variables/data/<component>/`` and
+    ``checkpoint/<component>/``), or None for a pipeline model's archive."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            names = zf.namelist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise Corrupt(f"{os.path.basename(archive)} is not a valid zip archive: {exc}") from None
+    found = set()
+    for member in names:
+        parts = member.split("/")
+        if parts[:2] == ["variables", "data"] and len(parts) > 2 and parts[2]:
+            found.add(parts[2])
+        elif parts[0] == "checkpoint" and len(parts) > 1 and parts[1]:
+            found.add(parts[1])
+        elif member not in ("variables/", "variables/data/", "checkpoint/"):
+            return None
+    return found.pop() if len(found) == 1 else None
+
+
+def _keep_layout(repo, report: ImportReport, ref: str, archive: str, extracted: str, digests: dict) -> None:
+    """Attach the archive's layout to the version ``ref`` names (once per archive)."""
+    version = repo.resolve(ref)
+    path = f"{LAYOUTS}{digests['sha256']}"
+    meta = notes.read(repo, version)
+    if meta.get("fate_archive_sha256") == digests["sha256"] and notes.attachment(repo, version, path, io.BytesIO()):
+        report.archives[ref] = {"sha256": digests["sha256"], "unchanged": True}
+        return
+    files = {row["path"] for row in repo.ls(version.hex()) if row["kind"] == "file"}
+
+    def open_file(member: str):
+        return open(os.path.join(extracted, member), "rb") if member in files else None
+    layout = ziplayout.describe(archive, open_file)
+    with tempfile.NamedTemporaryFile(prefix="casreg-layout-") as f:
+        f.write(layout.encode())
+        f.flush()
+        notes.attach(repo, version, {path: f.name}, message=f"fate: layout of archive {digests['sha256'][:12]}",
+                     updates={"fate_archive_sha256": digests["sha256"], "fate_archive_sha1": digests["sha1"]})
+    report.archives[ref] = {"sha256": digests["sha256"], "sha1": digests["sha1"], "archive_bytes": layout.size,
+                            "layout_bytes": len(layout.encode()), "verbatim_bytes": layout.kept_bytes}
+
+
+def _import_versions(repo, versions, force: bool, progress, layout: str = "1",
+                     report: ImportReport | None = None) -> ImportReport:
+    report = report if report is not None else ImportReport()
     # every name is checked (it must make a legal ref) before anything is stored
     plan = [(party, version, path, pipeline_ref(party, version),
              [(*step, checkpoint_ref(party, version, *step[:3])) for step in checkpoint_steps(path)])

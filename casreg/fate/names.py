@@ -16,6 +16,7 @@ from ..refs import check_ref_name
 ROLES = ("guest", "host", "arbiter", "local")
 NAME = re.compile(r"^[^./\\\x00-\x1f\x7f][^/\\\x00-\x1f\x7f]*$")  # one file name, not hidden, no controls
 VERSION = re.compile(r"^[0-9A-Za-z_-][0-9A-Za-z_.-]*$")
+LAYOUTS = "fate/archives/"   # a version's attachments: the layout of each archive it came from, by SHA-256
 STEP = re.compile(r"^(\d+)#([^/]+)$")
 
 
@@ -49,9 +50,21 @@ def checkpoint_ref(party_model_id: str, version: str, component: str, step_index
                           f"{component}/{int(step_index)}#{step_name}")
 
 
-def parse_archive_name(path: str) -> tuple[str, str]:
-    """(party_model_id, model_version) from FATE's archive name ``<party_model_id>_<model_version>.zip``."""
+def component_ref(party_model_id: str, version: str, component: str) -> str:
+    if not isinstance(component, str) or not NAME.match(component):
+        raise CasregError(f"not a FATE component name: {component!r}")
+    return check_ref_name(f"components/{check_party_model_id(party_model_id)}/{check_version(version)}/{component}")
+
+
+def parse_archive_name(path: str, component: str | None = None) -> tuple[str, str]:
+    """(party_model_id, model_version) from FATE's archive name ``<party_model_id>_<model_version>.zip``
+    (``..._<component>.zip`` for a 1.9+ component archive)."""
     stem = os.path.basename(path)[:-4] if path.endswith(".zip") else os.path.basename(path)
+    if component is not None:
+        if not stem.endswith(f"_{component}"):
+            raise CasregError(f"{os.path.basename(path)} holds component {component} but is not named "
+                              f"<party_model_id>_<model_version>_{component}.zip")
+        stem = stem[:-len(component) - 1]
     party, sep, version = stem.rpartition("_")
     if not sep:
         raise CasregError(f"{os.path.basename(path)} is not named like a FATE archive "
