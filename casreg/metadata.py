@@ -69,3 +69,28 @@ def check_map(meta: dict | None) -> dict[str, Any]:
             raise InvalidInput(f"metadata keys are non-empty strings, got {key!r}")
         check_value(value, key)
     return meta
+
+
+def matches(meta: dict, where: dict[str, Any]) -> bool:
+    """Whether ``meta`` has every ``key=value`` of ``where``: a dotted key goes into nested maps
+    (``roles.host``), a list matches when it holds the value, and a number matches its text
+    (``party_id=9999`` finds 9999 and "9999")."""
+    for key, expected in where.items():
+        actual: Any = meta
+        for part in key.split("."):
+            if not isinstance(actual, dict) or part not in actual:
+                return False
+            actual = actual[part]
+        candidates = actual if isinstance(actual, list) else [actual]
+        if not any(_same(c, expected) for c in candidates) and not _same(actual, expected):
+            return False
+    return True
+
+
+def _same(actual: Any, expected: Any) -> bool:
+    if actual == expected and type(actual) is not bool and type(expected) is not bool:
+        return True
+    if isinstance(actual, bool) or isinstance(expected, bool):
+        return actual is expected
+    scalar = (str, int, float)
+    return isinstance(actual, scalar) and isinstance(expected, scalar) and str(actual) == str(expected)

@@ -15,8 +15,9 @@ from __future__ import annotations
 import logging
 import os
 
-from . import catalog, fate
+from . import catalog, fate, notes
 from .errors import AlreadyExists, CasregError, InvalidInput, NotFound
+from .metadata import matches
 from .objects.encoding import FILE, TREE, Tree, TreeEntry
 from .refs import ANY, check_ref_name
 from .repo import STORE_DIR, CommitResult, Repository, default_author
@@ -68,16 +69,25 @@ class Registry(Repository):
         return fate.export(self, spec, dest, force=force, fresh=fresh)
 
     # -- the catalog: models, versions, aliases (any model name) ---------------------------------
-    def models(self) -> list[dict]:
+    def models(self, where: dict | None = None) -> list[dict]:
+        """Every model; with ``where`` (``metadata.matches``), those whose own metadata or one of
+        whose versions' metadata matches."""
         rows = catalog.models(self)
         for row in rows:
             meta = self.model_meta(row["model"])
             row["state"] = meta.get("state", "LIVE")
             row["description"] = meta.get("description", "")
+        if where:
+            rows = [row for row in rows if matches(self.model_meta(row["model"]), where)
+                    or (row["versions"] and self.versions(row["model"], where))]
         return rows
 
-    def versions(self, model: str) -> list[dict]:
-        return catalog.versions(self, model)
+    def versions(self, model: str, where: dict | None = None) -> list[dict]:
+        """The named versions of ``model``; with ``where``, those whose metadata matches."""
+        rows = catalog.versions(self, model)
+        if where:
+            rows = [row for row in rows if matches(notes.read(self, bytes.fromhex(row["id"])), where)]
+        return rows
 
     def checkpoints(self, party_model_id: str, version: str) -> list[dict]:
         return fate.list_checkpoints(self, party_model_id, version)

@@ -69,9 +69,12 @@ def test_real_archive_round_trip_is_byte_identical_and_idempotent(work):
     assert line.startswith(f"sha256 {digest}")
     assert tree_files(_unzip(work / "model.zip", work / "from-zip")) == tree_files(work / "original")
     meta = json.loads(run_cli("show", ref, "--json", cwd=work, check=0).stdout)["meta"]
-    assert meta == {"framework": "fate", "party_model_id": PARTY, "model_version": VERSION, "fate_layout": "1",
-                    "fate_archive_sha256": hashlib.sha256(open(FIXTURE, "rb").read()).hexdigest(),
-                    "fate_archive_sha1": hashlib.sha1(open(FIXTURE, "rb").read()).hexdigest()}
+    assert {k: meta[k] for k in ("framework", "party_model_id", "model_version", "fate_layout", "role", "party_id",
+                                 "fate_archive_sha256", "fate_archive_sha1")} == {
+        "framework": "fate", "party_model_id": PARTY, "model_version": VERSION, "fate_layout": "1",
+        "role": "guest", "party_id": "9999",
+        "fate_archive_sha256": hashlib.sha256(open(FIXTURE, "rb").read()).hexdigest(),
+        "fate_archive_sha1": hashlib.sha1(open(FIXTURE, "rb").read()).hexdigest()}
     assert (work / "model.zip").read_bytes() == open(FIXTURE, "rb").read()  # the very archive, bit for bit
 
 

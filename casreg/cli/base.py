@@ -20,6 +20,8 @@ app = typer.Typer(
 STORE_OPTION = typer.Option(None, "--store", envvar="CASREG_STORE",
                             help="Store directory (default: .casreg here or in a parent).")
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON.")
+WHERE_OPTION = typer.Option([], "--where", "-w", help="Only those whose metadata has KEY=VALUE (repeatable; "
+                            "a.b looks inside maps, a list matches what it holds).")
 
 
 class _State:

@@ -10,7 +10,7 @@ from typing import List, Optional
 import typer
 
 from ..metadata import parse_pairs
-from .base import JSON_OPTION, _emit, _pairs, _progress, _repo, _table, _when, app, human
+from .base import JSON_OPTION, WHERE_OPTION, _emit, _pairs, _progress, _repo, _table, _when, app, human
 
 fate_app = typer.Typer(help="FATE-Flow models: import and export model_local_cache trees and archives.",
                        no_args_is_help=True)
@@ -57,20 +57,20 @@ def fate_export(ref: str, dest: str = typer.Argument(..., help="directory, or FI
 
 
 @app.command()
-def models(as_json: bool = JSON_OPTION) -> None:
+def models(where: list[str] = WHERE_OPTION, as_json: bool = JSON_OPTION) -> None:
     """Every model (models/<model>/<version>): versions, latest, logical size."""
     with _repo(readonly=True) as repo:
-        rows = repo.models()
+        rows = repo.models(parse_pairs(where))
     _table(rows, as_json, [("MODEL", lambda r: r["model"]), ("STATE", lambda r: r["state"]),
                            ("VERSIONS", lambda r: r["versions"]), ("LATEST", lambda r: r["latest"]),
                            ("SIZE", lambda r: human(r["logical_bytes"])), ("DESCRIPTION", lambda r: r["description"])])
 
 
 @app.command()
-def versions(model: str, as_json: bool = JSON_OPTION) -> None:
+def versions(model: str, where: list[str] = WHERE_OPTION, as_json: bool = JSON_OPTION) -> None:
     """Versions of a model (any name; FATE party model ids too) with time, author, size."""
     with _repo(readonly=True) as repo:
-        rows = repo.versions(model)
+        rows = repo.versions(model, parse_pairs(where))
     _table(rows, as_json, [("VERSION", lambda r: r["version"]), ("STATE", lambda r: r["state"]),
                            ("DATE", lambda r: _when(r["time"])), ("AUTHOR", lambda r: r["author"]),
                            ("SIZE", lambda r: human(r["size"])), ("TAGS", lambda r: ", ".join(r["tags"])),

@@ -14,6 +14,7 @@ from ..archive import extract_zip
 from ..errors import CasregError, Corrupt
 from ..ignore import literal
 from ..safepath import join_inside
+from .facts import version_facts
 from .layout import (
     check_checkpoint,
     checkpoint_steps,
@@ -143,7 +144,9 @@ def _import_versions(repo, versions, force: bool, progress, layout: str = "1",
              [(*step, checkpoint_ref(party, version, *step[:3])) for step in checkpoint_steps(path)])
             for party, version, path in versions]
     for party, version, path, ref, steps in plan:
-        meta = {"framework": "fate", "party_model_id": party, "model_version": version, "fate_layout": layout}
+        role, party_id, _ = party.split("#", 2)
+        meta = {"framework": "fate", "party_model_id": party, "model_version": version, "fate_layout": layout,
+                "role": role, "party_id": party_id, **(version_facts(path) if layout == "1" else {})}
         problems = {step_ref: check_checkpoint(step_dir, index, name) for _, index, name, step_dir, step_ref in steps}
         refused = [literal(os.path.relpath(step_dir, path), directory=True)  # nor in the version
                    for *_, step_dir, step_ref in steps if problems[step_ref]]
