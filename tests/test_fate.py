@@ -123,6 +123,19 @@ def test_checkpoint_with_wrong_sha1_is_reported_not_taken(work):
     assert tree_files(work / "out") == expected
 
 
+def test_checkpoint_without_its_json_is_refused_as_fate_refuses_it(work):
+    vdir = work / "fate" / PARTY / "202611230010"
+    _unzip(FIXTURE, vdir)
+    step = vdir / "checkpoint" / "hetero_lr_0" / "1#step_1"
+    _checkpoint(step, 1, "step_1", b"good model")
+    os.remove(step / "HeteroLogisticRegressionParam.json")
+    proc = run_cli("fate", "import", vdir, cwd=work)
+    assert proc.returncode == 1 and "HeteroLogisticRegressionParam.json" in proc.stderr.decode()
+    paths = [row["path"] for row in json.loads(run_cli("ls", f"models/{PARTY}/202611230010", "--json",
+                                                       cwd=work, check=0).stdout)]
+    assert not any("1#step_1" in p for p in paths)
+
+
 def _zip_with(path, entries):
     with zipfile.ZipFile(path, "w") as z:
         for name, data in entries:

@@ -93,6 +93,12 @@ def check_checkpoint(step_dir: str, step_index: int, step_name: str) -> str | No
             return f"model file missing: {os.path.basename(path)}"
         if actual != model.get("sha1"):
             return f"{os.path.basename(path)} has SHA-1 {actual}, database.yaml says {model.get('sha1')}"
+        try:  # FATE 1.10+ writes the model as JSON beside it, and Checkpoint.read requires it
+            beside = join_inside(step_dir, f"{name}.json")
+        except UnsafePath as exc:
+            return f"database.yaml names a model outside the step ({exc})"
+        if not os.path.isfile(beside):
+            return f"model file missing: {name}.json (FATE's Checkpoint.read needs it beside {name}.pb)"
     return None
 
 
