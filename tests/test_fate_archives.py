@@ -11,7 +11,7 @@ import zipfile
 import pytest
 
 from casreg import fate, ziplayout
-from casreg.errors import Corrupt
+from casreg.errors import CasregError, Corrupt
 from casreg.registry import Registry
 from tests.helpers import one_line_error, run_cli
 
@@ -154,3 +154,36 @@ def test_rebuild_refuses_a_member_the_version_lacks(registry, tmp_path):
     layout = ziplayout.Layout.decode(buf.getvalue())
     with pytest.raises(Corrupt, match="lacks"):
         ziplayout.rebuild(layout, lambda path: None, io.BytesIO())
+
+
+def _component_archive(tmp_path, component="secureboost_0"):
+    """A 1.9+ component archive, packed as FATE-Flow packs one (shutil.make_archive of the
+    component's variables/data and checkpoint directories)."""
+    with zipfile.ZipFile(FATE_MYSQL) as zf:
+        zf.extractall(tmp_path / "version")
+    root = tmp_path / "component"
+    shutil.copytree(tmp_path / "version" / "variables" / "data" / component,
+                    root / "variables" / "data" / component)
+    base = tmp_path / "archives" / f"{PARTY}_{VERSION}_{component}"
+    return shutil.make_archive(str(base), "zip", root)
+
+
+def test_a_component_archive_is_imported_as_that_component(registry, tmp_path):
+    archive = _component_archive(tmp_path)
+    report = registry.fate_import(archive)
+    ref = f"components/{PARTY}/{VERSION}/secureboost_0"
+    assert list(report.versions) == [ref] and report.archives[ref]["sha256"] == _sha256(archive)
+    meta = registry.metadata(ref)
+    assert (meta["fate_kind"], meta["component"], meta["party_model_id"]) == ("component", "secureboost_0", PARTY)
+    assert fate.export(registry, ref, str(tmp_path / "c.zip")).sha256 == _sha256(archive)
+    registry.fate_import(FATE_MYSQL)  # the pipeline archive shares every byte of the component's files
+    assert registry.fate_import(archive).new_stored_bytes == 0
+
+
+def test_a_component_archive_named_for_another_component_is_refused(registry, tmp_path):
+    archive = _component_archive(tmp_path)
+    renamed = os.path.join(os.path.dirname(archive), f"{PARTY}_{VERSION}_dataio_0.zip")
+    os.rename(archive, renamed)
+    with pytest.raises(CasregError, match="holds component secureboost_0"):
+        registry.fate_import(renamed)
+    assert registry.list_refs() == []
