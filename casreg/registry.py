@@ -58,12 +58,19 @@ class Registry(Repository):
 
     # -- FATE ----------------------------------------------------------------------------------------
     def fate_import(self, source: str, *, force: bool = False, recorded: dict | None = None,
-                    progress=None) -> fate.ImportReport:
+                    ttl: float | None = None, progress=None) -> fate.ImportReport:
         """Import FATE models (see ``fate.import_source``); ``recorded``: the digests FATE recorded
-        for an archive (``sha256``, ``sha1``), checked before anything is stored."""
+        for an archive (``sha256``, ``sha1``), checked before anything is stored; ``ttl``: FATE's
+        ``ex``, seconds after which the new versions' names expire (``retention.expire``)."""
+        import time
+
+        from .retention import EXPIRES_KEY
+        if ttl is not None and not ttl > 0:
+            raise InvalidInput(f"a time to live is a number of seconds above 0, not {ttl}")
+        meta = {EXPIRES_KEY: int(time.time() + ttl)} if ttl else None
         if recorded and os.path.isfile(source):
-            return fate.import_archive(self, source, recorded=recorded, force=force, progress=progress)
-        return fate.import_source(self, source, force=force, progress=progress)
+            return fate.import_archive(self, source, recorded=recorded, force=force, meta=meta, progress=progress)
+        return fate.import_source(self, source, force=force, meta=meta, progress=progress)
 
     def fate_export(self, spec: str, dest: str, *, force: bool = False, fresh: bool = False) -> fate.Exported:
         return fate.export(self, spec, dest, force=force, fresh=fresh)
@@ -202,13 +209,17 @@ class Registry(Repository):
         return retention.apply(self, model, policy, dry_run=dry_run)
 
     def gc(self, dry_run: bool = False, prune: str | None = None, compact: bool | None = None) -> dict:
-        """``Repository.gc``, after applying every saved retention policy (``retain --save``)."""
+        """``Repository.gc``, after the names of expired versions are deleted and every saved
+        retention policy (``retain --save``) is applied."""
         from . import retention
+        expired = retention.expire(self, dry_run=dry_run)
         applied = {model: retention.apply(self, model, policy, dry_run=dry_run).to_json()
                    for model, policy in retention.saved_policies(self).items()}
         result = super().gc(dry_run=dry_run, prune=prune, compact=compact)
         if applied:
             result["retention"] = applied
+        if expired:
+            result["expired"] = expired
         return result
 
     def restore_version(self, ref: str) -> bytes:

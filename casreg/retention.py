@@ -5,6 +5,11 @@ than ``keep_days``, tagged, named by one of the model's aliases, or LIVE (not AR
 a name is what ``casreg delete`` does: the version stays restorable for gc's grace period, and gc
 reclaims its objects once nothing else needs them (a chunk a kept version shares stays). A policy
 can be saved with the model (its ``retention`` metadata) and is then applied by ``Registry.gc``.
+
+Expiry: a version whose metadata has ``expires_at`` (epoch seconds; FATE's ``ex``, see
+``fate.import_source(ttl=)``) loses its name at the first ``gc`` after that time, whatever the
+policies say, as FATE's Redis key would vanish. Only the name goes: a chunk that a kept version
+shares stays, as for any deleted name.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 
-from . import catalog
+from . import catalog, notes
 from .errors import InvalidInput
 
 
@@ -102,3 +107,28 @@ def saved_policies(registry) -> dict[str, Policy]:
         if isinstance(saved, dict):
             out[row["model"]] = Policy.from_json(saved)
     return out
+
+
+EXPIRES_KEY = "expires_at"
+EXPIRING = ("models/", "checkpoints/", "components/")
+
+
+def expired(repo, *, now: float | None = None) -> list[str]:
+    """The version names (models, checkpoint steps, components) whose ``expires_at`` has passed."""
+    now = time.time() if now is None else now
+    out = []
+    for ref, cid in repo.list_refs():
+        if ref.startswith(EXPIRING):
+            when = notes.read(repo, cid).get(EXPIRES_KEY)
+            if isinstance(when, (int, float)) and not isinstance(when, bool) and when <= now:
+                out.append(ref)
+    return out
+
+
+def expire(registry, *, dry_run: bool = False, now: float | None = None) -> list[str]:
+    """Delete the names ``expired`` lists (unless ``dry_run``); returns them."""
+    names = expired(registry, now=now)
+    if not dry_run:
+        for ref in names:
+            registry.delete_version(ref)
+    return names

@@ -1,7 +1,9 @@
 """casreg retain: which versions of a model stay, and the space that comes back."""
 
 import json
+import os
 import time
+import zipfile
 
 import pytest
 
@@ -69,3 +71,28 @@ def test_retain_on_the_cli(tmp_path):
     run_cli("retain", "x", "--keep-last", "1", cwd=tmp_path, check=0)
     rows = json.loads(run_cli("versions", "x", "--json", cwd=tmp_path, check=0).stdout)
     assert [r["version"] for r in rows] == ["v2"]
+
+
+def test_fate_ttl_names_expire_at_the_next_gc_and_shared_chunks_stay(tmp_path):
+    from casreg import retention
+    fixture = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "fate",
+                           "guest#9999#guest-9999#host-10000#model_2020061215063879320146.zip")
+    reg = Registry.init(str(tmp_path / ".casreg"))
+    report = reg.fate_import(fixture, ttl=3600)
+    (ref,) = report.versions
+    assert reg.metadata(ref)["expires_at"] == pytest.approx(time.time() + 3600, abs=5)
+    assert retention.expired(reg) == [] and retention.expired(reg, now=time.time() + 3601) == [ref]
+    keeper = tmp_path / "keeper"
+    with zipfile.ZipFile(fixture) as zf:
+        zf.extractall(keeper)
+    reg.commit(str(keeper), "models/kept/v1")  # the same files under a name that does not expire
+    assert reg.gc(dry_run=True).get("expired") is None
+    reg.set_meta(ref, {"expires_at": int(time.time()) - 1})
+    assert reg.gc(dry_run=True)["expired"] == [ref] and ref in dict(reg.list_refs())
+    result = reg.gc(prune="now")
+    assert result["expired"] == [ref] and ref not in dict(reg.list_refs())
+    reg.checkout("models/kept/v1", str(tmp_path / "out"))
+    assert reg.verify(full=True) == []
+    with pytest.raises(InvalidInput):
+        reg.fate_import(fixture, ttl=0)
+    reg.close()

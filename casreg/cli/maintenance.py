@@ -71,6 +71,8 @@ def gc(dry_run: bool = typer.Option(False, "--dry-run", help="Only say what woul
     if as_json:
         _emit(r)
         return
+    for ref in r.get("expired", []):
+        print(f"{'would expire' if dry_run else 'expired'} {ref}")
     verb = "would delete" if dry_run else "deleted"
     print(f"{verb} {r['deleted_objects']} objects ({human(r['deleted_bytes'])}), kept {r['kept_objects']}")
     if r.get("compacted"):

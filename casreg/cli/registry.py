@@ -22,10 +22,15 @@ app.add_typer(checkpoint_app, name="checkpoint")
 @fate_app.command("import")
 def fate_import(source: str = typer.Argument(..., help="model_local_cache dir, party dir, version dir or FATE .zip"),
                 force: bool = typer.Option(False, "--force", "-f", help="Replace versions whose content differs."),
+                ttl: Optional[str] = typer.Option(None, "--ttl", metavar="DURATION",
+                                                  help="Names expire after DURATION (FATE's ex: 3600s, 7d); "
+                                                       "the next gc deletes them."),
                 as_json: bool = JSON_OPTION) -> None:
     """One pipeline version per model version, one ref per checkpoint step; shared chunks stored once."""
+    from ..timespec import parse_duration
     with _repo() as repo:
-        report = repo.fate_import(source, force=force, progress=_progress(not as_json))
+        report = repo.fate_import(source, force=force, ttl=parse_duration(ttl) if ttl else None,
+                                  progress=_progress(not as_json))
     if as_json:
         _emit(report.to_json())
     else:

@@ -43,9 +43,11 @@ class ImportReport:
                 "archives": self.archives}
 
 
-def import_source(repo, source: str, *, force: bool = False, progress=None) -> ImportReport:
+def import_source(repo, source: str, *, force: bool = False, meta: dict | None = None,
+                  progress=None) -> ImportReport:
     """Import a FATE model_local_cache / party dir / version dir / archive .zip (FATE 1.x), or a
-    FATE 2.x model storage directory, into the store."""
+    FATE 2.x model storage directory, into the store; ``meta``: more metadata for every version
+    it creates (``expires_at`` for FATE's ``ex``, see ``retention``)."""
     if not os.path.exists(source):
         raise CasregError(f"no such file or directory: {source}")
     if os.path.isdir(source):
@@ -53,14 +55,15 @@ def import_source(repo, source: str, *, force: bool = False, progress=None) -> I
     if os.path.isdir(source) and not is_version_dir(source):
         v2 = find_v2_outputs(source)
         if v2:
-            return _import_versions(repo, v2, force, progress, layout="2")
+            return _import_versions(repo, v2, force, progress, layout="2", extra=meta)
     if os.path.isfile(source):
-        return import_archive(repo, source, force=force, progress=progress)
-    return _import_versions(repo, find_versions(source), force, progress)
+        return import_archive(repo, source, force=force, meta=meta, progress=progress)
+    return _import_versions(repo, find_versions(source), force, progress, extra=meta)
 
 
 def import_archive(repo, archive: str, *, name: str | None = None, recorded: dict | None = None,
-                   force: bool = False, progress=None, report: ImportReport | None = None) -> ImportReport:
+                   force: bool = False, meta: dict | None = None, progress=None,
+                   report: ImportReport | None = None) -> ImportReport:
     """Import one FATE archive (a pipeline model's zip, or a 1.9+ component's), named as FATE names
     it (``name``, default the file's), and keep its layout so ``fate export`` rebuilds it bit for
     bit. ``recorded`` holds the digests FATE recorded for it (``sha256``, ``sha1``): an archive
@@ -78,16 +81,16 @@ def import_archive(repo, archive: str, *, name: str | None = None, recorded: dic
         os.makedirs(target)
         extract_zip(archive, target)
         if component is None:
-            _import_versions(repo, [(party, version, target)], force, progress, report=report)
+            _import_versions(repo, [(party, version, target)], force, progress, report=report, extra=meta)
             ref = pipeline_ref(party, version)
             if any(p.startswith(f"checkpoints/{party}/{version}/") for p in report.problems):
                 report.problems.append(f"{ref}: archive not kept bit for bit (it holds refused checkpoint steps)")
                 return report
         else:
             ref = component_ref(party, version, component)
-            meta = {"framework": "fate", "party_model_id": party, "model_version": version, "fate_layout": "1",
-                    "fate_kind": "component", "component": component}
-            result = repo.commit(target, ref, message=f"fate import {party} {version} {component}", meta=meta,
+            facts = {"framework": "fate", "party_model_id": party, "model_version": version, "fate_layout": "1",
+                     "fate_kind": "component", "component": component, **(meta or {})}
+            result = repo.commit(target, ref, message=f"fate import {party} {version} {component}", meta=facts,
                                  force=force, unchanged_ok=True, progress=progress)
             _record(report, report.versions, ref, result)
         _keep_layout(repo, report, ref, archive, target, digests)
@@ -137,7 +140,7 @@ def _keep_layout(repo, report: ImportReport, ref: str, archive: str, extracted: 
 
 
 def _import_versions(repo, versions, force: bool, progress, layout: str = "1",
-                     report: ImportReport | None = None) -> ImportReport:
+                     report: ImportReport | None = None, extra: dict | None = None) -> ImportReport:
     report = report if report is not None else ImportReport()
     # every name is checked (it must make a legal ref) before anything is stored
     plan = [(party, version, path, pipeline_ref(party, version),
@@ -146,7 +149,7 @@ def _import_versions(repo, versions, force: bool, progress, layout: str = "1",
     for party, version, path, ref, steps in plan:
         role, party_id, _ = party.split("#", 2)
         meta = {"framework": "fate", "party_model_id": party, "model_version": version, "fate_layout": layout,
-                "role": role, "party_id": party_id, **(version_facts(path) if layout == "1" else {})}
+                "role": role, "party_id": party_id, **(version_facts(path) if layout == "1" else {}), **(extra or {})}
         problems = {step_ref: check_checkpoint(step_dir, index, name) for _, index, name, step_dir, step_ref in steps}
         refused = [literal(os.path.relpath(step_dir, path), directory=True)  # nor in the version
                    for *_, step_dir, step_ref in steps if problems[step_ref]]
