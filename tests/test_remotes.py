@@ -277,7 +277,9 @@ def test_fate_model_store_address_becomes_a_remote(tmp_path):
                     "  user: root\n  password: pw\n  host: 127.0.0.1\n  port: 3306\n"
                     "  max_connections: 10\n  stale_timeout: 10\n")
     run_cli("init", cwd=tmp_path, check=0)
-    run_cli("remote", "add", "fate", "--fate-config", conf, cwd=tmp_path, check=0)
+    refused = run_cli("remote", "add", "fate", "--fate-config", conf, cwd=tmp_path)
+    assert refused.returncode == 2 and "fate import --fate-config" in one_line_error(refused)
+    run_cli("remote", "add", "fate", "--fate-config", conf, "--casreg-format", cwd=tmp_path, check=0)
     shown = run_cli("remote", "show", "fate", cwd=tmp_path, check=0).stdout.decode()
     assert "mysql://root@127.0.0.1:3306/test" in shown and "pw" not in shown.replace("password", "")
     store_conf = tmp_path / ".casreg" / "remotes.json"

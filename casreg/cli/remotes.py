@@ -15,12 +15,22 @@ app.add_typer(remote_app, name="remote")
 @remote_app.command("add")
 def remote_add(name: str, url: Optional[str] = typer.Argument(None, help="redis://, mysql://, cos://, file://"),
                fate_config: Optional[str] = typer.Option(None, "--fate-config",
-                                                         help="FATE service_conf.yaml with model_store_address.")) -> None:
+                                                         help="FATE service_conf.yaml with model_store_address: "
+                                                              "casreg's own objects on FATE's server (needs "
+                                                              "--casreg-format)."),
+               casreg_format: bool = typer.Option(False, "--casreg-format",
+                                                  help="With --fate-config: yes, keep casreg's own format on "
+                                                       "FATE's model-store server, beside FATE's models.")) -> None:
     """Add a remote (secrets: environment variables or --fate-config, never the URL)."""
-    from ..errors import CasregError
+    from ..errors import CasregError, InvalidInput
     from ..remotes import ops
     from ..remotes.config import from_fate_config
     secrets = None
+    if fate_config and not casreg_format:
+        raise InvalidInput("a casreg remote keeps casreg's format, which FATE-Flow cannot read: to read the "
+                           "models FATE-Flow stored use `casreg fate import --fate-config`, to give FATE-Flow a "
+                           "version use `casreg fate store`; add --casreg-format to keep casreg's own objects "
+                           "on FATE's server anyway")
     if fate_config:
         url, secrets = from_fate_config(fate_config)
     if not url:
