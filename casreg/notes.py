@@ -101,9 +101,7 @@ def attach(repo, version: bytes, files: dict[str, str], *, updates: dict | None 
         for _ in range(8):
             with repo.db.read() as txn:
                 current = repo.refs.get(txn, notes_ref(version))
-            tree = _attachments_tree(repo, current)
-            for path, entry in entries.items():
-                tree, _ = repo.tree_with(tree, path, entry, staged)
+            tree, _ = repo.tree_edit(_attachments_tree(repo, current), dict(entries), staged)
             meta = dict(read(repo, version), **(updates or {}))
             try:
                 return repo.commit_tree(tree, notes_ref(version), staged=staged,

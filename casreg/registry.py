@@ -16,9 +16,9 @@ import logging
 import os
 
 from . import catalog, fate, notes
-from .errors import AlreadyExists, CasregError, InvalidInput, NotFound
+from .errors import AlreadyExists, InvalidInput, NotFound
 from .metadata import matches
-from .objects.encoding import FILE, TREE, Tree, TreeEntry
+from .objects.encoding import TREE, Tree
 from .refs import ANY, check_ref_name
 from .repo import STORE_DIR, CommitResult, Repository, default_author
 
@@ -107,33 +107,11 @@ class Registry(Repository):
 
     def deploy_checkpoint(self, party_model_id: str, version: str, component: str, step: str,
                           new_version: str, *, alias: str = "model") -> bytes:
-        """A new pipeline version whose ``variables/data/<component>/<alias>/`` holds the checkpoint's
-        models (``<name>.pb`` -> ``<name>``, ``<name>.json`` beside it), as FATE-Flow's deploy
-        does. Only trees and a commit are new: every file is shared with the checkpoint."""
-        base_ref = fate.pipeline_ref(party_model_id, version)
-        step_ref = fate.find_checkpoint(self, party_model_id, version, component, step)
-        target = fate.pipeline_ref(party_model_id, new_version)
-        check_ref_name(alias)
-        base_id = self.resolve(base_ref)
-        base = self.read_commit(base_id)
-        with self.db.read() as txn:
-            step_tree = self.objects.load(txn, self.read_commit(self.resolve(step_ref)).tree, TREE)
-        files = []
-        for e in step_tree.entries:
-            if e.kind != FILE or e.name == "database.yaml":
-                continue
-            name = e.name[:-3] if e.name.endswith(".pb") else e.name
-            files.append(TreeEntry(name, FILE, e.mode, e.size, id=e.id))
-        if not files:
-            raise CasregError(f"{step_ref} holds no model files")
-        staged: dict = {}
-        folder = self._stage(staged, TREE, Tree(files).encode())
-        size = sum(f.size for f in files)
-        tree_id, _ = self.tree_with(base.tree, f"variables/data/{component}/{alias}",
-                                    TreeEntry(alias, "tree", 0o755, size, id=folder), staged)
-        meta = dict(base.meta, model_version=new_version, deployed_from=step_ref)
-        return self.commit_tree(tree_id, target, staged=staged, parents=[base_id], meta=meta,
-                                message=f"deploy {step_ref}", expected=None)
+        """A new pipeline version from a checkpoint step, as FATE-Flow's deploy makes one
+        (``fate.deploy``): the step's models in ``variables/data/<component>/<alias>/``, the
+        Pipeline message rewritten for the new version, every other file shared."""
+        from .fate.deploy import deploy_checkpoint
+        return deploy_checkpoint(self, party_model_id, version, component, step, new_version, alias=alias)
 
     # -- tags and aliases ---------------------------------------------------------------------------
     def tag(self, name: str, target: str, *, description: str = "", force: bool = False) -> bytes:

@@ -490,22 +490,33 @@ class Repository:
 
     def tree_with(self, tree_id: bytes | None, path: str, entry: TreeEntry | None, staged: dict
                   ) -> tuple[bytes, int]:
-        """(id, size) of ``tree_id`` with ``path`` replaced by ``entry`` (removed if None). New
-        trees are staged, everything else is shared; missing directories on the way are created."""
-        head, _, rest = path.strip("/").partition("/")
+        """(id, size) of ``tree_id`` with ``path`` replaced by ``entry`` (removed if None)."""
+        return self.tree_edit(tree_id, {path: entry}, staged)
+
+    def tree_edit(self, tree_id: bytes | None, edits: dict[str, TreeEntry | None], staged: dict
+                  ) -> tuple[bytes, int]:
+        """(id, size) of the stored tree ``tree_id`` with each path of ``edits`` replaced by its
+        entry (removed if None), in one pass. New trees are staged, everything else is shared;
+        missing directories on the way are created."""
         with self.db.read() as txn:
             tree = self.objects.load(txn, tree_id, TREE) if tree_id else Tree([])
-        entries = [e for e in tree.entries if e.name != head]
-        if rest:
-            current = tree.get(head)
-            sub_id, sub_size = self.tree_with(current.id if current and current.kind == DIR else None,
-                                              rest, entry, staged)
-            entries.append(TreeEntry(head, DIR, 0o755, sub_size, id=sub_id))
-        elif entry is not None:
-            entry.name = head
-            entries.append(entry)
-        size = sum(e.size for e in entries if e.kind != LINK)
-        return self._stage(staged, TREE, Tree(entries).encode()), size
+        entries = {e.name: e for e in tree.entries}
+        below: dict[str, dict[str, TreeEntry | None]] = {}
+        for path, entry in edits.items():
+            head, _, rest = path.strip("/").partition("/")
+            if rest:
+                below.setdefault(head, {})[rest] = entry
+            elif entry is None:
+                entries.pop(head, None)
+            else:
+                entry.name = head
+                entries[head] = entry
+        for head, sub in below.items():
+            current = entries.get(head)
+            sub_id, sub_size = self.tree_edit(current.id if current and current.kind == DIR else None, sub, staged)
+            entries[head] = TreeEntry(head, DIR, 0o755, sub_size, id=sub_id)
+        size = sum(e.size for e in entries.values() if e.kind != LINK)
+        return self._stage(staged, TREE, Tree(list(entries.values())).encode()), size
 
     def _expected(self, ref: str, force: bool, expect_old: str | None):
         """What the ref must point at for an update to go through (checked again when it lands)."""

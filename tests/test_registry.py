@@ -82,19 +82,49 @@ def test_delete_then_restore_until_gc(reg, tmp_path):
         reg.restore_version(ref)
 
 
-def test_deploy_a_checkpoint_costs_no_storage(reg, tmp_path):
+def test_deploy_a_checkpoint_as_fate_flow_deploys_it(reg, tmp_path):
+    from casreg.fate.pipeline import decode_pipeline
     before = reg.stats()
     cid = reg.deploy_checkpoint(PARTY, V1, "hetero_lr_0", "step_2", "202611239999")
     after = reg.stats()
-    assert after["unique_chunk_bytes"] == before["unique_chunk_bytes"]
-    assert after["objects"]["manifest"] == before["objects"]["manifest"]
+    assert after["unique_chunk_bytes"] - before["unique_chunk_bytes"] < 20_000  # only the Pipeline files are new
     reg.checkout(f"models/{PARTY}/202611239999", str(tmp_path / "deployed"))
+    deployed = tmp_path / "deployed"
     step = tmp_path / "fate" / "model_local_cache" / PARTY / V1 / "checkpoint" / "hetero_lr_0" / "2#step_2"
-    target = tmp_path / "deployed" / "variables" / "data" / "hetero_lr_0" / "model"
+    target = deployed / "variables" / "data" / "hetero_lr_0" / "model"
     assert (target / "HeteroLogisticRegressionParam").read_bytes() == (step / "HeteroLogisticRegressionParam.pb").read_bytes()
-    assert (target / "HeteroLogisticRegressionParam.json").exists()
-    assert (tmp_path / "deployed" / "pipeline.pb").read_bytes() == (step.parents[2] / "pipeline.pb").read_bytes()
-    assert reg.read_commit(cid).meta["deployed_from"].endswith("hetero_lr_0/2#step_2")
+    assert (target / "HeteroLogisticRegressionParam.json").exists() and (target / "database.yaml").exists()
+    assert not (deployed / "checkpoint").exists(), "FATE's deploy does not copy checkpoints"
+    parent = decode_pipeline((step.parents[2] / "pipeline.pb").read_bytes())
+    for path in ("pipeline.pb", "variables/data/pipeline/pipeline/Pipeline"):
+        child = decode_pipeline((deployed / path).read_bytes())
+        assert child["model_version"] == "202611239999"
+        assert json.loads(child["train_runtime_conf"])["job_parameters"]["model_version"] == "202611239999"
+        assert {k: v for k, v in child.items() if k not in ("model_version", "train_runtime_conf")} == \
+            {k: v for k, v in parent.items() if k not in ("model_version", "train_runtime_conf")}
+    meta = reg.read_commit(cid).meta
+    assert meta["deployed_from"].endswith("hetero_lr_0/2#step_2") and meta["model_version"] == "202611239999"
+    assert "fate_archive_sha256" not in meta
+    with pytest.raises(CasregError):
+        reg.deploy_checkpoint(PARTY, V1, "hetero_lr_0", "step_2", "202611239999")  # the name exists
+
+
+def test_deploy_rewrites_a_fate_1_11_pipeline_as_fate_flow_does():
+    from casreg.fate.pipeline import as_json, decode_pipeline, deployed, encode_pipeline
+    conf = {"job_parameters": {"common": {"model_id": "m", "model_version": "1"}}}
+    party = {"job_parameters": {"model_id": "m", "model_version": "1"}, "role": {"guest": [9999]}}
+    fields = {"train_runtime_conf": json.dumps(conf).encode(), "fate_version": "1.11.2", "model_id": "m",
+              "model_version": "1", "parent": 1, "runtime_conf_on_party": json.dumps(party).encode(),
+              "parent_info": b"{}", "initiator_party_id": 9999}
+    assert decode_pipeline(encode_pipeline(fields)) == fields
+    child = deployed(fields, "m", "1", "2")
+    assert child["model_version"] == "2" and not child["parent"]
+    assert json.loads(child["train_runtime_conf"])["job_parameters"]["common"]["model_version"] == "2"
+    assert json.loads(child["runtime_conf_on_party"])["job_parameters"]["model_version"] == "2"
+    assert json.loads(child["parent_info"]) == {"parent_model_id": "m", "parent_model_version": "1"}
+    assert "parent" not in decode_pipeline(encode_pipeline(child))  # proto3 leaves False out
+    doc = json.loads(as_json(child))
+    assert doc["modelVersion"] == "2" and doc["parent"] is False and doc["initiatorPartyId"] == 9999
 
 
 @pytest.mark.slow
