@@ -195,3 +195,21 @@ def test_fate_2_task_outputs_in_and_out(work):
     assert tree_files(exported) == tree_files(os.path.join(root, "202611231200xyz", "1", "host", "10000"))
     again = json.loads(run_cli("fate", "import", root, "--json", cwd=work, check=0).stdout)
     assert len(again["unchanged"]) == 4 and again["new_stored_bytes"] == 0
+
+
+def test_fate_2_export_zip_is_one_version_per_party_and_comes_back_bit_for_bit(work):
+    """FATE 2.x's /model/export: shutil.make_archive of the storage keys of one party's outputs."""
+    import shutil
+    root = _v2_tree(str(work / "fate2"))
+    party = work / "one-party"
+    shutil.copytree(os.path.join(root, "202611231200xyz", "1", "host"), party / "202611231200xyz" / "1" / "host")
+    archive = shutil.make_archive(str(work / "202611231200xyz_1_host_10000"), "zip", party)
+    report = json.loads(run_cli("fate", "import", archive, "--json", cwd=work, check=0).stdout)
+    ref = "models/host#10000#202611231200xyz/1"
+    assert list(report["versions"]) == [ref] and report["archives"][ref]["sha256"]
+    line = run_cli("fate", "export", ref, "back.zip", cwd=work, check=0).stdout.decode()
+    assert (work / "back.zip").read_bytes() == open(archive, "rb").read() and "bit for bit" in line
+    wrong = work / "202611231200xyz_1_guest_9999.zip"
+    shutil.copy(archive, wrong)
+    assert "is not named 202611231200xyz_1_host_10000.zip" in one_line_error(run_cli("fate", "import", wrong,
+                                                                                     cwd=work))

@@ -54,13 +54,16 @@ def export(repo, spec: str, dest: str, *, force: bool = False, fresh: bool = Fal
         raise CasregError(f"{dest} exists; use --force to replace it")
     version = repo.resolve(spec)
     layout = None if fresh else _layout(repo, version)
+    root = _name(repo.metadata(spec).get("fate_archive_root")) if layout is not None else ""
     with tempfile.TemporaryDirectory(prefix="casreg-fate-", dir=os.path.dirname(os.path.abspath(dest))) as tmp:
         tree = os.path.join(tmp, "tree")
         repo.checkout(version.hex(), tree)
         partial = os.path.join(tmp, "archive.zip")
         if layout is not None:
             def open_file(member: str):
-                path = os.path.join(tree, member)
+                if not member.startswith(root):
+                    return None
+                path = os.path.join(tree, member[len(root):])
                 return open(path, "rb") if os.path.isfile(path) and not os.path.islink(path) else None
             with open(partial, "wb") as out:
                 ziplayout.rebuild(layout, open_file, out)

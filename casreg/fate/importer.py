@@ -24,7 +24,7 @@ from .layout import (
     is_version_dir,
     no_symlink_dir,
 )
-from .names import LAYOUTS, checkpoint_ref, component_ref, parse_archive_name, pipeline_ref
+from .names import LAYOUTS, ROLES, checkpoint_ref, component_ref, parse_archive_name, pipeline_ref
 
 
 @dataclass
@@ -74,6 +74,9 @@ def import_archive(repo, archive: str, *, name: str | None = None, recorded: dic
     for algorithm, expected in (recorded or {}).items():
         if expected and expected.lower() != digests[algorithm]:
             raise Corrupt(f"{name}: {algorithm.upper()} {digests[algorithm]}, FATE recorded {expected}")
+    if is_v2_archive(archive):
+        return _import_v2_archive(repo, archive, name, digests, force=force, meta=meta, progress=progress,
+                                  report=report)
     component = archive_component(archive)
     party, version = parse_archive_name(name, component)
     with tempfile.TemporaryDirectory(prefix="casreg-fate-") as tmp:
@@ -97,14 +100,48 @@ def import_archive(repo, archive: str, *, name: str | None = None, recorded: dic
     return report
 
 
+def is_v2_archive(archive: str) -> bool:
+    """A FATE 2.x export zip: every file at a storage key
+    ``<model_id>/<model_version>/<role>/<party_id>/<task_name>/<output_key>``."""
+    files = [n for n in _members(archive) if not n.endswith("/")]
+    return bool(files) and all(len(parts) >= 6 and parts[2] in ROLES for parts in (n.split("/") for n in files))
+
+
+def _import_v2_archive(repo, archive: str, name: str, digests: dict, *, force: bool, meta: dict | None,
+                       progress, report: ImportReport) -> ImportReport:
+    """A FATE 2.x export zip (``<model_id>_<model_version>_<role>_<party_id>.zip``): one version
+    per party it holds, each keeping the archive's layout when it is the only one."""
+    with tempfile.TemporaryDirectory(prefix="casreg-fate-") as tmp:
+        extract_zip(archive, tmp)
+        found = find_v2_outputs(tmp)
+        if not found:
+            raise CasregError(f"{name}: no <model_id>/<model_version>/<role>/<party_id>/ in this FATE 2.x archive")
+        stem = name[:-4] if name.endswith(".zip") else name
+        expected = {f"{p.split('#', 2)[2]}_{v}_{p.split('#', 2)[0]}_{p.split('#', 2)[1]}" for p, v, _ in found}
+        if len(found) == 1 and stem not in expected:
+            raise CasregError(f"{name} holds {found[0][0]} {found[0][1]} but is not named "
+                              f"{expected.pop()}.zip")
+        _import_versions(repo, found, force, progress, layout="2", report=report, extra=meta)
+        if len(found) == 1:
+            party, version, path = found[0]
+            role, party_id, model_id = party.split("#", 2)
+            _keep_layout(repo, report, pipeline_ref(party, version), archive, path, digests,
+                         root=f"{model_id}/{version}/{role}/{party_id}/")
+    return report
+
+
+def _members(archive: str) -> list[str]:
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            return zf.namelist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise Corrupt(f"{os.path.basename(archive)} is not a valid zip archive: {exc}") from None
+
+
 def archive_component(archive: str) -> str | None:
     """The component a FATE 1.9+ component archive holds (only ``variables/data/<component>/`` and
     ``checkpoint/<component>/``), or None for a pipeline model's archive."""
-    try:
-        with zipfile.ZipFile(archive) as zf:
-            names = zf.namelist()
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise Corrupt(f"{os.path.basename(archive)} is not a valid zip archive: {exc}") from None
+    names = _members(archive)
     found = set()
     for member in names:
         parts = member.split("/")
@@ -117,8 +154,10 @@ def archive_component(archive: str) -> str | None:
     return found.pop() if len(found) == 1 else None
 
 
-def _keep_layout(repo, report: ImportReport, ref: str, archive: str, extracted: str, digests: dict) -> None:
-    """Attach the archive's layout to the version ``ref`` names (once per archive)."""
+def _keep_layout(repo, report: ImportReport, ref: str, archive: str, extracted: str, digests: dict,
+                 root: str = "") -> None:
+    """Attach the archive's layout to the version ``ref`` names (once per archive); the
+    version's files are the archive's members under ``root``."""
     version = repo.resolve(ref)
     path = f"{LAYOUTS}{digests['sha256']}"
     meta = notes.read(repo, version)
@@ -128,13 +167,15 @@ def _keep_layout(repo, report: ImportReport, ref: str, archive: str, extracted: 
     files = {row["path"] for row in repo.ls(version.hex()) if row["kind"] == "file"}
 
     def open_file(member: str):
-        return open(os.path.join(extracted, member), "rb") if member in files else None
+        inside = member[len(root):] if member.startswith(root) else ""
+        return open(os.path.join(extracted, inside), "rb") if inside in files else None
     layout = ziplayout.describe(archive, open_file)
     with tempfile.NamedTemporaryFile(prefix="casreg-layout-") as f:
         f.write(layout.encode())
         f.flush()
         notes.attach(repo, version, {path: f.name}, message=f"fate: layout of archive {digests['sha256'][:12]}",
-                     updates={"fate_archive_sha256": digests["sha256"], "fate_archive_sha1": digests["sha1"]})
+                     updates={"fate_archive_sha256": digests["sha256"], "fate_archive_sha1": digests["sha1"],
+                              **({"fate_archive_root": root} if root else {})})
     report.archives[ref] = {"sha256": digests["sha256"], "sha1": digests["sha1"], "archive_bytes": layout.size,
                             "layout_bytes": len(layout.encode()), "verbatim_bytes": layout.kept_bytes}
 
