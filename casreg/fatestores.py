@@ -345,7 +345,10 @@ class Entry:
     @property
     def storage_key(self) -> str:
         """FATE 2.x's key: ``<model_id>/<model_version>/<role>/<party_id>/<task_name>/<output_key>``."""
-        role, party, model = self.party_model_id.split("#", 2)
+        parts = self.party_model_id.split("#", 2)
+        if len(parts) != 3:
+            raise InvalidInput(f"not a FATE party model id: {self.party_model_id!r} (<role>#<party_id>#<model_id>)")
+        role, party, model = parts
         return "/".join((model, self.model_version, role, party, self.component or "", self.output_key or ""))
 
 
@@ -714,9 +717,10 @@ class MySQLStore(FateStore):
         return Archive(entry, data, recorded_sha256=self._recorded_sha256(entry))
 
     def _recorded_sha256(self, entry: Entry) -> str | None:
-        if entry.layout != LAYOUT_1_9:
+        parts = entry.party_model_id.split("#", 2)
+        if entry.layout != LAYOUT_1_9 or len(parts) != 3:
             return None
-        role, party, model = entry.party_model_id.split("#", 2)
+        role, party, model = parts
         table, extra, more = (MODEL_INFO_TABLE, "", ()) if entry.kind == PIPELINE else \
             (COMPONENT_META_TABLE, " AND f_component_name = %s", (entry.component,))
         if "f_archive_sha256" not in self._columns(table):

@@ -400,6 +400,13 @@ def test_mysql_damaged_store_refused(mysql_db, tmp_path):
     assert not (tmp_path / "pwned").exists()
     with pytest.raises(NotFound):
         store.read(fs.Entry(fs.LAYOUT_1_9, PMID, "no-such-version", fs.PIPELINE))
+    # a model id that is not <role>#<party>#<model> is listed and read as it is (the importer judges names)
+    query(conn, "CREATE TABLE t_machine_learning_model_info (f_role VARCHAR(50), f_party_id VARCHAR(10), "
+                "f_model_id VARCHAR(100), f_model_version VARCHAR(100), f_archive_sha256 VARCHAR(100))")
+    query(conn, "INSERT INTO t_machine_learning_model (f_model_id, f_model_version, f_size, f_content, f_slice_index) "
+                "VALUES ('odd', 'v', 1, %s, 0)", (fs.encode_slice(fixture("fate1112_packaged.zip")),))
+    [odd] = [e for e in store.entries() if e.party_model_id == "odd"]
+    assert store.read(odd).data == fixture("fate1112_packaged.zip")
     store.close()
 
 
