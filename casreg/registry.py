@@ -72,6 +72,22 @@ class Registry(Repository):
             return fate.import_archive(self, source, recorded=recorded, force=force, meta=meta, progress=progress)
         return fate.import_source(self, source, force=force, meta=meta, progress=progress)
 
+    def fate_import_store(self, *, fate_config: str | None = None, url: str | None = None,
+                          only: list[str] | tuple = (), force: bool = False, progress=None) -> fate.ImportReport:
+        """Import what FATE-Flow stored in its model store (a service_conf.yaml or a store URL):
+        every model, or the party model ids / ``<party_model_id>/<version>`` in ``only``."""
+        from .fate import stores
+        with stores.open_store(fate_config, url) as store:
+            return stores.import_store(self, store, only=only, force=force, progress=progress)
+
+    def fate_store(self, spec: str, *, fate_config: str | None = None, url: str | None = None,
+                   layout: str | None = None, force: bool = False):
+        """Write a FATE version into FATE-Flow's model store in FATE's own format, so FATE-Flow's
+        restore and load find it (``fate.stores.store_version``)."""
+        from .fate import stores
+        with stores.open_store(fate_config, url) as store:
+            return stores.store_version(self, spec, store, layout=layout, force=force)
+
     def fate_export(self, spec: str, dest: str, *, force: bool = False, fresh: bool = False) -> fate.Exported:
         return fate.export(self, spec, dest, force=force, fresh=fresh)
 

@@ -20,27 +20,68 @@ app.add_typer(checkpoint_app, name="checkpoint")
 
 
 @fate_app.command("import")
-def fate_import(source: str = typer.Argument(..., help="model_local_cache dir, party dir, version dir or FATE .zip"),
+def fate_import(source: Optional[str] = typer.Argument(None, help="model_local_cache dir, party dir, version dir "
+                                                                  "or FATE .zip"),
+                fate_config: Optional[str] = typer.Option(None, "--fate-config", metavar="FILE",
+                                                          help="Import from the model store FATE-Flow's "
+                                                               "service_conf.yaml names."),
+                store_url: Optional[str] = typer.Option(None, "--from", metavar="URL",
+                                                        help="Import from a FATE model store: mysql://, redis://, "
+                                                             "cos://, file://."),
+                only: List[str] = typer.Option([], "--model", metavar="PARTY_MODEL_ID[/VERSION]",
+                                               help="With a store: only these (repeatable)."),
                 force: bool = typer.Option(False, "--force", "-f", help="Replace versions whose content differs."),
                 ttl: Optional[str] = typer.Option(None, "--ttl", metavar="DURATION",
                                                   help="Names expire after DURATION (FATE's ex: 3600s, 7d); "
                                                        "the next gc deletes them."),
                 as_json: bool = JSON_OPTION) -> None:
-    """One pipeline version per model version, one ref per checkpoint step; shared chunks stored once."""
+    """One pipeline version per model version, one ref per checkpoint step; shared chunks stored once.
+    From a directory or archive, or from FATE-Flow's own model store (MySQL, Redis, COS, 2.x files)."""
+    from ..errors import InvalidInput
     from ..timespec import parse_duration
+    if (source is not None) + bool(fate_config) + bool(store_url) != 1:
+        raise InvalidInput("import from one place: a directory or .zip, --fate-config FILE, or --from URL")
     with _repo() as repo:
-        report = repo.fate_import(source, force=force, ttl=parse_duration(ttl) if ttl else None,
-                                  progress=_progress(not as_json))
+        if source is not None:
+            report = repo.fate_import(source, force=force, ttl=parse_duration(ttl) if ttl else None,
+                                      progress=_progress(not as_json))
+        else:
+            if ttl:
+                raise InvalidInput("--ttl is for a directory or .zip; a FATE store's own ex applies")
+            report = repo.fate_import_store(fate_config=fate_config, url=store_url, only=only, force=force,
+                                            progress=_progress(not as_json))
     if as_json:
         _emit(report.to_json())
     else:
         for ref in {**report.versions, **report.checkpoints}:
             print(f"{'unchanged' if ref in report.unchanged else 'imported '} {ref}")
         print(f"{human(report.new_stored_bytes)} new data stored")
-        for problem in report.problems:
-            print(f"casreg: refused checkpoint {problem}", file=sys.stderr)
+    for problem in report.problems:
+        print(f"casreg: refused {problem}", file=sys.stderr)
     if report.problems:
         raise typer.Exit(1)
+
+
+@fate_app.command("store")
+def fate_store(ref: str,
+               fate_config: Optional[str] = typer.Option(None, "--fate-config", metavar="FILE",
+                                                         help="The model store FATE-Flow's service_conf.yaml names."),
+               store_url: Optional[str] = typer.Option(None, "--to", metavar="URL",
+                                                       help="A FATE model store: mysql://, redis://, cos://, file://."),
+               layout: Optional[str] = typer.Option(None, "--layout", help="1.7/1.8, 1.9+ or 2.x (default: the "
+                                                                            "store's own, else 1.9+)."),
+               force: bool = typer.Option(False, "--force", "-f", help="Replace the version FATE holds."),
+               as_json: bool = JSON_OPTION) -> None:
+    """Write a version into FATE-Flow's model store in FATE's own format (FATE-Flow's restore finds it)."""
+    with _repo(readonly=True) as repo:
+        done = repo.fate_store(ref, fate_config=fate_config, url=store_url, layout=layout, force=force)
+    if as_json:
+        _emit(done.to_json())
+        return
+    for entry in done.entries:
+        print(f"stored {entry}")
+    if done.sha256:
+        print(f"sha256 {done.sha256}{'  (the imported archive, bit for bit)' if done.identical else ''}")
 
 
 @fate_app.command("export")
