@@ -5,6 +5,7 @@ reads, Redis keys get FATE's TTL, and a damaged store is refused by name."""
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 
@@ -89,3 +90,18 @@ def test_bad_store_input_is_one_line(tmp_path):
         proc = run_cli("fate", "import", *args, cwd=tmp_path)
         assert proc.returncode == code, (args, proc.stderr)
         assert one_line_error(proc).startswith("casreg: error:")
+
+
+def test_fate_flow_s_cos_object_in_and_back_out(tmp_path, seaweed):
+    pmid = f"guest#9999#cos-{uuid.uuid4().hex[:8]}"
+    key = f"FATEFlow/PipelinedModel/{pmid}/{VERSION}.zip"
+    client = seaweed.client()
+    client.put_object(Bucket=seaweed.bucket, Key=key, Body=fixture("fate111-cos-PipelinedModel.zip"))
+    run_cli("init", cwd=tmp_path, check=0)
+    report = _import(tmp_path, "--from", seaweed.url(seaweed.bucket), "--model", pmid)
+    ref = f"models/{pmid}/{VERSION}"
+    assert list(report["versions"]) == [ref]
+    client.delete_object(Bucket=seaweed.bucket, Key=key)
+    run_cli("fate", "store", ref, "--to", seaweed.url(seaweed.bucket), cwd=tmp_path, check=0)
+    body = client.get_object(Bucket=seaweed.bucket, Key=key)["Body"].get_raw_stream().read()
+    assert body == fixture("fate111-cos-PipelinedModel.zip")  # the object FATE put there, bit for bit
