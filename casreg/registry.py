@@ -164,10 +164,10 @@ class Registry(Repository):
 
     # -- metadata and state -------------------------------------------------------------------------
     def model_meta(self, model: str) -> dict:
-        try:
-            return dict(self.read_commit(self.resolve(catalog.model_meta_ref(model))).meta)
-        except NotFound:
-            return {}
+        # the ref itself, not resolve(): a miss there suggests close names, a scan of every ref
+        with self.db.read() as txn:
+            chain = self.refs.get(txn, catalog.model_meta_ref(model))
+        return dict(self.read_commit(chain).meta) if chain is not None else {}
 
     def set_model_meta(self, model: str, updates: dict, *, remove: list[str] | tuple = ()) -> bytes:
         if not catalog.model_exists(self, catalog.check_model(model)):
@@ -238,6 +238,62 @@ class Registry(Repository):
     def pull(self, remote: str, ref: str, *, force: bool = False, progress=None):
         from .remotes import ops
         return ops.pull_ref(self, remote, ref, force=force, progress=progress)
+
+
+    # -- browsing: pages by catalog id, footprints, ranged file reads (casreg serve's REST API) -------
+    def model_page(self, *, offset: int = 0, limit: int = 50, query: str = "") -> dict:
+        from . import browse
+        return browse.model_page(self, offset=offset, limit=limit, query=query)
+
+    def model_detail(self, model: str) -> dict:
+        from . import browse
+        return browse.model_detail(self, model)
+
+    def version_page(self, model: str, *, offset: int = 0, limit: int = 50) -> dict:
+        """``model``'s versions newest first, a page at a time (``browse.version_page``)."""
+        from . import browse
+        return browse.version_page(self, model, offset=offset, limit=limit)
+
+    def version_detail(self, ref: str) -> dict:
+        from . import browse
+        return browse.version_detail(self, ref)
+
+    def version_history(self, ref: str) -> dict:
+        from . import browse
+        return browse.version_history(self, ref)
+
+    def model_of_id(self, number: int | str) -> str:
+        from . import browse
+        return browse.model_of_id(self, number)
+
+    def version_of_id(self, number: int | str) -> str:
+        from . import browse
+        return browse.version_of_id(self, number)
+
+    def model_id(self, model: str) -> int:
+        from . import browse
+        return browse.model_id(self, model)
+
+    def footprint(self, spec: str, baseline: str | None = None):
+        """``footprint.Footprint`` of a version (``new_*`` against ``baseline``)."""
+        from .footprint import footprint
+        return footprint(self, self.resolve(spec), self.resolve(baseline) if baseline else None)
+
+    def file_info(self, spec: str, path: str):
+        """``fileread.FileInfo`` of one file of a version."""
+        from . import fileread
+        return fileread.file_info(self, spec, path)
+
+    def read_range(self, content_id: bytes, start: int = 0, stop: int | None = None, **options):
+        """Bytes ``[start, stop)`` of a file by its content id, in pieces (``fileread.read_range``)."""
+        from . import fileread
+        return fileread.read_range(self, content_id, start, stop, **options)
+
+    def delete_tag(self, name: str) -> bytes:
+        return self.delete_ref(check_ref_name(f"tags/{name}"))
+
+    def delete_alias(self, model: str, alias: str) -> bytes:
+        return self.delete_ref(catalog.alias_ref(model, alias))
 
 
 __all__ = ["Registry", "STATES"]

@@ -246,6 +246,8 @@ class Repository:
         among ``tags/``, ``models/``, ``aliases/``, ``remotes/`` + ``spec``, else a full id or a
         unique id prefix of 6+ hex digits. Ambiguous names list the candidates; unknown ones
         suggest the closest names."""
+        if not spec:  # LMDB takes no empty key
+            raise InvalidInput("an empty name names no version")
         with self.db.read() as txn:
             target = self.refs.get(txn, spec)
             if target is not None:

@@ -146,14 +146,16 @@ def read_token(path: str) -> str:
 def create_app(registry: Registry, *, read_only: bool = False, token: str | None = None,
                max_body: int = MAX_BODY) -> FastAPI:
     from .. import __version__
-    from . import fate, files, kubeflow
+    from . import catalog_page, fate, files, kubeflow, rest
     app = FastAPI(title="casreg", version=__version__,
-                  description="casreg's store through Kubeflow Model Registry's REST API and FATE-Flow's "
-                              "model transfer.")
+                  description="casreg's store through its own REST API (/api/casreg/v1), Kubeflow Model "
+                              "Registry's REST API and FATE-Flow's model transfer; a web catalog at /.")
     app.state.store = Store(registry, read_only=read_only, token=token)
     errors.install(app)
     kubeflow.install(app)
     fate.install(app)
     files.install(app)
+    rest.install(app)
+    catalog_page.install(app)
     app.add_middleware(BodyLimit, limit=max_body)
     return app
