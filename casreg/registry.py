@@ -295,5 +295,29 @@ class Registry(Repository):
     def delete_alias(self, model: str, alias: str) -> bytes:
         return self.delete_ref(catalog.alias_ref(model, alias))
 
+    # -- FATE-Serving: service ids bound to versions, published over gRPC (fate/publish.py) -----------
+    def serving_bind(self, service_id: str, model: str, version: str, *, expect_old: str | None = None) -> bytes:
+        """Point ``serving/<service_id>`` at FATE version ``model``/``version`` (compare-and-swap)."""
+        from .fate import publish
+        return publish.bind(self, service_id, model, version, expect_old=expect_old)
+
+    def serving_unbind(self, service_id: str, *, expect_old: str | None = None) -> bytes:
+        from .fate import publish
+        return publish.unbind(self, service_id, expect_old=expect_old)
+
+    def serving_list(self) -> list[dict]:
+        from .fate import publish
+        return publish.bindings(self)
+
+    def serving_history(self, service_id: str) -> list[dict]:
+        from .fate import publish
+        return publish.history(self, service_id)
+
+    def serving_publish(self, service_id: str, servings: list[str], *, transfer_url: str | None = None,
+                        timeout: float = 30.0):
+        """publishLoad then publishBind of the bound version to FATE-Serving (``fate.publish.publish``)."""
+        from .fate import publish
+        return publish.publish(self, service_id, servings, transfer_url=transfer_url, timeout=timeout)
+
 
 __all__ = ["Registry", "STATES"]

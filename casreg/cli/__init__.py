@@ -3,7 +3,7 @@ per command group. Heavy modules (lmdb, zstd, numpy, rich) are imported inside c
 ``casreg --help`` is fast. Every failure a user can cause ends as one line and its exit code.
 """
 
-from . import maintenance, registry, remotes, serve, versions  # noqa: F401  (they register their commands)
+from . import maintenance, registry, remotes, serve, serving, versions  # noqa: F401  (they register their commands)
 from .base import app
 from .main import PARAMETER_HELP, _document, main
 

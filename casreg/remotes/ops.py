@@ -30,7 +30,8 @@ def backend(repo, name: str, *, cached: bool = True) -> Backend:
 
 # What `push --all` sends: the registry's names (versions, checkpoints, tags, aliases, metadata,
 # FEDn models), not scratch refs of other names nor remote-tracking refs.
-PUSHED_BY_ALL = ("models/", "checkpoints/", "components/", "tags/", "aliases/", "modelmeta/", notes.PREFIX, "fedn/")
+PUSHED_BY_ALL = ("models/", "checkpoints/", "components/", "tags/", "aliases/", "modelmeta/", notes.PREFIX, "fedn/",
+                 "serving/")  # FATE-Serving service id bindings (fate/publish.py)
 
 
 def push_refs(repo, name: str, refs: list[str], *, all_refs: bool = False, force: bool = False,
