@@ -204,6 +204,7 @@ def test_hostile_zip_members_are_refused(work, entries, why):
     assert not os.path.exists("/tmp/casreg-abs.txt")
 
 
+@pytest.mark.slow
 # -- symlinked directories, refused checkpoints ----------------------------------------------------
 def test_a_symlinked_version_directory_is_refused_naming_it(work):
     elsewhere = _unzip(FIXTURE, work / "elsewhere" / "202611230030")

@@ -188,6 +188,7 @@ WEIGHTS = (4 << 20) // 4  # 4 MiB of float32
 ROUNDS = 20
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("codec_name", ["zstd", "delta"])
 def test_combiner_rounds_through_fedns_model_service(tmp_path, codec_name):
     """20 rounds of a 4 MiB float32 model whose every weight moves a little each round (a global

@@ -147,6 +147,7 @@ def test_registry_cli(tmp_path):
     assert "already exists" in one_line_error(run_cli("tag", "create", "golden", ref, cwd=tmp_path))
 
 
+@pytest.mark.slow
 def test_models_versions_and_aliases_for_any_model_name(tmp_path):
     """Issue 11: `casreg alias set mlp production v2` failed for anyone not using FATE ids."""
     from tests.helpers import run_cli, write_file

@@ -60,6 +60,7 @@ def test_a_saved_policy_is_applied_by_gc(reg, tmp_path):
     assert [r["version"] for r in reg.versions("mlp")] == ["v4", "v5", "v6"]
 
 
+@pytest.mark.slow
 def test_retain_on_the_cli(tmp_path):
     run_cli("init", cwd=tmp_path, check=0)
     for n in range(3):
