@@ -21,10 +21,10 @@ def mysql():
     handle.cleanup()
 
 
-def _bytes_received(backend) -> int:
-    """The server's count of bytes received on the backend's own connection (this session)."""
+def _status(backend, name: str) -> int:
+    """A server counter of the backend's own connection (this session)."""
     with backend.unwrapped().conn.cursor() as cur:
-        cur.execute("SHOW SESSION STATUS LIKE 'Bytes_received'")
+        cur.execute(f"SHOW SESSION STATUS LIKE '{name}'")
         return int(cur.fetchone()[1])
 
 
@@ -36,9 +36,9 @@ def test_push_wire_carries_about_the_stored_bytes(mysql, tmp_path):
     repo.commit(str(src), "models/m/v1")
     backend = open_backend(mysql.url)
     try:
-        before = _bytes_received(backend)
+        before = _status(backend, "Bytes_received")
         [result] = push(repo, backend, ["models/m/v1"])
-        wire = _bytes_received(backend) - before
+        wire = _status(backend, "Bytes_received") - before
     finally:
         backend.close()
     assert result.bytes_sent > 4 << 20
@@ -95,16 +95,24 @@ def test_batches_follow_the_escaped_size(mysql):
     try:
         backend.unwrapped().packet = 1 << 20  # as if the server allowed 1 MiB: batches of up to 1 MiB
         quotes = [(bytes([i]) * 32, b"'" * 300_000) for i in range(4)]  # 600 kB each as sent
-        before = backend.traffic.requests
+        before = _status(backend, "Com_insert")
         backend.put_many(quotes)
-        assert backend.traffic.requests - before == 4  # one statement each: two would pass 1 MiB
+        assert _status(backend, "Com_insert") - before == 4  # one statement each: two would pass 1 MiB
         random = [(bytes([i]) * 32, random_bytes(300_000, str(i))) for i in range(4, 8)]
-        before = backend.traffic.requests
+        before = _status(backend, "Com_insert")
         backend.put_many(random)
-        assert backend.traffic.requests - before == 2  # ~306 kB each as sent: three to a statement
+        assert _status(backend, "Com_insert") - before == 2  # ~306 kB each as sent: three to a statement
         assert dict(backend.get_many([oid for oid, _ in quotes + random])) == dict(quotes + random)
+        before = _status(backend, "Com_insert")
         with pytest.raises(RemoteError, match="exceeds the server's max_allowed_packet"):
-            backend.put_many([(b"\x09" * 32, b"\\" * 600_000)])  # 1.2 MB as sent
+            backend.put_many([(b"\x0a" * 32, random_bytes(600_000, "a")),  # inserted alone, then
+                              (b"\x0b" * 32, random_bytes(600_000, "b")),
+                              (b"\x09" * 32, b"\\" * 600_000)])  # 1.2 MB as sent
+        with backend.unwrapped().conn.cursor() as cur:  # the failed put left the session as it was
+            cur.execute("SELECT @@character_set_client")
+            assert cur.fetchone()[0] == "utf8mb4"
+        assert _status(backend, "Com_insert") - before == 1
+        assert backend.has_many([b"\x0a" * 32, b"\x0b" * 32]) == set()  # rolled back
         backend.put_many([(b"\x09" * 32, random_bytes(600_000, "fits"))])  # 0.61 MB as sent
     finally:
         backend.close()

@@ -43,8 +43,9 @@ def binary_literal(value: bytes, no_backslash_escapes: bool = False) -> bytes:
     """``_binary'...'``: the bytes as they are, but for the few the SQL lexer reads specially
     (backslash, quote, and NUL and Ctrl-Z as mysql_real_escape_string does; under the server's
     NO_BACKSLASH_ESCAPES only the quote, doubled). About 1.02x the value on random bytes, where
-    pymysql's own ``X'hex'`` is 2x. Safe for a statement in utf8mb4 (the connection's charset):
-    no byte of a multi-byte UTF-8 character is a quote or a backslash."""
+    pymysql's own ``X'hex'`` is 2x. Sent with ``character_set_client = binary`` (``put_many``), so
+    the lexer reads the statement byte by byte; safe in utf8mb4 too (no byte of a multi-byte UTF-8
+    character is a quote or a backslash), never in a charset such as GBK or SJIS."""
     if no_backslash_escapes:
         return b"_binary'" + value.replace(b"'", b"''") + b"'"
     body = value.replace(b"\\", b"\\\\").replace(b"'", b"\\'").replace(b"\0", b"\\0").replace(b"\x1a", b"\\Z")
@@ -136,6 +137,9 @@ class MySQLBackend(Backend):
             plain = bool(status & SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES)
             try:
                 with self.conn.cursor() as cur:
+                    # the statement is bytes: a one-byte client charset lets the server's lexer
+                    # take them as they come (0.75 s for 80 MB here, not 1.7 s under utf8mb4)
+                    cur.execute("SET character_set_client = binary")
                     for oid, value in items:
                         row = b"(" + binary_literal(oid, plain) + b"," + binary_literal(value, plain) + b")"
                         if len(head) + len(row) > limit:  # the exact bytes of the statement, not an estimate
@@ -148,10 +152,13 @@ class MySQLBackend(Backend):
                         size += 1 + len(row)
                     if rows:
                         self._insert(cur, head, rows)
+                    cur.execute("SET character_set_client = utf8mb4")
+                    self.traffic.requests += 2
                 self.conn.commit()
             except BaseException:
                 with contextlib.suppress(Exception):  # a lost connection rolled back already; keep the first error
                     self.conn.rollback()
+                    self.conn.query("SET character_set_client = utf8mb4")
                 raise
 
     def _insert(self, cur, head: bytes, rows: list[bytes]) -> None:
