@@ -4,7 +4,8 @@
 
 Per push: objects and bytes sent, requests, seconds, next to what FATE-Flow's model store moves
 (the whole version as a zip archive). Checks the targets of issue #4: wire bytes at most 1.1x the
-stored (compressed) size of the objects the remote lacked; requests per push independent of how
+stored (compressed) size of the objects the remote lacked (for MySQL also the server's own
+Bytes_received counter, escaping and protocol included; issue #17); requests per push independent of how
 many chunks the remote already holds; a no-op push of an up-to-date ref (CLI, end to end) < 1 s.
 Redis and MariaDB are the machine's (127.0.0.1); COS is SeaweedFS started here.
 """
@@ -81,6 +82,16 @@ def remote_urls(kinds: list[str], work: str):
                 shutil.rmtree(server.workdir, ignore_errors=True)
 
 
+def server_bytes_received(kind: str, backend) -> int | None:
+    """MySQL's own count of the bytes it received on the backend's connection (this session):
+    the wire, escaping and protocol included; None for the other kinds."""
+    if kind != "mysql":
+        return None
+    with backend.unwrapped().conn.cursor() as cur:
+        cur.execute("SHOW SESSION STATUS LIKE 'Bytes_received'")
+        return int(cur.fetchone()[1])
+
+
 def bench_kind(kind: str, url: str, dirs: list[str], work: str, codec_name: str = "zstd") -> None:
     from casreg.remotes import open_backend
     from casreg.remotes.sync import push
@@ -93,6 +104,7 @@ def bench_kind(kind: str, url: str, dirs: list[str], work: str, codec_name: str 
     total_wire = total_zip = 0
     ratios = []
     requests = []
+    server_ratios = []
     ref = "checkpoints/guest#9999#guest-9999#host-10000#model/202611231200/bert_0/{i}#step_{i}"
     previous = None
     for i, d in enumerate(dirs):
@@ -102,9 +114,12 @@ def bench_kind(kind: str, url: str, dirs: list[str], work: str, codec_name: str 
         cache = os.path.join(store, ".casreg", "cache", "bench")  # as `casreg push` does
         backend = open_backend(url, create=True) if kind == "file" else open_backend(url, cache_dir=cache)
         before = backend.traffic.requests, backend.traffic.bytes_sent
+        server_before = server_bytes_received(kind, backend)
         start = time.perf_counter()
         [result] = push(repo, backend, [name])
         seconds = time.perf_counter() - start
+        if server_before is not None and result.bytes_sent:
+            server_ratios.append((server_bytes_received(kind, backend) - server_before) / result.bytes_sent)
         reqs = backend.traffic.requests - before[0]
         wire = backend.traffic.bytes_sent - before[1]
         backend.close()
@@ -128,6 +143,9 @@ def bench_kind(kind: str, url: str, dirs: list[str], work: str, codec_name: str 
           f"({total_wire / total_zip:.3f}x)")
     print(f"  wire bytes / stored bytes of missing objects: max {max(ratios):.3f} (target <= 1.1) "
           f"{'PASS' if max(ratios) <= 1.1 else 'MISS'}")
+    if server_ratios:
+        print(f"  server's Bytes_received / stored bytes pushed: max {max(server_ratios):.3f}, "
+              f"min {min(server_ratios):.3f} (target <= 1.1) {'PASS' if max(server_ratios) <= 1.1 else 'MISS'}")
     print(f"  requests per push: {requests} (the last pushes find ~{len(dirs) - 1}x more chunks already "
           f"on the remote than the second)")
     print(f"  no-op push of an up-to-date ref (CLI, end to end): {noop:.2f} s (target < 1) "

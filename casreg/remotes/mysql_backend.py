@@ -2,7 +2,9 @@
 
 Tables (created on first use, schema version in ``<prefix>meta``): ``<prefix>objects(id
 BINARY(32) PRIMARY KEY, value LONGBLOB)`` and ``<prefix>refs(name VARBINARY(512) PRIMARY KEY,
-target BINARY(32))``. Inserts are batched under the server's ``max_allowed_packet``; a ref moves
+target BINARY(32))``. Values go as ``_binary'...'`` literals (``binary_literal``: ~1.02x the stored
+bytes on the wire, where pymysql's parameters send hex, 2x), in inserts batched under the server's
+``max_allowed_packet`` by their exact size; a ref moves
 by one conditional ``UPDATE``/``INSERT``/``DELETE`` whose row count says whether it won.
 """
 
@@ -35,6 +37,19 @@ MESSAGES = {
     2006: "the server went away",
     2013: "lost the connection to the server",
 }
+
+
+def binary_literal(value: bytes, no_backslash_escapes: bool = False) -> bytes:
+    """``_binary'...'``: the bytes as they are, but for the few the SQL lexer reads specially
+    (backslash, quote, and NUL and Ctrl-Z as mysql_real_escape_string does; under the server's
+    NO_BACKSLASH_ESCAPES only the quote, doubled). About 1.02x the value on random bytes, where
+    pymysql's own ``X'hex'`` is 2x. Sent with ``character_set_client = binary`` (``put_many``), so
+    the lexer reads the statement byte by byte; safe in utf8mb4 too (no byte of a multi-byte UTF-8
+    character is a quote or a backslash), never in a charset such as GBK or SJIS."""
+    if no_backslash_escapes:
+        return b"_binary'" + value.replace(b"'", b"''") + b"'"
+    body = value.replace(b"\\", b"\\\\").replace(b"'", b"\\'").replace(b"\0", b"\\0").replace(b"\x1a", b"\\Z")
+    return b"_binary'" + body + b"'"
 
 
 class MySQLBackend(Backend):
@@ -110,33 +125,45 @@ class MySQLBackend(Backend):
         return found
 
     def put_many(self, items: list[tuple[bytes, bytes]]) -> None:
+        from pymysql.constants import SERVER_STATUS
         limit = max(1 << 20, int(self.packet * 0.8))
-        rows: list[tuple[bytes, bytes]] = []
-        size = 0
+        head = f"INSERT IGNORE INTO {self.t_objects} (id, value) VALUES ".encode()
+        rows: list[bytes] = []
+        size = len(head)
         with self._errors():
             self.conn.begin()
+            # how this session reads a literal now (every reply's status says NO_BACKSLASH_ESCAPES)
+            status = self.conn.server_status  # type: ignore[attr-defined]  # (not in the stubs)
+            plain = bool(status & SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES)
             try:
                 with self.conn.cursor() as cur:
+                    # the statement is bytes: a one-byte client charset lets the server's lexer
+                    # take them as they come (0.75 s for 80 MB here, not 1.7 s under utf8mb4)
+                    cur.execute("SET character_set_client = binary")
                     for oid, value in items:
-                        if value and len(value) * 2 + 200 > limit:
+                        row = b"(" + binary_literal(oid, plain) + b"," + binary_literal(value, plain) + b")"
+                        if len(head) + len(row) > limit:  # the exact bytes of the statement, not an estimate
                             raise RemoteError(f"{self.where}: an object of {len(value)} bytes exceeds the "
                                               f"server's max_allowed_packet ({self.packet})")
-                        if rows and size + len(value) * 2 + 200 > limit:
-                            self._insert(cur, rows)
-                            rows, size = [], 0
-                        rows.append((oid, value))
-                        size += len(value) * 2 + 200  # escaped binary may double
+                        if rows and size + 1 + len(row) > limit:
+                            self._insert(cur, head, rows)
+                            rows, size = [], len(head)
+                        rows.append(row)
+                        size += 1 + len(row)
                     if rows:
-                        self._insert(cur, rows)
+                        self._insert(cur, head, rows)
+                    cur.execute("SET character_set_client = utf8mb4")
+                    self.traffic.requests += 2
                 self.conn.commit()
             except BaseException:
                 with contextlib.suppress(Exception):  # a lost connection rolled back already; keep the first error
                     self.conn.rollback()
+                    self.conn.query("SET character_set_client = utf8mb4")
                 raise
 
-    def _insert(self, cur, rows) -> None:
-        cur.execute(f"INSERT IGNORE INTO {self.t_objects} (id, value) VALUES "
-                    + ",".join(["(%s,%s)"] * len(rows)), [x for row in rows for x in row])
+    def _insert(self, cur, head: bytes, rows: list[bytes]) -> None:
+        # bytes, not str: pymysql sends a bytes statement as it is (its %s would send X'hex': 2x)
+        cur.execute(head + b",".join(rows))
         self.traffic.requests += 1
 
     def get_many(self, ids: list[bytes]) -> Iterator[tuple[bytes, bytes]]:
