@@ -79,6 +79,8 @@ class Backend:
         self.bad_refs: dict[str, str] = {}  # what the last refs() skipped: printable name -> why
         self.traffic = Traffic()
 
+    clock_resolution = 0.0  # seconds the server's upload times are rounded to (COS/S3: 1)
+
     # -- objects ---------------------------------------------------------------------------------
     def has_many(self, ids: list[bytes]) -> set[bytes]:
         """The subset of ``ids`` the remote holds, as far as a reader may use them: an id is in it

@@ -35,7 +35,6 @@ from .sync import GET_BATCH, _base_reader, _bases_for, verified
 
 DEFAULT_GRACE = "1d"   # longer than any push takes from its first has_many to its ref move
 REPACK_BELOW = 0.5     # COS/S3: a pack whose remaining objects are under this share of its bytes is rewritten
-CLOCK_SLACK = 1.0      # seconds: COS/S3 give upload times to the second
 
 
 @dataclass
@@ -70,7 +69,7 @@ def collect(backend: Backend, *, remote: str = "", grace: str = DEFAULT_GRACE, d
     result = RemoteGcResult(remote, dry_run, seconds if math.isfinite(seconds) else None)
     with backend.collecting():
         now = time.time() if dry_run else backend.server_time()  # a dry run writes nothing (COS/S3 would)
-        slack = CLOCK_SLACK if seconds > 0 else 0.0
+        slack = backend.clock_resolution if seconds > 0 else 0.0  # a time rounded down is older
         old_before = now - seconds - slack
         listing = list(backend.list_objects())
         result.stored_objects, result.stored_bytes = len(listing), sum(o.size for o in listing)

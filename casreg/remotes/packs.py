@@ -8,14 +8,14 @@ Layout under the prefix:
   and a batch becomes visible at once, when its index lands);
 - ``refs/<name>:<seq>``: an append-only log of ref updates (JSON ``{"old", "new"}``), each written
   create-only (``BlobStore.put_if_absent``): the writer of seq n+1 wins, a racer gets None. A
-  ref's value is its entry with the highest seq; a deleted ref's last entry has ``"new": null``.
-
+  ref's value is its entry with the highest seq; a deleted ref's last entry has ``"new": null``;
 - ``index/condemned-<ms>-<random>``: a gc's condemnation record (JSON ``{"packs": {pack: [id hex,
   ...]}}``), written create-only before anything it names is deleted; its upload time is the
   condemnation time. Beside the indexes, so the one listing a reader makes finds them (and a
-  casreg from before gc, which could not honour them, stops at them: "pack index is damaged"). A copy of an object is condemned when a record names it in its pack;
-  ``has_many`` offers only copies that are not, and a push of a condemned id writes a new pack.
-  A record goes once every pack it names is gone.
+  casreg from before gc, which could not honour them, stops at them: "pack index is damaged").
+  A copy of an object is condemned when a record names it in its pack; ``has_many`` offers only
+  copies that are not, and a push of a condemned id writes a new pack. A record goes once every
+  pack it names is gone.
 
 Reads fetch only the byte ranges they need (adjacent ranges coalesced). Pack indexes and ref log
 entries are written once, so they are cached locally (``cache_dir``), keyed by name *and* the ETag
@@ -57,6 +57,7 @@ class PackBackend(Backend):
     """Objects in packs, refs in a create-only log, over ``self.blobs`` (set by the subclass)."""
 
     blobs: BlobStore
+    clock_resolution = 1.0  # listings give upload times to the second
 
     def __init__(self, url: str, cache_dir: str | None = None):
         super().__init__(url)

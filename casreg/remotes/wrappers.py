@@ -64,6 +64,10 @@ class BackendWrapper(Backend):
         self.inner.close()
 
     # gc: forwarded as they are (Backend's defaults would not reach the inner backend)
+    @property
+    def clock_resolution(self) -> float:  # type: ignore[override]
+        return self.inner.clock_resolution
+
     def collecting(self):
         return self.inner.collecting()
 
