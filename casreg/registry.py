@@ -216,6 +216,14 @@ class Registry(Repository):
             result["expired"] = expired
         return result
 
+    def gc_remote(self, remote: str, *, dry_run: bool = False, grace: str | None = None,
+                  compact: bool | None = None):
+        """Delete what no ref of ``remote`` reaches, safe beside other sites' pushes
+        (``remotes/gc.py``): a ``RemoteGcResult``. ``grace`` (default 1d) must exceed the longest
+        push; ``now`` deletes at once what no ref reaches (unsafe while others push)."""
+        from .remotes import ops
+        return ops.gc_remote(self, remote, dry_run=dry_run, grace=grace, compact=compact)
+
     def restore_version(self, ref: str) -> bytes:
         """Bring back a deleted ref to where it pointed before its deletion."""
         newest = self.reflog(ref)[0]

@@ -347,3 +347,65 @@ def test_a_corrupt_ref_log_head_is_not_overwritten(seaweed):
             be.set_ref_if_equals("models/x", None, _commit_id("x"))
     finally:
         be.close()
+
+
+# -- gc: condemnation, the upload times, conditional deletes -----------------------------------------
+def _listed(be, ids) -> list:
+    wanted = set(ids)
+    return [o for o in be.list_objects() if o.id in wanted]
+
+
+def test_listing_gives_every_object_its_size_and_upload_time(be):
+    before = be.server_time()
+    items = _objects(3, "listing")
+    be.put_many(items)
+    after = be.server_time()
+    listed = {o.id: o for o in _listed(be, [oid for oid, _ in items])}
+    assert set(listed) == {oid for oid, _ in items}
+    for oid, value in items:
+        assert listed[oid].size == len(value) and listed[oid].condemned is None
+        assert before - 1.5 <= listed[oid].uploaded <= after + 1.5, "stamped by the server's clock at the put"
+
+
+def test_a_condemned_object_is_hidden_from_has_many_until_put_again(be):
+    items = _objects(3, "condemned")
+    ids = [oid for oid, _ in items]
+    be.put_many(items)
+    assert be.condemn(_listed(be, ids)) == 3
+    assert be.condemn(_listed(be, ids)) == 0, "a condemnation keeps its first stamp"
+    assert be.has_many(ids) == set(), "no push may rely on a condemned object"
+    assert dict(be.get_many(ids)) == dict(items), "but it is still there to read"
+    be.put_many(items[:1])
+    assert be.has_many(ids) == {ids[0]}, "a put of a condemned id clears it"
+
+
+def test_delete_condemned_deletes_only_what_is_still_condemned_by_the_cutoff(be):
+    items = _objects(4, "sweep")
+    ids = [oid for oid, _ in items]
+    be.put_many(items)
+    early = be.server_time() - 5
+    assert be.condemn(_listed(be, ids), uploaded_before=early) == 0, "uploaded after the cutoff: spared"
+    be.condemn(_listed(be, ids))
+    condemned = _listed(be, ids)
+    assert all(o.condemned is not None for o in condemned)
+    assert be.delete_condemned(condemned, early) == (0, 0), "condemned after the cutoff: not yet"
+    be.put_many(items[:1])  # a push of one of them races the gc and wins
+    objects, size = be.delete_condemned(condemned, be.server_time())
+    # COS/S3: the put wrote a new copy (another pack); the condemned one in the old pack goes too
+    gone = items if be.describe().startswith(("cos:", "s3:")) else items[1:]
+    assert objects == len(gone) and size == sum(len(v) for _, v in gone)
+    assert dict(be.get_many(ids[:1])) == dict(items[:1])
+    for oid in ids[1:]:
+        with pytest.raises(RemoteError, match=oid.hex()):
+            dict(be.get_many([oid]))
+    assert be.delete_condemned(condemned, be.server_time()) == (0, 0), "idempotent"
+
+
+def test_absolve_makes_a_condemned_object_available_again(be):
+    items = _objects(2, "absolve")
+    ids = [oid for oid, _ in items]
+    be.put_many(items)
+    be.condemn(_listed(be, ids))
+    be.absolve(_listed(be, ids))
+    assert be.has_many(ids) == set(ids)
+    assert dict(be.get_many(ids)) == dict(items)

@@ -1,4 +1,4 @@
-"""Commands that look after a store: stats, verify, gc."""
+"""Commands that look after a store: stats, verify, gc (also of a remote)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from ..errors import InvalidInput
 from .base import JSON_OPTION, _emit, _progress, _repo, app, human
 
 
@@ -64,8 +65,18 @@ def gc(dry_run: bool = typer.Option(False, "--dry-run", help="Only say what woul
        compact: Optional[bool] = typer.Option(None, "--compact/--no-compact",
                                               help="Shrink the store file afterwards (default: when gc freed "
                                                    "64 MiB or a tenth of it)."),
+       remote: Optional[str] = typer.Option(None, "--remote", metavar="NAME",
+                                            help="Collect this remote instead: what none of its refs reaches."),
+       grace: Optional[str] = typer.Option(None, "--grace", metavar="DURATION",
+                                           help="With --remote: keep what was uploaded or condemned within "
+                                                "DURATION (default 1d; longer than any push takes; now: no wait)."),
        as_json: bool = JSON_OPTION) -> None:
     """Delete objects that no ref reaches and no recent reflog entry names; give the space back."""
+    if remote:
+        _gc_remote(remote, dry_run, grace, compact, as_json)
+        return
+    if grace is not None:
+        raise InvalidInput("--grace goes with --remote (the local grace period is --prune)")
     with _repo(readonly=dry_run) as repo:
         r = repo.gc(dry_run=dry_run, prune=prune, compact=compact)
     if as_json:
@@ -80,3 +91,20 @@ def gc(dry_run: bool = typer.Option(False, "--dry-run", help="Only say what woul
     elif r.get("compaction_skipped"):
         print("store file not compacted: another process has the store open; run gc --compact later",
               file=sys.stderr)
+
+
+def _gc_remote(remote: str, dry_run: bool, grace: Optional[str], compact: Optional[bool], as_json: bool) -> None:
+    with _repo(readonly=True) as repo:
+        r = repo.gc_remote(remote, dry_run=dry_run, grace=grace, compact=compact)
+    if as_json:
+        _emit(r.to_json())
+        return
+    if dry_run:
+        print(f"would delete up to {r.deletable_objects} objects ({human(r.deletable_bytes)}) and condemn "
+              f"{r.condemned_objects}; {r.reachable_objects} reachable from {r.refs} refs")
+    else:
+        print(f"deleted {r.deleted_objects} objects ({human(r.deleted_bytes)}), condemned {r.condemned_objects}; "
+              f"{r.reachable_objects} reachable from {r.refs} refs")
+    if r.young_objects or r.waiting_objects:
+        print(f"kept for now: {r.young_objects} uploaded and {r.waiting_objects} condemned within the grace "
+              "period (a later gc --remote takes them)", file=sys.stderr)

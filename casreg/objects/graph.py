@@ -114,3 +114,27 @@ def reachable(objects: ObjectStore, txn: lmdb.Transaction, roots: Iterable[tuple
             continue
         stack.extend(children(kind, obj))
     return seen
+
+
+Expand = Callable[[dict[bytes, int]], Iterable[tuple[bytes, Iterable[tuple[bytes, int]]]]]
+
+
+def reachable_batched(roots: Iterable[tuple[bytes, int]], expand: Expand,
+                      known: dict[bytes, int] | None = None) -> dict[bytes, int]:
+    """``reachable`` over objects read in batches (a remote: one round trip per level, not per
+    object): every object reachable from ``roots`` (id, kind) -> its kind. ``expand`` gets a
+    whole level (id -> kind) and yields (id, its children) for each object of it it read and
+    checked, the children from ``children`` (a chunk's: its delta bases); an id it yields
+    nothing for is kept but not followed. Objects in ``known`` were walked already."""
+    seen: dict[bytes, int] = {}
+    known = known or {}
+    frontier = {oid: kind for oid, kind in roots if oid not in known}
+    while frontier:
+        seen.update(frontier)
+        nxt: dict[bytes, int] = {}
+        for _, kids in expand(frontier):
+            for child, kind in kids:
+                if child not in seen and child not in known:
+                    nxt.setdefault(child, kind)
+        frontier = nxt
+    return seen

@@ -40,10 +40,12 @@ interface, once per call that succeeded.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import re
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import ContextManager, Iterable, Iterator
 
 from ..errors import CasregError, Corrupt
 from ..refs.names import check_ref_name
@@ -76,6 +78,8 @@ class Backend:
         self.u = parse_url(url)  # InvalidURL before anything connects
         self.bad_refs: dict[str, str] = {}  # what the last refs() skipped: printable name -> why
         self.traffic = Traffic()
+
+    clock_resolution = 0.0  # seconds the server's upload times are rounded to (COS/S3: 1)
 
     # -- objects ---------------------------------------------------------------------------------
     def has_many(self, ids: list[bytes]) -> set[bytes]:
@@ -126,6 +130,68 @@ class Backend:
     def close(self) -> None:
         pass
 
+    # -- garbage collection (``gc.py``; the design and its safety argument: docs/architecture.md) --
+    # An object is *condemned* once a gc found no ref reaching it. A condemned object is still
+    # stored and ``get_many`` still returns it, but ``has_many`` no longer reports it and a
+    # ``put_many`` of its id clears the condemnation (a push that needs it uploads it again).
+    # Only a condemned object can be deleted, by ``delete_condemned``, atomically against a
+    # ``put_many`` of the same id. Times are the server's clock (``server_time``), in seconds.
+    # Errors are those of every call (above). All of these are idempotent.
+    def collecting(self) -> ContextManager:
+        """Held by a gc from its mark to its last delete. No lock on a server (a crashed gc must
+        leave nothing behind): a null context, except file://, whose store's own commits hold
+        its gc lock (a ``flock``, released by the kernel when its holder dies)."""
+        return contextlib.nullcontext()
+
+    def server_time(self) -> float:
+        """Now, by the clock that stamps uploads and condemnations (file://: this machine's)."""
+        raise NotImplementedError
+
+    def list_objects(self) -> Iterator[StoredObject]:
+        """Every stored copy of an object: id, stored size, upload time (of its latest
+        ``put_many``; 0.0 if the backend kept none, e.g. put by an older casreg), condemnation
+        time (None if not condemned) and ``where`` (COS/S3: its pack; "" elsewhere). Consistent
+        per object, not across the listing: objects put or deleted meanwhile may or may not
+        appear."""
+        raise NotImplementedError
+
+    def condemn(self, items: list[StoredObject], uploaded_before: float = math.inf) -> int:
+        """Condemn these copies, stamped now, if still uploaded at or before ``uploaded_before``
+        (a copy put again since is skipped, as is one gone; one already condemned keeps its older
+        stamp). Returns how many were newly condemned."""
+        raise NotImplementedError
+
+    def absolve(self, items: list[StoredObject]) -> None:
+        """Clear the condemnation of these copies (a ref reaches them again: a push relied on them
+        before they were condemned). COS/S3, whose records are written once, copy those with no
+        clean copy into a new pack instead."""
+        raise NotImplementedError
+
+    def ref_log_targets(self, since: float) -> set[bytes]:
+        """Every commit id a ref log entry written at or after ``since`` names (old and new), for
+        backends that keep a ref log (file://: the store's reflog; COS/S3: the ref log keys'
+        upload times); empty for Redis and MySQL, which keep none."""
+        return set()
+
+    def delete_condemned(self, items: list[StoredObject], cutoff: float, *,
+                         repack_below: float = 0.5,
+                         debris_before: float | None = None) -> tuple[int, int]:
+        """Delete those of these copies that are still condemned, by a stamp at or before
+        ``cutoff``: (objects, bytes) freed. Atomic per object against ``put_many``: a put that
+        came first cleared the condemnation (nothing deleted), one that comes after stores the
+        object anew. COS/S3 delete whole packs: a pack whose every other object is gone or
+        deletable goes (index first), one whose remaining objects' share of its bytes is under
+        ``repack_below`` has them copied into a new pack, indexed create-only, before it goes; a
+        pack holding an object condemned later than ``cutoff`` waits for a later gc; packs without
+        an index uploaded at or before ``debris_before`` (killed pushes and repacks) go too."""
+        raise NotImplementedError
+
+    def compact(self) -> bool:
+        """Give freed space back to the server's disk where deletes alone do not (MySQL:
+        ``OPTIMIZE TABLE``; file://: the store file, when nothing else has it open). True if it
+        did anything."""
+        return False
+
     # -- helpers for subclasses ------------------------------------------------------------------
     def describe(self) -> str:
         return redact(self.url)
@@ -162,6 +228,16 @@ def remote_ref(name: bytes | str, target) -> tuple[str, bytes]:
     if not isinstance(target, bytes) or len(target) != 32:
         raise Corrupt(f"ref {name!r} points at {repr(target)[:80]}, not a commit id (32 bytes or 64 hex digits)")
     return name, target
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """One stored copy of an object, as ``Backend.list_objects`` reports it."""
+    id: bytes
+    size: int
+    uploaded: float
+    condemned: float | None = None
+    where: str = ""
 
 
 HAVE_BATCH = 1000  # ids per has_many call (push negotiation, verify --remote)

@@ -17,8 +17,19 @@ What the pack layout relies on:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from ..errors import RemoteError
 from .base import Traffic
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    """What a listing says of a key: ETag, size, upload time (the server's clock, epoch seconds)."""
+    etag: str
+    size: int = 0
+    modified: float = 0.0
 
 
 class BlobMissing(RemoteError):
@@ -36,6 +47,10 @@ class BlobStore:
 
     def list(self, folder: str) -> dict[str, str]:
         """Name (after ``folder/``) -> ETag of every key under ``folder/``."""
+        return {name: info.etag for name, info in self.list_info(folder).items()}
+
+    def list_info(self, folder: str) -> dict[str, BlobInfo]:
+        """Name (after ``folder/``) -> ``BlobInfo`` of every key under ``folder/``."""
         raise NotImplementedError
 
     def get(self, key: str, byte_range: tuple[int, int] | None = None) -> tuple[bytes, str]:
@@ -64,3 +79,13 @@ class BlobStore:
 
 def strip_etag(value) -> str:
     return str(value or "").strip('"')
+
+
+def listed_time(value) -> float:
+    """A listing's LastModified (a datetime from boto3, ISO 8601 text from COS) in epoch seconds."""
+    if isinstance(value, datetime):
+        return value.timestamp()
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise RemoteError(f"a listing gave {str(value)[:40]!r} as a time") from None

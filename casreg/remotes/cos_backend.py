@@ -17,7 +17,7 @@ import re
 from dataclasses import replace
 
 from ..errors import RemoteError, RemoteRefused, RemoteUnreachable
-from .blobs import BlobMissing, BlobStore, strip_etag
+from .blobs import BlobInfo, BlobMissing, BlobStore, listed_time, strip_etag
 from .packs import _REC, INDEX_MAGIC, SEQ_WIDTH, PackBackend  # noqa: F401  (benchmarks/stress.py reads _REC)
 from .registry import Scheme, register
 
@@ -70,16 +70,18 @@ class COSBlobs(BlobStore):
         except (SyntaxError, ValueError, KeyError, TypeError, AttributeError) as exc:  # the SDK parsing a non-COS reply
             raise RemoteError(f"{self.where}: unexpected reply, is it a COS server? ({type(exc).__name__})") from None
 
-    def list(self, folder: str) -> dict[str, str]:
-        keys: dict[str, str] = {}
+    def list_info(self, folder: str) -> dict[str, BlobInfo]:
+        keys: dict[str, BlobInfo] = {}
         marker = ""
         base = self.full_key(folder) + "/"
         while True:
             self.traffic.requests += 1
             with self._errors():
                 resp = self.client.list_objects(Bucket=self.bucket, Prefix=base, Marker=marker, MaxKeys=1000)
-            contents = resp.get("Contents", [])
-            keys.update((c["Key"][len(base):], _etag(c)) for c in contents)
+                contents = resp.get("Contents", [])
+                keys.update((c["Key"][len(base):], BlobInfo(_etag(c), int(c.get("Size", 0)),
+                                                            listed_time(c.get("LastModified"))))
+                            for c in contents)
             if resp.get("IsTruncated") not in ("true", True) or not contents:
                 return keys
             marker = resp.get("NextMarker") or contents[-1]["Key"]

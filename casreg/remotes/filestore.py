@@ -1,14 +1,25 @@
-"""``file:///path``: another casreg store on this machine (the fastest way to test a remote)."""
+"""``file:///path``: another casreg store on this machine (the fastest way to test a remote).
+
+For gc (``gc.py``) the store gets one more LMDB database, ``remote-gc``: id -> (upload time,
+condemnation time or -1), written in the transaction that writes the object, by this machine's
+clock. Objects committed in that store directly have no entry (they read as uploaded long ago);
+their commits hold the store's gc lock, which ``collecting`` takes exclusively.
+"""
 
 from __future__ import annotations
 
+import math
 import os
+import struct
+import time
 from dataclasses import replace
 from typing import Iterator
 
 from ..errors import RemoteError
-from .base import Backend
+from .base import Backend, StoredObject
 from .registry import Scheme, register
+
+MARK = struct.Struct("<dd")  # upload time, condemnation time (-1: none)
 
 
 class FileBackend(Backend):
@@ -21,15 +32,27 @@ class FileBackend(Backend):
                 raise RemoteError(f"remote {self.describe()}: not a casreg store")
             Repository.init(path).close()
         self.repo = Repository(path)
+        self.marks = self.repo.db.env.open_db(b"remote-gc", create=True)
+
+    def _mark(self, txn, oid: bytes) -> tuple[float, float]:
+        value = txn.get(oid, db=self.marks)
+        return MARK.unpack(value) if value is not None else (0.0, -1.0)
 
     def has_many(self, ids: list[bytes]) -> set[bytes]:
         self.traffic.requests += 1
         missing = set(self.repo.objects.missing(ids))
-        return {oid for i, oid in enumerate(ids) if i not in missing}
+        with self.repo.db.read() as txn:  # a condemned object is not offered to a push
+            return {oid for i, oid in enumerate(ids) if i not in missing and self._mark(txn, oid)[1] < 0}
 
     def put_many(self, items: list[tuple[bytes, bytes]]) -> None:
         self.traffic.requests += 1
-        self.repo.db.write(lambda txn: self.repo.objects.put_values(txn, items))
+
+        def put(txn):
+            self.repo.objects.put_values(txn, items)
+            stamp = MARK.pack(time.time(), -1.0)  # a put clears a condemnation
+            for oid, _ in items:
+                txn.put(oid, stamp, db=self.marks)
+        self.repo.db.write(put)
 
     def get_many(self, ids: list[bytes]) -> Iterator[tuple[bytes, bytes]]:
         self.traffic.requests += 1
@@ -58,6 +81,78 @@ class FileBackend(Backend):
             self.repo.db.write(move)
         except RefConflict:
             return False
+        return True
+
+    # -- gc ----------------------------------------------------------------------------------------
+    def server_time(self) -> float:
+        return time.time()
+
+    def collecting(self):
+        return self.repo._gc_lock(exclusive=True)
+
+    def list_objects(self) -> Iterator[StoredObject]:
+        self.traffic.requests += 1
+        out = []
+        with self.repo.db.read() as txn:
+            for key, value in txn.cursor(db=self.repo.objects.table):
+                oid = bytes(key)
+                uploaded, condemned = self._mark(txn, oid)
+                out.append(StoredObject(oid, len(value), uploaded, None if condemned < 0 else condemned))
+        return iter(out)
+
+    def condemn(self, items: list[StoredObject], uploaded_before: float = math.inf) -> int:
+        self.traffic.requests += 1
+        now = time.time()
+
+        def condemn(txn) -> int:
+            n = 0
+            for item in items:
+                uploaded, condemned = self._mark(txn, item.id)
+                if condemned < 0 and uploaded <= uploaded_before and self.repo.objects.has(txn, item.id):
+                    txn.put(item.id, MARK.pack(uploaded, now), db=self.marks)
+                    n += 1
+            return n
+        return self.repo.db.write(condemn)
+
+    def absolve(self, items: list[StoredObject]) -> None:
+        self.traffic.requests += 1
+
+        def absolve(txn) -> None:
+            for item in items:
+                uploaded, condemned = self._mark(txn, item.id)
+                if condemned >= 0:
+                    txn.put(item.id, MARK.pack(uploaded, -1.0), db=self.marks)
+        self.repo.db.write(absolve)
+
+    def delete_condemned(self, items: list[StoredObject], cutoff: float, *,
+                         repack_below: float = 0.5,
+                         debris_before: float | None = None) -> tuple[int, int]:
+        self.traffic.requests += 1
+
+        def delete(txn) -> tuple[int, int]:
+            objects = size = 0
+            for item in items:
+                condemned = self._mark(txn, item.id)[1]
+                value = txn.get(item.id, db=self.repo.objects.table)
+                if 0 <= condemned <= cutoff and value is not None:
+                    objects, size = objects + 1, size + len(value)
+                    self.repo.objects.delete(txn, item.id)
+                    txn.delete(item.id, db=self.marks)
+            return objects, size
+        return self.repo.db.write(delete)
+
+    def ref_log_targets(self, since: float) -> set[bytes]:
+        self.traffic.requests += 1
+        with self.repo.db.read() as txn:
+            return self.repo.refs.logged_targets(txn, since)
+
+    def compact(self) -> bool:
+        from ..objects.store import ObjectStore
+        from ..refs.container import RefContainer
+        if not self.repo.db.compact():  # another process has the store open
+            return False
+        self.repo.objects, self.repo.refs = ObjectStore(self.repo.db), RefContainer(self.repo.db)
+        self.marks = self.repo.db.env.open_db(b"remote-gc", create=True)
         return True
 
     def close(self) -> None:

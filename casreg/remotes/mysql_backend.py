@@ -6,21 +6,29 @@ target BINARY(32))``. Values go as ``_binary'...'`` literals (``binary_literal``
 bytes on the wire, where pymysql's parameters send hex, 2x), in inserts batched under the server's
 ``max_allowed_packet`` by their exact size; a ref moves
 by one conditional ``UPDATE``/``INSERT``/``DELETE`` whose row count says whether it won.
+
+For gc (``gc.py``) the objects table has two more columns, ``uploaded DOUBLE`` (the server's
+``UNIX_TIMESTAMP(NOW(6))`` at the latest put of the id) and ``condemned DOUBLE NULL``; tables
+made by an older casreg gain them in place on first connect (``ALTER TABLE ... ADD COLUMN``,
+instant on MariaDB 10.3+ and MySQL 8.0; existing rows read as uploaded at 0, i.e. long ago; two
+clients migrating at once is harmless: the loser's duplicate column error is ignored).
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 import struct
 from typing import Iterator
 
 from ..errors import RemoteError, RemoteRefused, RemoteUnreachable
-from .base import Backend, batched
+from .base import Backend, StoredObject, batched
 from .config import check_server_url
 from .registry import Scheme, register
 
 SCHEMA_VERSION = "1"
+LIST_PAGE = 5000
 UNREACHABLE = {2003, 2005, 2006, 2013}  # cannot connect, unknown host, gone away, lost
 REFUSED = {1044, 1045, 1142, 1114, 1021, 1290, 1036}
 MESSAGES = {
@@ -51,6 +59,9 @@ def binary_literal(value: bytes, no_backslash_escapes: bool = False) -> bytes:
     body = value.replace(b"\\", b"\\\\").replace(b"'", b"\\'").replace(b"\0", b"\\0").replace(b"\x1a", b"\\Z")
     return b"_binary'" + body + b"'"
 
+
+NOW_ROW = b",UNIX_TIMESTAMP(NOW(6)))"   # the row's upload time, by the server's clock (see gc)
+UPSERT_TAIL = b" ON DUPLICATE KEY UPDATE uploaded = VALUES(uploaded), condemned = NULL"
 
 class MySQLBackend(Backend):
     def __init__(self, url: str, secrets: dict):
@@ -106,7 +117,21 @@ class MySQLBackend(Backend):
                 raise RemoteError(f"{self.where}: tables use casreg schema {version}, this casreg knows {SCHEMA_VERSION}")
             cur.execute("SELECT @@max_allowed_packet")
             self.packet = int(self._single(cur))
+            self._ensure_gc_columns(cur)
         self.traffic.requests += 6
+
+    def _ensure_gc_columns(self, cur) -> None:
+        cur.execute(f"SHOW COLUMNS FROM {self.t_objects} LIKE 'condemned'")
+        self.traffic.requests += 1
+        if cur.fetchone() is not None:
+            return
+        try:
+            cur.execute(f"ALTER TABLE {self.t_objects} ADD COLUMN uploaded DOUBLE NOT NULL DEFAULT 0, "
+                        "ADD COLUMN condemned DOUBLE NULL DEFAULT NULL")
+        except self._pymysql.err.MySQLError as exc:
+            if not (exc.args and exc.args[0] == 1060):  # duplicate column: another client migrated first
+                raise
+        self.traffic.requests += 1
 
     def _single(self, cur):
         """The one value of a query that always gives one row (none: not a MySQL server)."""
@@ -119,7 +144,8 @@ class MySQLBackend(Backend):
         found: set[bytes] = set()
         with self._errors(), self.conn.cursor() as cur:
             for batch in batched(ids, 1000):
-                cur.execute(f"SELECT id FROM {self.t_objects} WHERE id IN ({','.join(['%s'] * len(batch))})", batch)
+                cur.execute(f"SELECT id FROM {self.t_objects} WHERE id IN ({','.join(['%s'] * len(batch))})"
+                            " AND condemned IS NULL", batch)  # a condemned object is not offered to a push
                 found.update(bytes(row[0]) for row in cur.fetchall())
                 self.traffic.requests += 1
         return found
@@ -127,9 +153,9 @@ class MySQLBackend(Backend):
     def put_many(self, items: list[tuple[bytes, bytes]]) -> None:
         from pymysql.constants import SERVER_STATUS
         limit = max(1 << 20, int(self.packet * 0.8))
-        head = f"INSERT IGNORE INTO {self.t_objects} (id, value) VALUES ".encode()
+        head = f"INSERT INTO {self.t_objects} (id, value, uploaded) VALUES ".encode()
         rows: list[bytes] = []
-        size = len(head)
+        size = len(head) + len(UPSERT_TAIL)
         with self._errors():
             self.conn.begin()
             # how this session reads a literal now (every reply's status says NO_BACKSLASH_ESCAPES)
@@ -141,13 +167,13 @@ class MySQLBackend(Backend):
                     # take them as they come (0.75 s for 80 MB here, not 1.7 s under utf8mb4)
                     cur.execute("SET character_set_client = binary")
                     for oid, value in items:
-                        row = b"(" + binary_literal(oid, plain) + b"," + binary_literal(value, plain) + b")"
-                        if len(head) + len(row) > limit:  # the exact bytes of the statement, not an estimate
+                        row = b"(" + binary_literal(oid, plain) + b"," + binary_literal(value, plain) + NOW_ROW
+                        if len(head) + len(row) + len(UPSERT_TAIL) > limit:  # the exact bytes of the statement, not an estimate
                             raise RemoteError(f"{self.where}: an object of {len(value)} bytes exceeds the "
                                               f"server's max_allowed_packet ({self.packet})")
                         if rows and size + 1 + len(row) > limit:
                             self._insert(cur, head, rows)
-                            rows, size = [], len(head)
+                            rows, size = [], len(head) + len(UPSERT_TAIL)
                         rows.append(row)
                         size += 1 + len(row)
                     if rows:
@@ -162,8 +188,9 @@ class MySQLBackend(Backend):
                 raise
 
     def _insert(self, cur, head: bytes, rows: list[bytes]) -> None:
-        # bytes, not str: pymysql sends a bytes statement as it is (its %s would send X'hex': 2x)
-        cur.execute(head + b",".join(rows))
+        # bytes, not str: pymysql sends a bytes statement as it is (its %s would send X'hex': 2x).
+        # A row already there keeps its value; its upload time moves and a gc's condemnation goes
+        cur.execute(head + b",".join(rows) + UPSERT_TAIL)
         self.traffic.requests += 1
 
     def get_many(self, ids: list[bytes]) -> Iterator[tuple[bytes, bytes]]:
@@ -197,6 +224,78 @@ class MySQLBackend(Backend):
                                 (new, key, old))
         self.traffic.requests += 1
         return n == 1
+
+    # -- gc ----------------------------------------------------------------------------------------
+    def server_time(self) -> float:
+        with self._errors(), self.conn.cursor() as cur:
+            cur.execute("SELECT UNIX_TIMESTAMP(NOW(6))")
+            now = float(self._single(cur))
+        self.traffic.requests += 1
+        return now
+
+    def list_objects(self) -> Iterator[StoredObject]:
+        last = b""
+        while True:  # pages in id order: no long-running cursor on the server
+            with self._errors(), self.conn.cursor() as cur:
+                cur.execute(f"SELECT id, LENGTH(value), uploaded, condemned FROM {self.t_objects} WHERE id > %s "
+                            f"ORDER BY id LIMIT {LIST_PAGE}", (last,))
+                rows = cur.fetchall()
+            self.traffic.requests += 1
+            for oid, size, uploaded, condemned in rows:
+                yield StoredObject(bytes(oid), int(size), float(uploaded),
+                                   None if condemned is None else float(condemned))
+            if len(rows) < LIST_PAGE:
+                return
+            last = bytes(rows[-1][0])
+
+    def _each_batch(self, sql: str, items: list[StoredObject], extra: tuple = ()) -> int:
+        done = 0
+        for batch in batched([o.id for o in items], 1000):
+            with self._errors(), self.conn.cursor() as cur:
+                done += cur.execute(sql.format(",".join(["%s"] * len(batch))), [*batch, *extra])
+            self.traffic.requests += 1
+        return done
+
+    def condemn(self, items: list[StoredObject], uploaded_before: float = math.inf) -> int:
+        before = uploaded_before if math.isfinite(uploaded_before) else 1e300
+        return self._each_batch(f"UPDATE {self.t_objects} SET condemned = UNIX_TIMESTAMP(NOW(6)) "
+                                "WHERE id IN ({}) AND condemned IS NULL AND uploaded <= %s", items, (before,))
+
+    def absolve(self, items: list[StoredObject]) -> None:
+        self._each_batch(f"UPDATE {self.t_objects} SET condemned = NULL WHERE id IN ({{}})", items)
+
+    def delete_condemned(self, items: list[StoredObject], cutoff: float, *,
+                         repack_below: float = 0.5,
+                         debris_before: float | None = None) -> tuple[int, int]:
+        objects = size = 0
+        for batch in batched(items, 1000):
+            ids = [o.id for o in batch]
+            marks = ",".join(["%s"] * len(ids))
+            with self._errors():
+                self.conn.begin()  # the rows locked, counted, then deleted: the bytes freed are exact
+                try:
+                    with self.conn.cursor() as cur:
+                        cur.execute(f"SELECT COUNT(*), COALESCE(SUM(LENGTH(value)), 0) FROM {self.t_objects} "
+                                    f"WHERE id IN ({marks}) AND condemned <= %s FOR UPDATE", [*ids, cutoff])
+                        n, nbytes = cur.fetchone() or (0, 0)
+                        cur.execute(f"DELETE FROM {self.t_objects} WHERE id IN ({marks}) AND condemned <= %s",
+                                    [*ids, cutoff])
+                    self.conn.commit()
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        self.conn.rollback()
+                    raise
+            self.traffic.requests += 3
+            objects, size = objects + int(n), size + int(nbytes)
+        return objects, size
+
+    def compact(self) -> bool:
+        """``OPTIMIZE TABLE`` (InnoDB rebuilds it online: reads and writes go on meanwhile)."""
+        with self._errors(), self.conn.cursor() as cur:
+            cur.execute(f"OPTIMIZE TABLE {self.t_objects}")
+            cur.fetchall()
+        self.traffic.requests += 1
+        return True
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -69,6 +69,17 @@ def delete_remote_ref(repo, name: str, ref: str, *, expect_old: bytes | None = N
     return current
 
 
+def gc_remote(repo, name: str, *, dry_run: bool = False, grace: str | None = None,
+              compact: bool | None = None):
+    """``gc.collect`` on remote ``name`` (grace default ``gc.DEFAULT_GRACE``): a ``RemoteGcResult``."""
+    from .gc import DEFAULT_GRACE, collect
+    be = backend(repo, name)
+    try:
+        return collect(be, remote=name, grace=grace or DEFAULT_GRACE, dry_run=dry_run, compact=compact)
+    finally:
+        be.close()
+
+
 def with_annotations(repo, refs: list[str]) -> list[str]:
     """``refs`` and the annotation refs of the versions they name (metadata travels with them)."""
     have = dict(repo.list_refs(notes.PREFIX))

@@ -2,66 +2,131 @@
 
 Layout under the prefix:
 - ``packs/<id>``: many objects concatenated (one pack per ``put_many``: tens of MiB), so a push
-  is a few large PUTs, never one request per chunk; ``<id>`` is the BLAKE3 of the pack's bytes;
+  is a few large PUTs, never one request per chunk; ``<id>`` is the BLAKE3 of the pack's bytes
+  (of a random salt and them for a gc's copy of objects whose every copy is condemned);
 - ``index/<id>``: the pack's table of ``(object id, offset, length)``, written after its pack; an
   object exists for casreg once its index exists (a pack without index is debris of a killed push,
   and a batch becomes visible at once, when its index lands);
 - ``refs/<name>:<seq>``: an append-only log of ref updates (JSON ``{"old", "new"}``), each written
   create-only (``BlobStore.put_if_absent``): the writer of seq n+1 wins, a racer gets None. A
-  ref's value is its entry with the highest seq; a deleted ref's last entry has ``"new": null``.
+  ref's value is its entry with the highest seq; a deleted ref's last entry has ``"new": null``;
+- ``index/condemned-<ms>-<random>``: a gc's condemnation record (JSON ``{"packs": {pack: [id hex,
+  ...]}}``), written create-only before anything it names is deleted; its upload time is the
+  condemnation time. Beside the indexes, so the one listing a reader makes finds them (and a
+  casreg from before gc, which could not honour them, stops at them: "pack index is damaged").
+  A copy of an object is condemned when a record names it in its pack; ``has_many`` offers only
+  copies that are not, and a push of a condemned id writes a new pack. A record goes once every
+  pack it names is gone.
 
 Reads fetch only the byte ranges they need (adjacent ranges coalesced). Pack indexes and ref log
 entries are written once, so they are cached locally (``cache_dir``), keyed by name *and* the ETag
 the listing gives: a key rewritten since (the prefix emptied, another site pushing anew) is read
-again.
+again. A pack removed by a gc while a reader holds its old index is a ``PackGone``
+(``RemoteUnreachable``): ``Retrying`` asks again, against a fresh listing, for what was not read.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
+import time
+import uuid
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator
 
 import blake3
 
-from ..errors import Corrupt, RemoteError
-from .base import Backend, remote_ref
-from .blobs import BlobStore
+from ..errors import Corrupt, RemoteError, RemoteUnreachable
+from .base import Backend, StoredObject, batched, remote_ref
+from .blobs import BlobInfo, BlobMissing, BlobStore
 
 _REC = struct.Struct("<32sQI")
 INDEX_MAGIC = b"casreg-packindex-1\n"
 SEQ_WIDTH = 16
 RANGE_GAP = 1 << 20
+CONDEMNED = "condemned-"  # under index/
+
+
+class PackGone(RemoteUnreachable):
+    """A pack this reader's index named was removed (by a gc) meanwhile: read again."""
 
 
 class PackBackend(Backend):
     """Objects in packs, refs in a create-only log, over ``self.blobs`` (set by the subclass)."""
 
     blobs: BlobStore
+    clock_resolution = 1.0  # listings give upload times to the second
 
     def __init__(self, url: str, cache_dir: str | None = None):
         super().__init__(url)
         self.cache_dir = cache_dir
-        self._index: dict[bytes, tuple[str, int, int]] | None = None
-        self._packs_loaded: set[str] = set()
+        self._index: dict[bytes, tuple[str, int, int]] | None = None  # id -> its preferred copy
+        self._dups: dict[bytes, list[tuple[str, int, int]]] = {}  # id -> its other copies (rare)
+        self._packs_loaded: dict[str, BlobInfo] = {}
+        self._condemned: dict[tuple[str, bytes], float] = {}  # (pack, id) -> condemnation time
+        self._records: dict[str, BlobInfo] = {}  # condemnation records read
 
     @property
     def where(self) -> str:
         return self.blobs.where
 
     # -- objects ---------------------------------------------------------------------------------
+    def _forget(self) -> None:
+        """Drop what was read of the layout (the next read lists it afresh)."""
+        self._index, self._dups, self._packs_loaded = None, {}, {}
+        self._condemned, self._records = {}, {}
+
     def _load_index(self) -> dict[bytes, tuple[str, int, int]]:
+        listing = self.blobs.list_info("index")
+        records = {n: i for n, i in listing.items() if n.startswith(CONDEMNED)}
+        listing = {n: i for n, i in listing.items() if not n.startswith(CONDEMNED)}
+        if any(listing.get(p, BlobInfo("")).etag != info.etag for p, info in self._packs_loaded.items()):
+            self._forget()  # an index removed (a gc) or rewritten: start again
         if self._index is None:
             self._index = {}
-        new = [(p, etag) for p, etag in self.blobs.list("index").items() if p not in self._packs_loaded]
+        new = [(p, info) for p, info in listing.items() if p not in self._packs_loaded]
         with ThreadPoolExecutor(8) as pool:
-            bodies = list(pool.map(lambda p: (p[0], self._get_immutable(f"index/{p[0]}", p[1])), new))
-        for pack, body in bodies:
-            self._add_index(pack, body)
+            bodies = list(pool.map(lambda p: (p[0], p[1], self._get_immutable(f"index/{p[0]}", p[1].etag)), new))
+        for pack, info, body in bodies:
+            self._add_index(pack, body, info)
+        self._load_condemned(records)
         return self._index
+
+    def _load_condemned(self, listing: dict[str, BlobInfo]) -> None:
+        if any(name not in listing for name in self._records):
+            self._condemned, self._records = {}, {}
+        for name, info in listing.items():
+            if name in self._records:
+                continue
+            try:
+                packs = json.loads(self._get_immutable(f"index/{name}", info.etag))["packs"]
+                pairs = [(str(pack), bytes.fromhex(h)) for pack, ids in packs.items() for h in ids]
+            except (ValueError, KeyError, TypeError, AttributeError):
+                raise RemoteError(f"{self.where}: gc record {name} is damaged") from None
+            for pair in pairs:  # the earliest record counts: since then no push was offered the copy
+                self._condemned[pair] = min(self._condemned.get(pair, info.modified), info.modified)
+            self._records[name] = info
+        if self._condemned and self._index:  # prefer a copy that is not condemned
+            for oid, copies in self._dups.items():
+                best = self._live_copy(oid)
+                if best is not None and best != self._index[oid]:
+                    self._dups[oid] = [self._index[oid], *(c for c in copies if c != best)]
+                    self._index[oid] = best
+
+    def _copies(self, oid: bytes) -> list[tuple[str, int, int]]:
+        assert self._index is not None
+        first = self._index.get(oid)
+        return [] if first is None else [first, *self._dups.get(oid, ())]
+
+    def _live_copy(self, oid: bytes) -> tuple[str, int, int] | None:
+        """A copy of ``oid`` no gc condemned (what a push may rely on), None if there is none."""
+        for copy in self._copies(oid):
+            if (copy[0], oid) not in self._condemned:
+                return copy
+        return None
 
     def _get_immutable(self, key: str, etag: str) -> bytes:
         """An object written once (pack index, ref log entry), through the local cache when this
@@ -93,42 +158,62 @@ class PackBackend(Backend):
             f.write(body)
         os.replace(path + ".tmp", path)
 
-    def _add_index(self, pack: str, body: bytes) -> None:
-        assert self._index is not None
+    def _records_of(self, pack: str, body: bytes) -> list[tuple[bytes, int, int]]:
         if not body.startswith(INDEX_MAGIC) or (len(body) - len(INDEX_MAGIC)) % _REC.size:
             raise RemoteError(f"{self.where}: pack index {pack} is damaged")
-        for oid, offset, length in _REC.iter_unpack(body[len(INDEX_MAGIC):]):
-            self._index.setdefault(oid, (pack, offset, length))
-        self._packs_loaded.add(pack)
+        return list(_REC.iter_unpack(body[len(INDEX_MAGIC):]))
+
+    def _add_index(self, pack: str, body: bytes, info: BlobInfo) -> None:
+        assert self._index is not None
+        for oid, offset, length in self._records_of(pack, body):
+            copy = (pack, offset, length)
+            first = self._index.setdefault(oid, copy)
+            if first != copy:
+                self._dups.setdefault(oid, []).append(copy)
+                if (first[0], oid) in self._condemned and (pack, oid) not in self._condemned:
+                    self._dups[oid][-1], self._index[oid] = first, copy
+        self._packs_loaded[pack] = info
 
     def has_many(self, ids: list[bytes]) -> set[bytes]:
         index = self._index if self._index is not None else self._load_index()
-        return {oid for oid in ids if oid in index}
+        if not self._condemned:
+            return {oid for oid in ids if oid in index}
+        return {oid for oid in ids if self._live_copy(oid) is not None}
 
     def put_many(self, items: list[tuple[bytes, bytes]]) -> None:
-        index = self._index if self._index is not None else self._load_index()
-        items = [(oid, v) for oid, v in dict(items).items() if oid not in index]
+        if self._index is None:
+            self._load_index()
+        self._write_pack([(oid, v) for oid, v in dict(items).items() if self._live_copy(oid) is None])
+
+    def _write_pack(self, items: list[tuple[bytes, bytes]], *, create_only: bool = False,
+                    salt: bytes = b"") -> str | None:
+        """One pack of ``items``, then its index (create-only for a gc's repack); its name, the
+        BLAKE3 of ``salt`` and its bytes (a copy of a whole pack needs a salt to be another)."""
         if not items:
-            return
+            return None
         body = b"".join(v for _, v in items)
         records, offset = [], 0
         for oid, value in items:
             records.append(_REC.pack(oid, offset, len(value)))
             offset += len(value)
         # Named by its content: a retried put_many rewrites the same bytes under the same names.
-        pack = blake3.blake3(body).hexdigest()
+        pack = blake3.blake3(salt + body).hexdigest()
         self.blobs.put(f"packs/{pack}", body)
         table = INDEX_MAGIC + b"".join(records)
+        if create_only:  # an index already there has these very bytes (the pack is named by them)
+            self.blobs.put_if_absent(f"index/{pack}", table)
+            return pack
         etag = self.blobs.put(f"index/{pack}", table)  # after the pack: only now do its objects exist
-        self._add_index(pack, table)
+        self._add_index(pack, table, BlobInfo(etag, len(table), time.time()))
         self._cache_put(f"index/{pack}", etag, table)
+        return pack
 
     def get_many(self, ids: list[bytes]) -> Iterator[tuple[bytes, bytes]]:
         index = self._index if self._index is not None else self._load_index()
         by_pack: dict[str, list[tuple[int, int, bytes]]] = defaultdict(list)
         for oid in ids:
             if oid not in index:
-                self._load_index()  # someone may have pushed since we looked
+                index = self._load_index()  # someone may have pushed since we looked
                 if oid not in index:
                     raise RemoteError(f"{self.where} lacks object {oid.hex()}")
             pack, offset, length = index[oid]
@@ -146,12 +231,20 @@ class PackBackend(Backend):
                     start, end, members = entry[0], entry[0] + entry[1], [entry]
             spans.append((pack, start, end, members))
         with ThreadPoolExecutor(4) as pool:
-            fetched = pool.map(lambda s: (s, self.blobs.get(f"packs/{s[0]}", (s[1], s[2]))[0]), spans)
+            fetched = pool.map(lambda s: (s, self._get_range(*s[:3])), spans)
             for (pack, start, end, members), body in fetched:
                 if len(body) != end - start:
                     raise RemoteError(f"{self.where}: pack {pack} is shorter than its index says")
                 for offset, length, oid in members:
                     yield oid, body[offset - start:offset - start + length]
+
+    def _get_range(self, pack: str, start: int, end: int) -> bytes:
+        try:
+            return self.blobs.get(f"packs/{pack}", (start, end))[0]
+        except BlobMissing:
+            self._forget()
+            raise PackGone(f"{self.where}: pack {pack} was removed (by a gc) while reading; "
+                           "reading again from a fresh listing") from None
 
     # -- refs ------------------------------------------------------------------------------------
     def _ref_heads(self) -> dict[str, tuple[int, str]]:
@@ -195,6 +288,118 @@ class PackBackend(Backend):
             return False
         entry = json.dumps({"old": old.hex() if old else None, "new": new.hex() if new else None}).encode()
         return self.blobs.put_if_absent(f"refs/{name}:{seq + 1:0{SEQ_WIDTH}d}", entry) is not None
+
+    # -- gc ----------------------------------------------------------------------------------------
+    def server_time(self) -> float:
+        """The upload time the server gives a probe key just written (the bucket's clock)."""
+        key = f"gc/clock/{uuid.uuid4().hex}"
+        self.blobs.put(key, b"")
+        try:
+            return self.blobs.list_info("gc/clock")[key.rpartition("/")[2]].modified
+        except KeyError:
+            raise RemoteError(f"{self.where}: a key just written is not listed") from None
+        finally:
+            self.blobs.delete(key)
+
+    def list_objects(self) -> Iterator[StoredObject]:
+        self._forget()
+        self._load_index()
+        for pack, info in self._packs_loaded.items():
+            body = self._get_immutable(f"index/{pack}", info.etag)
+            for oid, _, length in self._records_of(pack, body):
+                yield StoredObject(oid, length, info.modified, self._condemned.get((pack, oid)), pack)
+
+    def condemn(self, items: list[StoredObject], uploaded_before: float = math.inf) -> int:
+        self._load_index()
+        packs: dict[str, list[str]] = defaultdict(list)
+        for item in items:
+            info = self._packs_loaded.get(item.where)  # a pack's objects share its upload time
+            if info is not None and (item.where, item.id) not in self._condemned and info.modified <= uploaded_before:
+                packs[item.where].append(item.id.hex())
+        if not packs:
+            return 0
+        name = f"{CONDEMNED}{int(time.time() * 1000):013d}-{uuid.uuid4().hex}"
+        self.blobs.put_if_absent(f"index/{name}", json.dumps({"packs": packs}, sort_keys=True).encode())
+        self._load_index()
+        return sum(len(ids) for ids in packs.values())
+
+    def absolve(self, items: list[StoredObject]) -> None:
+        """Records are written once: the objects without a clean copy are copied into a new pack
+        (indexed create-only), which no record names."""
+        self._load_index()
+        ids = list(dict.fromkeys(o.id for o in items if self._live_copy(o.id) is None))
+        for batch in batched(ids, 256):
+            self._write_pack(sorted(self.get_many(batch)), create_only=True, salt=uuid.uuid4().bytes)
+        if ids:
+            self._forget()
+
+    def ref_log_targets(self, since: float) -> set[bytes]:
+        out: set[bytes] = set()
+        for key, info in self.blobs.list_info("refs").items():
+            name, _, seq = key.rpartition(":")
+            if not (name and seq.isdigit()) or info.modified < since:
+                continue
+            try:
+                entry = json.loads(self._get_immutable(f"refs/{key}", info.etag))
+                out.update(bytes.fromhex(entry[k]) for k in ("old", "new") if entry.get(k))
+            except (ValueError, TypeError, AttributeError):
+                raise Corrupt(f"{self.where}: ref log entry {key} is damaged") from None
+        return out
+
+    def delete_condemned(self, items: list[StoredObject], cutoff: float, *, repack_below: float = 0.5,
+                         debris_before: float | None = None) -> tuple[int, int]:
+        self._forget()
+        self._load_index()
+        doomed: dict[str, set[bytes]] = defaultdict(set)
+        for item in items:
+            stamp = self._condemned.get((item.where, item.id))
+            if stamp is not None and stamp <= cutoff:
+                doomed[item.where].add(item.id)
+        objects = size = 0
+        for pack, ids in sorted(doomed.items()):
+            info = self._packs_loaded.get(pack)
+            if info is None:
+                continue
+            records = self._records_of(pack, self._get_immutable(f"index/{pack}", info.etag))
+            rest = sorted((r for r in records if r[0] not in ids), key=lambda r: r[1])
+            if any(self._condemned.get((pack, r[0]), -1.0) > cutoff for r in rest):
+                continue  # holds objects condemned later: wait until they can go too
+            gone = [r for r in records if r[0] in ids]
+            total = sum(r[2] for r in records)
+            if rest and sum(r[2] for r in rest) >= repack_below * total:
+                continue  # mostly live: not worth rewriting yet
+            if rest and not self._repack(pack, rest):
+                continue
+            self.blobs.delete(f"index/{pack}")  # the index first: no reader finds the pack after
+            self.blobs.delete(f"packs/{pack}")
+            objects, size = objects + len(gone), size + sum(r[2] for r in gone)
+        self._forget()
+        self._load_index()
+        for name in self._records:  # records whose every pack is gone
+            try:
+                packs = json.loads(self._get_immutable(f"index/{name}", self._records[name].etag))["packs"]
+            except (ValueError, KeyError, TypeError):
+                continue
+            if not any(p in self._packs_loaded for p in packs):
+                self.blobs.delete(f"index/{name}")
+        if debris_before is not None:  # packs without an index: killed pushes and repacks
+            for pack, info in self.blobs.list_info("packs").items():
+                if pack not in self._packs_loaded and info.modified <= debris_before:
+                    self.blobs.delete(f"packs/{pack}")
+        self._forget()
+        return objects, size
+
+    def _repack(self, pack: str, rest: list[tuple[bytes, int, int]]) -> bool:
+        """The objects ``rest`` of ``pack`` copied into a new pack, indexed; False if ``pack`` is
+        gone meanwhile (another gc took it)."""
+        try:
+            body, _ = self.blobs.get(f"packs/{pack}")
+        except BlobMissing:
+            return False
+        if any(offset + length > len(body) for _, offset, length in rest):
+            raise RemoteError(f"{self.where}: pack {pack} is shorter than its index says")
+        self._write_pack([(oid, body[offset:offset + length]) for oid, offset, length in rest], create_only=True)
+        return True
 
     def close(self) -> None:
         self.blobs.close()

@@ -2,16 +2,22 @@
 
 Existence checks and writes are pipelined (one round trip per batch); the ref compare-and-swap is a
 Lua script, so it is atomic on the server.
+
+For gc (``gc.py``): two sorted sets beside the objects, ``<prefix>gc:up`` (id -> upload time) and
+``<prefix>gc:cond`` (id -> condemnation time), both by the server's clock (``TIME``). A put, a
+condemnation and a delete are each one Lua script, so each is atomic against the others.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
+import re
 from dataclasses import replace
 from typing import Iterator
 
 from ..errors import RemoteError, RemoteRefused, RemoteUnreachable
-from .base import Backend, batched
+from .base import Backend, StoredObject, batched
 from .config import check_server_url
 from .registry import Scheme, register
 
@@ -26,6 +32,35 @@ end
 if ARGV[3] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) end
 return 1
 """
+
+# KEYS: object, gc:up, gc:cond; ARGV: id, value. A put clears a condemnation, then stamps the upload.
+PUT_SCRIPT = """
+redis.call('ZREM', KEYS[3], ARGV[1])
+local t = redis.call('TIME')
+redis.call('ZADD', KEYS[2], string.format('%d.%06d', t[1], t[2]), ARGV[1])
+redis.call('SET', KEYS[1], ARGV[2], 'NX')
+return 1
+"""
+# KEYS: object, gc:up, gc:cond; ARGV: id, uploaded before
+CONDEMN_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('ZSCORE', KEYS[3], ARGV[1]) then return 0 end
+local up = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if up and tonumber(up) > tonumber(ARGV[2]) then return 0 end
+local t = redis.call('TIME')
+redis.call('ZADD', KEYS[3], string.format('%d.%06d', t[1], t[2]), ARGV[1])
+return 1
+"""
+# KEYS: object, gc:up, gc:cond; ARGV: id, cutoff. The object's size if deleted, else -1.
+DELETE_SCRIPT = """
+local c = redis.call('ZSCORE', KEYS[3], ARGV[1])
+if not c or tonumber(c) > tonumber(ARGV[2]) then return -1 end
+local n = redis.call('STRLEN', KEYS[1])
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return n
+"""
+LIST_BATCH = 1000
 
 
 class RedisBackend(Backend):
@@ -45,6 +80,9 @@ class RedisBackend(Backend):
             self.r.ping()
             self.traffic.requests += 1
         self._cas = self.r.register_script(CAS_SCRIPT)
+        self._put, self._condemn = self.r.register_script(PUT_SCRIPT), self.r.register_script(CONDEMN_SCRIPT)
+        self._delete = self.r.register_script(DELETE_SCRIPT)
+        self.k_up, self.k_cond = self.prefix + b"gc:up", self.prefix + b"gc:cond"
 
     @contextlib.contextmanager
     def _errors(self):
@@ -77,9 +115,10 @@ class RedisBackend(Backend):
             pipe = self.r.pipeline(transaction=False)
             for oid in ids:
                 pipe.exists(self._key(oid))
+                pipe.zscore(self.k_cond, oid)  # a condemned object is not offered to a push
             found = pipe.execute()
         self.traffic.requests += 1
-        return {oid for oid, n in zip(ids, found) if n}
+        return {oid for oid, n, cond in zip(ids, found[::2], found[1::2]) if n and cond is None}
 
     def put_many(self, items: list[tuple[bytes, bytes]]) -> None:
         size, pipe = 0, None
@@ -87,7 +126,7 @@ class RedisBackend(Backend):
             for oid, value in items:
                 if pipe is None:
                     pipe = self.r.pipeline(transaction=False)
-                pipe.set(self._key(oid), value, nx=True)
+                self._put(keys=[self._key(oid), self.k_up, self.k_cond], args=[oid, value], client=pipe)
                 size += len(value)
                 if size >= PIPE_BYTES:
                     pipe.execute()
@@ -118,6 +157,66 @@ class RedisBackend(Backend):
             done = self._cas(keys=[self.prefix + b"refs"], args=[name.encode(), old or b"", new or b""])
         self.traffic.requests += 1
         return bool(done)
+
+    # -- gc ----------------------------------------------------------------------------------------
+    def server_time(self) -> float:
+        with self._errors():
+            seconds, micros = self.r.time()
+        self.traffic.requests += 1
+        return seconds + micros / 1e6
+
+    def list_objects(self) -> Iterator[StoredObject]:
+        start = len(self.prefix) + 2
+        pattern = re.sub(rb"([*?\[\]\\])", rb"\\\1", self.prefix) + b"o:*"
+        cursor = 0
+        while True:
+            with self._errors():
+                cursor, keys = self.r.scan(cursor, match=pattern, count=LIST_BATCH)
+                ids = [k[start:] for k in keys]
+                if ids:
+                    pipe = self.r.pipeline(transaction=False)
+                    for key in keys:
+                        pipe.strlen(key)
+                    pipe.zmscore(self.k_up, ids)
+                    pipe.zmscore(self.k_cond, ids)
+                    *sizes, ups, conds = pipe.execute()
+            self.traffic.requests += 2 if ids else 1
+            for oid, size, up, cond in (zip(ids, sizes, ups, conds) if ids else ()):
+                if size:
+                    yield StoredObject(oid, size, float(up or 0.0), None if cond is None else float(cond))
+            if cursor == 0:
+                return
+
+    def condemn(self, items: list[StoredObject], uploaded_before: float = math.inf) -> int:
+        before = repr(uploaded_before) if math.isfinite(uploaded_before) else "inf"
+        return sum(self._each(self._condemn, items, lambda o: ([self._key(o.id), self.k_up, self.k_cond],
+                                                                [o.id, before])))
+
+    def absolve(self, items: list[StoredObject]) -> None:
+        for batch in batched(items, LIST_BATCH):
+            with self._errors():
+                self.r.zrem(self.k_cond, *[o.id for o in batch])
+            self.traffic.requests += 1
+
+    def delete_condemned(self, items: list[StoredObject], cutoff: float, *,
+                         repack_below: float = 0.5,
+                         debris_before: float | None = None) -> tuple[int, int]:
+        sizes = [n for n in self._each(self._delete, items, lambda o: (
+            [self._key(o.id), self.k_up, self.k_cond], [o.id, repr(cutoff)])) if n >= 0]
+        return len(sizes), sum(sizes)
+
+    def _each(self, script, items: list[StoredObject], keys_args) -> list[int]:
+        """``script`` run once per item, pipelined: its replies."""
+        out: list[int] = []
+        for batch in batched(items, LIST_BATCH):
+            with self._errors():
+                pipe = self.r.pipeline(transaction=False)
+                for item in batch:
+                    keys, args = keys_args(item)
+                    script(keys=keys, args=args, client=pipe)
+                out += [int(n) for n in pipe.execute()]
+            self.traffic.requests += 1
+        return out
 
     def close(self) -> None:
         self.r.close()

@@ -27,7 +27,7 @@ from dataclasses import replace
 from urllib.parse import urlsplit
 
 from ..errors import RemoteError, RemoteRefused, RemoteUnreachable
-from .blobs import BlobMissing, BlobStore, strip_etag
+from .blobs import BlobInfo, BlobMissing, BlobStore, listed_time, strip_etag
 from .packs import PackBackend
 from .registry import Scheme, register
 
@@ -104,8 +104,8 @@ class S3Blobs(BlobStore):
             raise RemoteError(f"{self.where}: unexpected reply, is it an S3 server? "
                               f"({type(exc).__name__}: {str(exc).splitlines()[0][:100]})") from None
 
-    def list(self, folder: str) -> dict[str, str]:
-        keys: dict[str, str] = {}
+    def list_info(self, folder: str) -> dict[str, BlobInfo]:
+        keys: dict[str, BlobInfo] = {}
         base = self.full_key(folder) + "/"
         token = None
         while True:
@@ -114,7 +114,9 @@ class S3Blobs(BlobStore):
                 resp = self.client.list_objects_v2(Bucket=self.bucket, Prefix=base, MaxKeys=1000,
                                                    **({"ContinuationToken": token} if token else {}))
                 contents = resp.get("Contents", [])
-                keys.update((c["Key"][len(base):], strip_etag(c.get("ETag"))) for c in contents)
+                keys.update((c["Key"][len(base):], BlobInfo(strip_etag(c.get("ETag")), int(c.get("Size", 0)),
+                                                            listed_time(c.get("LastModified"))))
+                            for c in contents)
                 token = resp.get("NextContinuationToken")
             if not (resp.get("IsTruncated") and token):
                 return keys

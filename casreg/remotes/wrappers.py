@@ -11,12 +11,13 @@ counts every request, failed attempts included. Attributes a wrapper does not de
 from __future__ import annotations
 
 import logging
+import math
 from typing import Callable, Iterator, TypeVar
 
 import tenacity
 
 from ..errors import RemoteUnreachable
-from .base import Backend
+from .base import Backend, StoredObject
 
 log = logging.getLogger("casreg.remotes")
 T = TypeVar("T")
@@ -61,6 +62,35 @@ class BackendWrapper(Backend):
 
     def close(self) -> None:
         self.inner.close()
+
+    # gc: forwarded as they are (Backend's defaults would not reach the inner backend)
+    @property
+    def clock_resolution(self) -> float:  # type: ignore[override]
+        return self.inner.clock_resolution
+
+    def collecting(self):
+        return self.inner.collecting()
+
+    def server_time(self) -> float:
+        return self.inner.server_time()
+
+    def list_objects(self) -> Iterator[StoredObject]:
+        return self.inner.list_objects()
+
+    def condemn(self, items: list[StoredObject], uploaded_before: float = math.inf) -> int:
+        return self.inner.condemn(items, uploaded_before)
+
+    def absolve(self, items: list[StoredObject]) -> None:
+        self.inner.absolve(items)
+
+    def ref_log_targets(self, since: float) -> set[bytes]:
+        return self.inner.ref_log_targets(since)
+
+    def delete_condemned(self, items: list[StoredObject], cutoff: float, **options) -> tuple[int, int]:
+        return self.inner.delete_condemned(items, cutoff, **options)
+
+    def compact(self) -> bool:
+        return self.inner.compact()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.inner!r})"
@@ -165,6 +195,29 @@ class Retrying(BackendWrapper):
             if oid in pending:
                 del pending[oid]
                 yield oid, value
+
+    # gc calls are idempotent (a condemnation keeps its first stamp, deletes are conditional):
+    # retried as they are; a listing is retried whole.
+    def server_time(self) -> float:
+        return self._call(self.inner.server_time)
+
+    def list_objects(self) -> Iterator[StoredObject]:
+        return iter(self._call(lambda: list(self.inner.list_objects())))
+
+    def condemn(self, items: list[StoredObject], uploaded_before: float = math.inf) -> int:
+        return self._call(self.inner.condemn, items, uploaded_before)
+
+    def absolve(self, items: list[StoredObject]) -> None:
+        self._call(self.inner.absolve, items)
+
+    def ref_log_targets(self, since: float) -> set[bytes]:
+        return self._call(self.inner.ref_log_targets, since)
+
+    def delete_condemned(self, items: list[StoredObject], cutoff: float, **options) -> tuple[int, int]:
+        return self._call(lambda: self.inner.delete_condemned(items, cutoff, **options))
+
+    def compact(self) -> bool:
+        return self._call(self.inner.compact)
 
     def set_ref_if_equals(self, name: str, old: bytes | None, new: bytes | None) -> bool:
         failed = False

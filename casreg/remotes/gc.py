@@ -1,0 +1,196 @@
+"""``gc --remote``: delete what no ref of a remote reaches, safe beside pushes, with no lock.
+
+One run, on any backend (the contract's gc methods, ``base.py``):
+
+1. ``now`` by the server's clock; the listing of every stored copy (id, size, upload time,
+   condemnation time).
+2. Mark: from every remote ref (strictly: an object they reach that is missing or damaged stops
+   gc before it changes anything) and from the ref log's entries of the grace period (leniently:
+   what is gone below them is skipped), with ``graph.reachable_batched`` over objects read from
+   the remote and verified as they are read (``sync.verified``, delta bases included).
+3. Unreachable copies: uploaded within the grace period, kept (a push that has not moved its ref
+   yet); condemned at least the grace period ago, deleted; the others condemned now (from then
+   on no push is offered them: ``has_many`` hides them, a push uploads them anew). Reachable
+   copies that were condemned are absolved. With grace 0 what is condemned goes at once.
+
+Why that is safe with pushes racing it, case by case: docs/architecture.md, "gc on a remote".
+The one assumption: a push moves its ref within the grace period of its ``has_many``/uploads.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+
+from ..errors import CasregError, Corrupt, RemoteError
+from ..objects import codec
+from ..objects.encoding import CHUNK, COMMIT, DECODERS
+from ..objects.graph import children, reachable_batched
+from ..objects.store import unpack
+from ..timespec import parse_duration
+from .base import Backend, StoredObject, batched
+from .sync import GET_BATCH, _base_reader, _bases_for, verified
+
+DEFAULT_GRACE = "1d"   # longer than any push takes from its first has_many to its ref move
+REPACK_BELOW = 0.5     # COS/S3: a pack whose remaining objects are under this share of its bytes is rewritten
+
+
+@dataclass
+class RemoteGcResult:
+    remote: str
+    dry_run: bool
+    grace_seconds: float | None
+    refs: int = 0
+    reachable_objects: int = 0
+    stored_objects: int = 0          # copies listed (COS/S3: an id in two packs counts twice)
+    stored_bytes: int = 0
+    young_objects: int = 0           # unreachable, uploaded within the grace period: kept
+    condemned_objects: int = 0       # condemned by this run (would be, with dry_run)
+    waiting_objects: int = 0         # condemned earlier, within the grace period: kept until a later gc
+    absolved_objects: int = 0        # condemned earlier, reachable again
+    deletable_objects: int = 0       # what this run may delete (the whole of it with dry_run)
+    deletable_bytes: int = 0
+    deleted_objects: int = 0
+    deleted_bytes: int = 0
+    compacted: bool = False
+    seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def collect(backend: Backend, *, remote: str = "", grace: str = DEFAULT_GRACE, dry_run: bool = False,
+            repack_below: float = REPACK_BELOW, compact: bool | None = None) -> RemoteGcResult:
+    """One gc of ``backend`` (see the module docstring); ``grace`` a duration (``now``, ``1d``)."""
+    seconds = parse_duration(grace)
+    started = time.monotonic()
+    result = RemoteGcResult(remote, dry_run, seconds if math.isfinite(seconds) else None)
+    with backend.collecting():
+        now = time.time() if dry_run else backend.server_time()  # a dry run writes nothing (COS/S3 would)
+        slack = backend.clock_resolution if seconds > 0 else 0.0  # a time rounded down is older
+        old_before = now - seconds - slack
+        listing = list(backend.list_objects())
+        result.stored_objects, result.stored_bytes = len(listing), sum(o.size for o in listing)
+        keep = _mark(backend, listing, now - seconds if seconds > 0 else None, result)  # now: no log roots
+        absolve, condemn, deletable = _classify(listing, keep, old_before, seconds, result)
+        result.deletable_objects = len(deletable) + (len(condemn) if seconds == 0 else 0)
+        result.deletable_bytes = sum(o.size for o in deletable) + (sum(o.size for o in condemn) if seconds == 0 else 0)
+        if dry_run:
+            result.condemned_objects = len(condemn)
+        else:
+            if absolve:
+                backend.absolve(absolve)
+            result.condemned_objects = backend.condemn(condemn, old_before) if condemn else 0
+            cutoff = old_before
+            if seconds == 0:  # "now": what was just condemned goes too
+                deletable += condemn
+                cutoff = backend.server_time()
+            result.deleted_objects, result.deleted_bytes = backend.delete_condemned(
+                deletable, cutoff, repack_below=repack_below, debris_before=old_before)
+            if compact is None:
+                compact = result.deleted_bytes >= min(64 << 20, result.stored_bytes // 10) > 0
+            result.compacted = bool(compact) and backend.compact()
+    result.seconds = round(time.monotonic() - started, 3)
+    return result
+
+
+def _classify(listing: list[StoredObject], keep: dict[bytes, int], old_before: float, grace: float,
+              result: RemoteGcResult) -> tuple[list[StoredObject], list[StoredObject], list[StoredObject]]:
+    """(copies to absolve, to condemn, that may be deleted)."""
+    copies: dict[bytes, list[StoredObject]] = defaultdict(list)
+    for item in listing:
+        copies[item.id].append(item)
+    absolve, condemn, deletable = [], [], []
+    for oid, items in copies.items():
+        live = oid in keep
+        spare = live and any(o.condemned is None for o in items)  # a reachable id with a clean copy
+        for o in items:
+            if o.condemned is None:
+                if live:
+                    continue
+                if o.uploaded <= old_before:
+                    condemn.append(o)
+                else:
+                    result.young_objects += 1
+            elif live and not spare:
+                absolve.append(o)
+                result.absolved_objects += 1
+            elif grace == 0 or o.condemned <= old_before:
+                deletable.append(o)
+            else:
+                result.waiting_objects += 1
+    return absolve, condemn, deletable
+
+
+def _mark(backend: Backend, listing: list[StoredObject], log_since: float | None, result: RemoteGcResult) -> dict[bytes, int]:
+    refs = backend.refs()
+    if backend.bad_refs:  # what they point at is unknown: sweeping could take a live version
+        name, why = next(iter(backend.bad_refs.items()))
+        raise RemoteError(f"gc --remote stopped before deleting anything: {len(backend.bad_refs)} unusable "
+                          f"ref(s) on the remote ({name}: {why}); remove or repair them first")
+    result.refs = len(refs)
+    try:
+        keep = reachable_batched(((t, COMMIT) for t in set(refs.values())), _expander(backend))
+    except (Corrupt, RemoteError) as exc:
+        raise type(exc)(f"gc --remote stopped before deleting anything: {exc}; "
+                        "run `casreg verify --remote NAME --full`") from None
+    listed = {o.id for o in listing}
+    logged = [(t, COMMIT) for t in backend.ref_log_targets(log_since) if t in listed] if log_since is not None else []
+    keep.update(reachable_batched(logged, _expander(backend, listed), known=keep))
+    result.reachable_objects = len(keep)
+    return keep
+
+
+def _expander(backend: Backend, listed: set[bytes] | None = None):
+    """``expand`` for ``reachable_batched``: a level read from the remote in batches, verified.
+    With ``listed`` (the ref log's roots) it is lenient: only listed ids are read, and one that is
+    missing or damaged is skipped, not an error."""
+
+    def read(ids: list[bytes]) -> dict[bytes, bytes]:
+        try:
+            return dict(backend.get_many(ids))
+        except RemoteError:
+            if listed is None:
+                raise
+            out: dict[bytes, bytes] = {}
+            for oid in ids:  # one at a time: keep what is there
+                try:
+                    out.update(backend.get_many([oid]))
+                except RemoteError:
+                    pass
+            return out
+
+    def expand(level: dict[bytes, int]):
+        ids = [oid for oid in level if listed is None or oid in listed]
+        structured = [oid for oid in ids if level[oid] != CHUNK]
+        for part in batched(structured, GET_BATCH):
+            for oid, value in read(part).items():
+                kind = level[oid]
+                try:
+                    obj = DECODERS[kind](verified(oid, value, kind))
+                except CasregError:
+                    if listed is None:
+                        raise
+                    continue
+                yield oid, list(children(kind, obj))
+        for part in batched([oid for oid in ids if level[oid] == CHUNK], GET_BATCH):
+            received = read(part)
+            try:
+                base_of = _base_reader({**_bases_for(backend, received), **received})
+            except RemoteError:
+                if listed is None:
+                    raise
+                base_of = _base_reader(received)
+            cache: dict = {}
+            for oid, value in received.items():
+                try:
+                    verified(oid, value, CHUNK, base_of, cache)
+                except CasregError:
+                    if listed is None:
+                        raise
+                    continue
+                _, tag, payload = unpack(value)
+                yield oid, [(b, CHUNK) for b in codec.base_ids(tag, payload)]
+    return expand
