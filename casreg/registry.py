@@ -193,14 +193,14 @@ class Registry(Repository):
         return self.delete_ref(ref)
 
     # -- retention ---------------------------------------------------------------------------------
-    def retain(self, model: str, policy, *, dry_run: bool = False, save: bool = False):
+    def retain(self, model: str, policy, *, dry_run: bool = False, save: bool = False, remote: str | None = None):
         """Delete the names of ``model``'s versions ``policy`` (a ``retention.Policy``) does not
         keep; with ``save`` the policy is kept with the model and applied by every ``gc``."""
         from . import retention
         policy.check()
         if save and not dry_run:
             self.set_model_meta(model, {retention.POLICY_KEY: policy.to_json()})
-        return retention.apply(self, model, policy, dry_run=dry_run)
+        return retention.apply(self, model, policy, dry_run=dry_run, remote=remote)
 
     def gc(self, dry_run: bool = False, prune: str | None = None, compact: bool | None = None) -> dict:
         """``Repository.gc``, after the names of expired versions are deleted and every saved

@@ -55,9 +55,12 @@ class Plan:
     keep: dict[str, str] = field(default_factory=dict)  # version -> the rule that keeps it
     drop: list[str] = field(default_factory=list)
     dry_run: bool = True
+    remote: str | None = None
+    remote_drop: list[str] = field(default_factory=list)  # of ``drop``, the versions the remote names too
 
     def to_json(self) -> dict:
-        return {"model": self.model, "keep": self.keep, "drop": self.drop, "dry_run": self.dry_run}
+        return {"model": self.model, "keep": self.keep, "drop": self.drop, "dry_run": self.dry_run,
+                **({"remote": self.remote, "remote_drop": self.remote_drop} if self.remote else {})}
 
 
 def plan(repo, model: str, policy: Policy, *, now: float | None = None) -> Plan:
@@ -86,13 +89,23 @@ def plan(repo, model: str, policy: Policy, *, now: float | None = None) -> Plan:
     return result
 
 
-def apply(registry, model: str, policy: Policy, *, dry_run: bool = False) -> Plan:
-    """``plan``, then (unless ``dry_run``) the names of the versions it drops deleted."""
+def apply(registry, model: str, policy: Policy, *, dry_run: bool = False, remote: str | None = None) -> Plan:
+    """``plan``, then (unless ``dry_run``) the names of the versions it drops deleted, and with
+    ``remote`` on that remote too, each by compare-and-swap from where the remote had it (its
+    objects go at the remote's ``gc --remote``). The plan is made from this store's versions."""
     result = plan(registry, model, policy)
-    result.dry_run = dry_run
+    result.dry_run, result.remote = dry_run, remote
+    remote_refs: dict[str, bytes] = {}
+    if remote is not None:
+        from .remotes import ops
+        remote_refs = ops.ls_remote(registry, remote)
+        result.remote_drop = [v for v in result.drop if catalog.version_ref(model, v) in remote_refs]
     if not dry_run:
         for version in result.drop:
             registry.delete_version(catalog.version_ref(model, version))
+        for version in result.remote_drop:
+            ref = catalog.version_ref(model, version)
+            ops.delete_remote_ref(registry, str(remote), ref, expect_old=remote_refs[ref])
     return result
 
 

@@ -97,3 +97,24 @@ def test_fate_ttl_names_expire_at_the_next_gc_and_shared_chunks_stay(tmp_path):
     with pytest.raises(InvalidInput):
         reg.fate_import(fixture, ttl=0)
     reg.close()
+
+
+def test_retain_remote_deletes_the_names_there_too_and_gc_remote_reclaims(tmp_path):
+    from casreg.remotes import ops
+    Registry.init(str(tmp_path / "hub")).close()
+    reg = Registry.init(str(tmp_path / "site" / ".casreg"))
+    ops.config(reg).add("origin", f"file://{tmp_path / 'hub'}")
+    for n in range(3):
+        write_file(tmp_path / "m" / "w.bin", random_bytes(200_000, f"v{n}"))
+        reg.commit(str(tmp_path / "m"), f"models/lr/v{n}")
+    reg.push("origin", [f"models/lr/v{n}" for n in range(3)])
+    dry = reg.retain("lr", Policy(keep_last=1), dry_run=True, remote="origin")
+    assert sorted(dry.remote_drop) == ["v0", "v1"] and set(ops.ls_remote(reg, "origin")) >= {"models/lr/v0", "models/lr/v1"}
+    done = reg.retain("lr", Policy(keep_last=1), remote="origin")
+    assert sorted(done.remote_drop) == ["v0", "v1"]
+    remote_refs = ops.ls_remote(reg, "origin")
+    assert "models/lr/v2" in remote_refs and not {"models/lr/v0", "models/lr/v1"} & set(remote_refs)
+    result = reg.gc_remote("origin", grace="now")
+    assert result.to_json()["deleted_objects"] > 0
+    assert ops.verify(reg, "origin", full=True) == []
+    reg.close()

@@ -280,15 +280,19 @@ def retain(model: str = typer.Argument(..., help="The model whose versions to th
            keep_live: bool = typer.Option(False, "--keep-live", help="Keep LIVE (not ARCHIVED) versions."),
            dry_run: bool = typer.Option(False, "--dry-run", help="Only say what would go."),
            save: bool = typer.Option(False, "--save", help="Keep the policy with the model: every gc applies it."),
+           remote: Optional[str] = typer.Option(None, "--remote", metavar="NAME",
+                                                help="Delete the names on remote NAME too (its gc --remote "
+                                                     "then reclaims)."),
            as_json: bool = JSON_OPTION) -> None:
     """Delete the names of a model's versions no rule keeps (restorable until gc's grace period ends)."""
     from ..retention import Policy
     policy = Policy(keep_last, keep_days, keep_tagged, keep_aliased, keep_live)
     with _repo(readonly=dry_run) as repo:
-        plan = repo.retain(model, policy, dry_run=dry_run, save=save)
+        plan = repo.retain(model, policy, dry_run=dry_run, save=save, remote=remote)
     if as_json:
         _emit(plan.to_json())
         return
     rows = [{"version": v, "action": "keep", "why": why} for v, why in plan.keep.items()]
-    rows += [{"version": v, "action": "would delete" if dry_run else "deleted", "why": ""} for v in plan.drop]
+    rows += [{"version": v, "action": ("would delete" if dry_run else "deleted") + (
+        f" (and on {remote})" if v in plan.remote_drop else ""), "why": ""} for v in plan.drop]
     _table(rows, False, [("VERSION", lambda r: r["version"]), ("", lambda r: r["action"]), ("WHY", lambda r: r["why"])])
