@@ -105,3 +105,23 @@ def test_fate_flow_s_cos_object_in_and_back_out(tmp_path, seaweed):
     run_cli("fate", "store", ref, "--to", seaweed.url(seaweed.bucket), cwd=tmp_path, check=0)
     body = client.get_object(Bucket=seaweed.bucket, Key=key)["Body"].get_raw_stream().read()
     assert body == fixture("fate111-cos-PipelinedModel.zip")  # the object FATE put there, bit for bit
+
+
+def test_a_fate_2_store_s_parties_come_in_as_versions_of_their_own(tmp_path):
+    from tests.test_fatestores import small_tar
+    store_dir = tmp_path / "fate2"
+    store_dir.mkdir()
+    with fs.open_url(f"file://{store_dir}") as store:
+        for party in ("guest#9999#202412", "host#10000#202412", "arbiter#10001#202412"):
+            store.write(party, "0", small_tar(party), component=f"lr_{party[0]}", output_key="model",
+                        layout=fs.LAYOUT_2)
+    (tmp_path / "site").mkdir()
+    run_cli("init", cwd=tmp_path / "site", check=0)
+    report = _import(tmp_path / "site", "--from", f"file://{store_dir}")
+    assert sorted(report["versions"]) == ["models/arbiter#10001#202412/0", "models/guest#9999#202412/0",
+                                          "models/host#10000#202412/0"]
+    for party in ("guest#9999#202412", "host#10000#202412", "arbiter#10001#202412"):
+        files = json.loads(run_cli("ls", f"models/{party}/0", "--json", cwd=tmp_path / "site", check=0).stdout)
+        assert [f["path"] for f in files] == [f"lr_{party[0]}/model"]  # its own output, no other party's
+        assert run_cli("cat", f"models/{party}/0:lr_{party[0]}/model", cwd=tmp_path / "site", check=0).stdout == \
+            small_tar(party)
