@@ -20,10 +20,9 @@ from ..objects.encoding import FILE, TREE, Tree, TreeEntry
 from ..refs import check_ref_name
 from .checkpoints import find_checkpoint
 from .names import pipeline_ref
-from .pipeline import WireError, as_json, decode_pipeline, deployed, encode_pipeline
+from .pipeline import PIPELINE_PATHS, WireError, as_json, decode_pipeline, deployed, encode_pipeline
 
-PIPELINE = "variables/data/pipeline/pipeline/Pipeline"
-PIPELINE_FILES = (PIPELINE, "pipeline.pb")
+PIPELINE = PIPELINE_PATHS[0]
 NOT_INHERITED = ("fate_archive_sha256", "fate_archive_sha1", "expires_at")
 
 
@@ -40,7 +39,7 @@ def _rewritten(repo, base_id: bytes, party_model_id: str, version: str, new_vers
     """path -> new content of the parent's Pipeline files."""
     out: dict[str, bytes] = {}
     model_id = party_model_id.split("#", 2)[2]
-    for path in PIPELINE_FILES:
+    for path in PIPELINE_PATHS:
         data = _read(repo, base_id, path)
         if data is None:
             continue

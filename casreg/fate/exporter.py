@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from .. import notes, ziplayout
 from ..errors import CasregError, Corrupt, UnsafePath
 from ..safepath import join_inside
-from .layout import file_digest
+from .layout import file_digests
 from .names import LAYOUTS, check_party_model_id, check_version
 
 
@@ -39,8 +39,8 @@ def export(repo, spec: str, dest: str, *, force: bool = False, fresh: bool = Fal
     """Write a version back in FATE's layout: a directory, or FATE's archive form for ``*.zip``:
     the archive the version was imported from, rebuilt bit for bit from its layout, or (none
     kept, or ``fresh``) a new one packed the way FATE-Flow packs it."""
+    meta = repo.metadata(spec)
     if not dest.endswith(".zip"):
-        meta = repo.metadata(spec)
         if _name(meta.get("fate_layout")) == "2":  # back under <model_id>/<version>/<role>/<party_id>/
             try:
                 role, party_id, model_id = check_party_model_id(_name(meta.get("party_model_id"))).split("#", 2)
@@ -53,8 +53,8 @@ def export(repo, spec: str, dest: str, *, force: bool = False, fresh: bool = Fal
     if os.path.exists(dest) and not force:
         raise CasregError(f"{dest} exists; use --force to replace it")
     version = repo.resolve(spec)
-    layout = None if fresh else _layout(repo, version)
-    root = _name(repo.metadata(spec).get("fate_archive_root")) if layout is not None else ""
+    layout = None if fresh else _layout(repo, version, meta)
+    root = _name(meta.get("fate_archive_root")) if layout is not None else ""
     with tempfile.TemporaryDirectory(prefix="casreg-fate-", dir=os.path.dirname(os.path.abspath(dest))) as tmp:
         tree = os.path.join(tmp, "tree")
         repo.checkout(version.hex(), tree)
@@ -67,20 +67,20 @@ def export(repo, spec: str, dest: str, *, force: bool = False, fresh: bool = Fal
                 return open(path, "rb") if os.path.isfile(path) and not os.path.islink(path) else None
             with open(partial, "wb") as out:
                 ziplayout.rebuild(layout, open_file, out)
-            digest = file_digest(partial, "sha256")
-            if digest != layout.sha256:
-                raise Corrupt(f"the archive rebuilt from {spec}'s layout has SHA-256 {digest}, not "
-                              f"{layout.sha256}; use --fresh for a newly packed archive")
         else:
             _pack(spec, tree, partial)
+        digests = file_digests(partial, "sha256", "sha1")
+        if layout is not None and digests["sha256"] != layout.sha256:
+            raise Corrupt(f"the archive rebuilt from {spec}'s layout has SHA-256 {digests['sha256']}, not "
+                          f"{layout.sha256}; use --fresh for a newly packed archive")
         os.replace(partial, dest)
-    return Exported(os.path.abspath(dest), file_digest(dest, "sha256"), file_digest(dest, "sha1"),
-                    identical=layout is not None)
+    return Exported(os.path.abspath(dest), digests["sha256"], digests["sha1"], identical=layout is not None)
 
 
-def _layout(repo, version: bytes) -> ziplayout.Layout | None:
-    """The layout of the archive ``version`` was last imported from, if one was kept."""
-    sha256 = _name(notes.read(repo, version).get("fate_archive_sha256"))
+def _layout(repo, version: bytes, meta: dict) -> ziplayout.Layout | None:
+    """The layout of the archive ``version`` (whose metadata is ``meta``) was last imported from,
+    if one was kept."""
+    sha256 = _name(meta.get("fate_archive_sha256"))
     buf = io.BytesIO()
     if not re.fullmatch(r"[0-9a-f]{64}", sha256) or not notes.attachment(repo, version, LAYOUTS + sha256, buf):
         return None

@@ -9,22 +9,12 @@ files are stored as they are either way.
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
-from .pipeline import WireError, decode_pipeline
+from .pipeline import PIPELINE_PATHS, WireError, decode_pipeline, json_field
 
 MAX_PIPELINE = 64 << 20
-# 1.9+ keep the message only as the pipeline component's model; 1.8 also at the version's root
-PIPELINE_PATHS = ("variables/data/pipeline/pipeline/Pipeline", "pipeline.pb")
-
-
-def _json(value: Any) -> Any:
-    try:
-        return json.loads(value) if isinstance(value, (bytes, str)) and value else None
-    except (ValueError, UnicodeDecodeError):
-        return None
 
 
 def _parties(roles: Any) -> dict[str, list]:
@@ -48,7 +38,7 @@ def version_facts(version_dir: str) -> dict[str, Any]:
                 break
             except WireError:
                 pipeline = {}
-    conf = _json(pipeline.get("train_runtime_conf")) or {}
+    conf = json_field(pipeline.get("train_runtime_conf")) or {}
     conf = conf if isinstance(conf, dict) else {}
     for key in ("fate_version", "model_id", "model_version"):
         if pipeline.get(key):
@@ -62,7 +52,7 @@ def version_facts(version_dir: str) -> dict[str, Any]:
         facts["initiator_role"] = role
     if isinstance(party, (int, str)) and not isinstance(party, bool) and party != "":
         facts["initiator_party_id"] = party
-    roles = _parties(_json(pipeline.get("roles"))) or _parties(conf.get("role"))
+    roles = _parties(json_field(pipeline.get("roles"))) or _parties(conf.get("role"))
     if roles:
         facts["roles"] = roles
         facts["parties"] = sorted({str(p) for ids in roles.values() for p in ids})

@@ -18,7 +18,7 @@ from .facts import version_facts
 from .layout import (
     check_checkpoint,
     checkpoint_steps,
-    file_digest,
+    file_digests,
     find_v2_outputs,
     find_versions,
     is_version_dir,
@@ -70,7 +70,7 @@ def import_archive(repo, archive: str, *, name: str | None = None, recorded: dic
     that does not match them is refused before anything is stored."""
     report = report if report is not None else ImportReport()
     name = name or os.path.basename(archive)
-    digests = {algorithm: file_digest(archive, algorithm) for algorithm in ("sha256", "sha1")}
+    digests = file_digests(archive, "sha256", "sha1")
     for algorithm, expected in (recorded or {}).items():
         if expected and expected.lower() != digests[algorithm]:
             raise Corrupt(f"{name}: {algorithm.upper()} {digests[algorithm]}, FATE recorded {expected}")

@@ -103,11 +103,17 @@ def check_checkpoint(step_dir: str, step_index: int, step_name: str) -> str | No
 
 
 def file_digest(path: str, algorithm: str) -> str:
-    digest = hashlib.new(algorithm)
+    return file_digests(path, algorithm)[algorithm]
+
+
+def file_digests(path: str, *algorithms: str) -> dict[str, str]:
+    """algorithm -> hex digest of the file at ``path``, every algorithm in one read."""
+    digests = {a: hashlib.new(a) for a in algorithms}
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+            for digest in digests.values():
+                digest.update(block)
+    return {a: d.hexdigest() for a, d in digests.items()}
 
 
 def find_v2_outputs(source: str) -> list[tuple[str, str, str]]:

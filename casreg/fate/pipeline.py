@@ -14,6 +14,9 @@ import base64
 import json
 from typing import Any
 
+# where a version keeps the message: 1.9+ only as the pipeline component's model, 1.8 also at its root
+PIPELINE_PATHS = ("variables/data/pipeline/pipeline/Pipeline", "pipeline.pb")
+
 BYTES = {1: "inference_dsl", 2: "train_dsl", 3: "train_runtime_conf", 9: "roles", 13: "runtime_conf_on_party",
          14: "parent_info"}
 TEXT = {4: "fate_version", 5: "model_id", 6: "model_version", 11: "initiator_role"}
@@ -118,7 +121,7 @@ def deployed(fields: dict[str, Any], model_id: str, parent_version: str, child_v
     ``model_version``, the model version inside ``train_runtime_conf``, and for FATE after 1.5.0
     ``runtime_conf_on_party``'s, ``parent`` False and ``parent_info`` naming the parent."""
     out = dict(fields, model_version=child_version)
-    conf = _loads(fields.get("train_runtime_conf"))
+    conf = json_field(fields.get("train_runtime_conf"))
     if isinstance(conf, dict) and isinstance(conf.get("job_parameters"), dict):
         params = conf["job_parameters"]
         if isinstance(params.get("common"), dict):
@@ -127,7 +130,7 @@ def deployed(fields: dict[str, Any], model_id: str, parent_version: str, child_v
             params["model_version"] = child_version
         out["train_runtime_conf"] = _json_bytes(conf)
     if _newer_than_1_5(str(fields.get("fate_version", ""))):
-        party = _loads(fields.get("runtime_conf_on_party"))
+        party = json_field(fields.get("runtime_conf_on_party"))
         if isinstance(party, dict) and isinstance(party.get("job_parameters"), dict):
             party["job_parameters"]["model_version"] = child_version
             out["runtime_conf_on_party"] = _json_bytes(party)
@@ -136,7 +139,8 @@ def deployed(fields: dict[str, Any], model_id: str, parent_version: str, child_v
     return out
 
 
-def _loads(value: Any) -> Any:
+def json_field(value: Any) -> Any:
+    """A bytes field's JSON, or None when it is empty or not JSON (FATE's own fields are JSON)."""
     try:
         return json.loads(value) if isinstance(value, (bytes, str)) and value else None
     except (ValueError, UnicodeDecodeError):
@@ -164,7 +168,7 @@ def as_json(fields: dict[str, Any], like: bytes | None = None) -> bytes:
             doc[key] = int(value or 0)
         else:
             doc[key] = value or ""
-    order = _loads(like)
+    order = json_field(like)
     if isinstance(order, dict):
         doc = {**{k: doc[k] for k in order if k in doc}, **doc}
     return json.dumps(doc).encode()

@@ -18,7 +18,6 @@ reduced to one line.
 from __future__ import annotations
 
 import io
-import json
 import re
 import urllib.parse
 from dataclasses import dataclass, field
@@ -26,9 +25,8 @@ from typing import Any
 
 from ..errors import Corrupt, InvalidInput, NotFound, RefConflict, RemoteError, RemoteRefused, RemoteUnreachable
 from ..refs import check_ref_name
-from .facts import PIPELINE_PATHS
 from .names import NAME, ROLES, VERSION, is_party_model_id, pipeline_ref
-from .pipeline import WireError, decode_pipeline
+from .pipeline import PIPELINE_PATHS, WireError, decode_pipeline, json_field
 
 PREFIX = "serving/"
 TRANSFER_PATH = "/v1/model/transfer"
@@ -156,13 +154,6 @@ class Published:
                 "file_path": self.file_path, "servings": self.servings, "replies": self.replies}
 
 
-def _json(value: Any) -> Any:
-    try:
-        return json.loads(value) if isinstance(value, (bytes, str)) and value else None
-    except (ValueError, UnicodeDecodeError):
-        return None
-
-
 def _party(value: Any) -> str | None:
     text = str(value) if isinstance(value, (int, str)) and not isinstance(value, bool) else ""
     return text if NAME.match(text) and "#" not in text else None
@@ -188,9 +179,9 @@ def parties(repo, model: str, version: str) -> Parties:
         break
     if pipeline is None:
         raise Corrupt(f"{ref} has no FATE Pipeline ({' or '.join(PIPELINE_PATHS)}): not a pipeline version")
-    conf = _json(pipeline.get("train_runtime_conf"))
+    conf = json_field(pipeline.get("train_runtime_conf"))
     conf = conf if isinstance(conf, dict) else {}
-    roles_in = _json(pipeline.get("roles")) or conf.get("role")
+    roles_in = json_field(pipeline.get("roles")) or conf.get("role")
     roles: dict[str, list[str]] = {}
     if isinstance(roles_in, dict):
         for role, ids in roles_in.items():
