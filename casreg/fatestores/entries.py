@@ -19,6 +19,7 @@ from ..errors import (
     HostileInput,
     InvalidInput,
 )
+from ..fate.names import ROLES
 
 LAYOUT_1_8, LAYOUT_1_9, LAYOUT_1_X, LAYOUT_2 = "1.7/1.8", "1.9+", "1.x", "2.x"
 LAYOUTS = (LAYOUT_1_8, LAYOUT_1_9, LAYOUT_2)    # what a write may ask for
@@ -29,7 +30,6 @@ MODEL_TABLE, COMPONENT_TABLE = "t_machine_learning_model", "t_machine_learning_c
 MODEL_INFO_TABLE, COMPONENT_META_TABLE = "t_machine_learning_model_info", "t_pipeline_component_meta"
 REDIS_PREFIX = "FATEFlow:PipelinedModel:"
 COS_MODELS, COS_COMPONENTS = "FATEFlow/PipelinedModel", "FATEFlow/PipelinedComponent"
-ROLES = ("guest", "host", "arbiter", "local")
 ENV = {"password": "CASREG_FATE_PASSWORD", "secret_id": "CASREG_FATE_SECRET_ID", "secret_key": "CASREG_FATE_SECRET_KEY"}
 NAME_MAX = 100                                 # FATE's CharField(max_length=100) columns
 
