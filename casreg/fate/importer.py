@@ -74,10 +74,11 @@ def import_archive(repo, archive: str, *, name: str | None = None, recorded: dic
     for algorithm, expected in (recorded or {}).items():
         if expected and expected.lower() != digests[algorithm]:
             raise Corrupt(f"{name}: {algorithm.upper()} {digests[algorithm]}, FATE recorded {expected}")
-    if is_v2_archive(archive):
+    members = _members(archive)
+    if is_v2_archive(members):
         return _import_v2_archive(repo, archive, name, digests, force=force, meta=meta, progress=progress,
                                   report=report)
-    component = archive_component(archive)
+    component = archive_component(members)
     party, version = parse_archive_name(name, component)
     with tempfile.TemporaryDirectory(prefix="casreg-fate-") as tmp:
         target = join_inside(tmp, party, version)
@@ -100,10 +101,10 @@ def import_archive(repo, archive: str, *, name: str | None = None, recorded: dic
     return report
 
 
-def is_v2_archive(archive: str) -> bool:
-    """A FATE 2.x export zip: every file at a storage key
+def is_v2_archive(members: list[str]) -> bool:
+    """Whether a zip of these member names is a FATE 2.x export zip: every file at a storage key
     ``<model_id>/<model_version>/<role>/<party_id>/<task_name>/<output_key>``."""
-    files = [n for n in _members(archive) if not n.endswith("/")]
+    files = [n for n in members if not n.endswith("/")]
     return bool(files) and all(len(parts) >= 6 and parts[2] in ROLES for parts in (n.split("/") for n in files))
 
 
@@ -138,12 +139,11 @@ def _members(archive: str) -> list[str]:
         raise Corrupt(f"{os.path.basename(archive)} is not a valid zip archive: {exc}") from None
 
 
-def archive_component(archive: str) -> str | None:
-    """The component a FATE 1.9+ component archive holds (only ``variables/data/<component>/`` and
+def archive_component(members: list[str]) -> str | None:
+    """From a zip's member names: the component a FATE 1.9+ component archive holds (only ``variables/data/<component>/`` and
     ``checkpoint/<component>/``), or None for a pipeline model's archive."""
-    names = _members(archive)
     found = set()
-    for member in names:
+    for member in members:
         parts = member.split("/")
         if parts[:2] == ["variables", "data"] and len(parts) > 2 and parts[2]:
             found.add(parts[2])
