@@ -155,6 +155,7 @@ def test_a_casreg_remote_on_fate_s_server_is_read_from_the_same_conf(tmp_path):
     redis = fs.location_from_conf({"model_store_address": {"storage": "redis", "host": "::1", "db": 3, "ex": 60}})
     assert remote_of_fate_store(redis) == ("redis://[::1]:6379/3", {})  # FATE's TTL is for FATE's keys
     assert parse_url("redis://[::1]:6379/3").database == "3"
+    assert remote_of_fate_store(fs.parse_store_url("mysql://fate@db/fate_model"))[0] == "mysql://fate@db/fate_model"
     with pytest.raises(InvalidInput, match="file model store"):
         remote_of_fate_store(fs.location_from_conf({"model_store": {"engine": "file", "file": {"path": "/m"}}}))
     # what FATE-Flow would not read is refused here as by `fate import` (it once was taken)

@@ -204,12 +204,12 @@ def remote_of_fate_store(loc: Location) -> tuple[str, dict]:
     """A ``fatestores.Location`` as casreg's remote URL + secrets (its password, COS keys).
     Redis's ``ex`` (the TTL FATE gives its own keys) is not carried over: casreg's objects on
     that server do not expire. FATE-Flow 2.x's ``file`` store is a directory of FATE's, no server."""
-    host = f"[{loc.host}]" if ":" in loc.host else loc.host
+    host = (f"[{loc.host}]" if ":" in loc.host else loc.host) + (f":{loc.port}" if loc.port else "")
     query: list[tuple[str, str]]
     if loc.engine == "mysql":
-        url, query = f"mysql://{quote(loc.user, safe='')}@{host}:{loc.port}/{quote(loc.database, safe='')}", []
+        url, query = f"mysql://{quote(loc.user, safe='')}@{host}/{quote(loc.database, safe='')}", []
     elif loc.engine == "redis":
-        url, query = f"redis://{host}:{loc.port}/{loc.db}", []
+        url, query = f"redis://{host}/{loc.db}", []
     elif loc.engine == "tencent_cos":
         url, query = f"cos://{loc.bucket}", [("region", loc.region), *loc.cos]
     else:
