@@ -2,7 +2,8 @@
 
 Databases: ``objects`` (id -> stored object), ``refs`` (name -> commit id),
 ``reflog`` (name NUL seq -> JSON entry), ``config`` (key -> JSON value), ``keyframes`` (file
-layout key -> delta keyframe, see ``objects/keyframes.py``; optional in a read-only open).
+layout key -> delta keyframe, see ``objects/keyframes.py``; optional in a read-only open); and
+those a caller names for itself (``Database.table``: a file:// remote's ``remote-gc``).
 """
 
 from __future__ import annotations
@@ -126,6 +127,18 @@ class Database:
             except (lmdb.Error, OSError) as exc:
                 raise StoreUnavailable(describe_lmdb_error(exc, self.path)) from None
         raise StoreUnavailable(f"store at {self.path}: could not grow the LMDB map")
+
+    def table(self, name: str):
+        """A named database of a caller's own beside the store's (``DB_NAMES``), such as a file://
+        remote's ``remote-gc``; created on first use (not in a read-only open: StoreUnavailable)."""
+        if name not in self.dbs:
+            try:
+                self.dbs[name] = self.env.open_db(name.encode(), create=not self.readonly)
+            except lmdb.NotFoundError:
+                raise StoreUnavailable(f"store at {self.path} has no {name} database (opened read-only)") from None
+            except lmdb.Error as exc:
+                raise StoreUnavailable(describe_lmdb_error(exc, self.path)) from None
+        return self.dbs[name]
 
     def release_pages(self) -> None:
         """Drop this process's mapping of the data file's pages (they stay in the page cache).

@@ -61,12 +61,19 @@ class Registry(Repository):
                     ttl: float | None = None, progress=None) -> fate.ImportReport:
         """Import FATE models (see ``fate.import_source``); ``recorded``: the digests FATE recorded
         for an archive (``sha256``, ``sha1``), checked before anything is stored; ``ttl``: FATE's
-        ``ex``, seconds after which the new versions' names expire (``retention.expire``)."""
+        ``ex``, seconds after which the new versions' names expire (``retention.expire``).
+
+        FATE-Flow hashes the zip it packaged (``shutil.make_archive``, mtimes and all) and checks
+        that file before unpacking it; a directory has no such bytes, and a zip built from it
+        would not be FATE's, so ``recorded`` with a directory is refused (InvalidInput)."""
         import time
 
         from .retention import EXPIRES_KEY
         if ttl is not None and not ttl > 0:
             raise InvalidInput(f"a time to live is a number of seconds above 0, not {ttl}")
+        if recorded and os.path.isdir(source):
+            raise InvalidInput(f"{source} is a directory: recorded digests apply to an archive (FATE-Flow "
+                               f"hashes the zip it packaged); import the .zip FATE-Flow made")
         meta = {EXPIRES_KEY: int(time.time() + ttl)} if ttl else None
         if recorded and os.path.isfile(source):
             return fate.import_archive(self, source, recorded=recorded, force=force, meta=meta, progress=progress)

@@ -221,6 +221,11 @@ class Repository:
         so nothing a writer landed is swept before a ref reaches it."""
         return self._gc_lock(exclusive=False)
 
+    def collecting_garbage(self):
+        """Held while garbage is collected (``gc``, or a gc of this store as a file:// remote):
+        waits for every writer holding ``protected_from_gc`` and keeps new ones waiting."""
+        return self._gc_lock(exclusive=True)
+
     @contextlib.contextmanager
     def _gc_lock(self, exclusive: bool) -> Iterator[None]:
         lock_path = os.path.join(self.path, "gc.lock")
@@ -457,8 +462,7 @@ class Repository:
 
         def land(txn):
             self.objects.put_values(txn, staged.items())
-            for key, value in (keyframes or {}).items():
-                txn.put(key, value, db=self.db.dbs["keyframes"])
+            self.objects.put_keyframe_entries(txn, keyframes or {})
             self.refs.set_if_equals(txn, ref, expected, commit_id, who=commit.author,
                                     message=f"commit: {message}" if message else "commit")
         self.db.write(land)
@@ -875,19 +879,26 @@ class Repository:
         if dry_run:
             with self.db.read(buffers=True) as txn:
                 return sweep(txn, False)
-        with self._gc_lock(exclusive=True):
+        with self.collecting_garbage():
             result = self.db.write(lambda txn: sweep(txn, True), buffers=True)
             with self.db.read() as txn:  # decoded keyframes of manifests that are gone
                 _keyframe_cache(self.path).prune(lambda oid: self.objects.has(txn, oid))
             before = self.db.file_size()
             if compact is None:
                 compact = result["deleted_bytes"] >= min(64 << 20, before // 10) and result["deleted_objects"] > 0
-            result["compacted"] = bool(compact) and self.db.compact()
-            if result["compacted"]:  # the environment was reopened: its tables have new handles
-                self.objects, self.refs = ObjectStore(self.db), RefContainer(self.db)
+            result["compacted"] = bool(compact) and self.compact()
             result["compaction_skipped"] = bool(compact) and not result["compacted"]
             result["file_bytes_before"], result["file_bytes_after"] = before, self.db.file_size()
             return result
+
+    def compact(self) -> bool:
+        """Give the data file's free pages back to the disk (``Database.compact``); False, changing
+        nothing, while another process has the store open. The environment is reopened: ``objects``
+        and ``refs`` are made anew here; a handle from ``Database.table`` must be asked for again."""
+        if not self.db.compact():
+            return False
+        self.objects, self.refs = ObjectStore(self.db), RefContainer(self.db)
+        return True
 
 
 def _keyframe_cache(path: str):

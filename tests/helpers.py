@@ -73,3 +73,23 @@ def new_store(tmp_path, name: str, remote=None):
     if remote is not None:
         ops.config(repo).add("origin", remote.url)
     return repo
+
+
+def damage(repo, oid: bytes, edit=None) -> None:
+    """Damage one stored object of ``repo`` as a failing disk or a hostile peer would: ``edit``
+    changes its stored value (kind, codec, payload) in place, a bytearray; without ``edit`` the
+    object is gone."""
+    def write(txn):
+        value = repo.objects.value(txn, oid)
+        assert value is not None, f"no object {oid.hex()} to damage"
+        value = bytearray(value)
+        repo.objects.delete(txn, oid)
+        if edit is not None:
+            edit(value)
+            repo.objects.put_values(txn, [(oid, bytes(value))])
+    repo.db.write(write)
+
+
+def flip_last_byte(value: bytearray) -> None:
+    """An ``edit`` for ``damage``: the last byte inverted."""
+    value[-1] ^= 0xFF

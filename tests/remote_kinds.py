@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from urllib.parse import urlsplit
 
+from tests.helpers import damage, flip_last_byte
 from tests.servers import MYSQL_URL, REDIS_URL, require_tcp
 
 
@@ -41,21 +42,16 @@ class FileRemote(RemoteHandle):
         super().__init__(f"file://{tmp_path}/remote-store")
         self.backend().close()  # creates the store
 
-    def _edit(self, oid, fn):
+    def _damage(self, oid, edit=None):
         be = self.backend()
-        table = be.repo.objects.table
-        be.repo.db.write(lambda txn: fn(txn, table))
+        damage(be.repo, oid, edit)
         be.close()
 
     def corrupt(self, oid):
-        def flip(txn, table):
-            value = bytearray(txn.get(oid, db=table))
-            value[-1] ^= 0xFF
-            txn.put(oid, bytes(value), db=table)
-        self._edit(oid, flip)
+        self._damage(oid, flip_last_byte)
 
     def delete(self, oid):
-        self._edit(oid, lambda txn, table: txn.delete(oid, db=table))
+        self._damage(oid)
 
     def plant_bad_ref(self, target):
         be = self.backend()

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from tests.helpers import ROOT, one_line_error, random_bytes, run_cli, write_file
+from tests.helpers import ROOT, damage, one_line_error, random_bytes, run_cli, write_file
 
 
 @pytest.fixture
@@ -144,7 +144,10 @@ def test_each_kind_of_failure_has_its_own_exit_code(work):
     from casreg.repo import Repository
     with Repository(str(work / ".casreg")) as repo:
         victim = repo.read_commit(repo.resolve("m/v")).tree
-        repo.db.write(lambda txn: txn.put(victim, b"\x02\x00garbage", db=repo.objects.table))
+
+        def garbage(value):
+            value[:] = b"\x02\x00garbage"
+        damage(repo, victim, garbage)
     proc = run_cli("ls", "m/v", cwd=work)
     assert proc.returncode == 5 and "Traceback" not in proc.stderr.decode()
 

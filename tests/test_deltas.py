@@ -17,7 +17,7 @@ from casreg.objects.keyframecache import KeyframeCache
 from casreg.objects.store import unpack
 from casreg.remotes import ops
 from casreg.repo import Repository
-from tests.helpers import one_line_error, run_cli, tree_files, write_file
+from tests.helpers import damage, flip_last_byte, one_line_error, run_cli, tree_files, write_file
 
 RNG_SEED = 5
 
@@ -358,12 +358,7 @@ def test_corrupt_or_missing_delta_base_is_found_by_verify(tmp_path):
     repo.commit(v1, "m/v1")
     victim_delta, _, payload = next(c for c in _codecs_of(repo, "m/v1") if c[1] == codec.DELTA)
     base = deltaformat.base_ids(payload)[0]
-
-    def flip(txn):
-        value = bytearray(txn.get(base, db=repo.objects.table))
-        value[-1] ^= 0xFF
-        txn.put(base, bytes(value), db=repo.objects.table)
-    repo.db.write(flip)
+    damage(repo, base, flip_last_byte)
     problems = {p["id"]: p["problem"] for p in repo.verify(full=True)}
     assert base.hex() in problems and victim_delta.hex() in problems
     # the decoded keyframe cache still holds the right bytes (checked by hash): v1 restores
@@ -374,7 +369,7 @@ def test_corrupt_or_missing_delta_base_is_found_by_verify(tmp_path):
     with pytest.raises(CasregError, match="does not match its hash|cannot"):
         repo.checkout("m/v1", str(tmp_path / "out2"))
     assert not (tmp_path / "out2").exists()
-    repo.db.write(lambda txn: txn.delete(base, db=repo.objects.table))
+    damage(repo, base)
     repo.delete_ref("m/v0")  # now only the delta names the base
     assert {"id": base.hex(), "kind": "chunk", "problem": "missing"} in repo.verify()
     repo.close()

@@ -11,7 +11,7 @@ import zipfile
 import pytest
 
 from casreg import fate, ziplayout
-from casreg.errors import CasregError, Corrupt
+from casreg.errors import CasregError, Corrupt, InvalidInput
 from casreg.registry import Registry
 from tests.helpers import one_line_error, run_cli
 
@@ -107,6 +107,20 @@ def test_an_archive_that_fails_its_recorded_digest_is_refused_before_anything_is
     with pytest.raises(Corrupt, match="FATE recorded"):
         registry.fate_import(FATE_MYSQL, recorded={"sha256": "0" * 64})
     assert registry.list_refs() == []
+
+
+def test_recorded_digests_with_a_directory_are_refused_not_ignored(registry, tmp_path):
+    """FATE-Flow hashes the zip it packaged; the same files as a directory have no such bytes."""
+    version_dir = tmp_path / "cache" / PARTY / VERSION
+    with zipfile.ZipFile(FATE_MYSQL) as zf:
+        zf.extractall(version_dir)
+    with pytest.raises(InvalidInput, match="recorded digests apply to an archive"):
+        registry.fate_import(str(version_dir), recorded={"sha256": RECORDED_SHA256})
+    assert registry.list_refs() == []
+    with pytest.raises(InvalidInput, match="no md5 digest"):
+        registry.fate_import(FATE_MYSQL, recorded={"md5": "0" * 32})
+    assert registry.list_refs() == []
+    assert list(registry.fate_import(str(version_dir)).versions) == [REF]  # without: the directory imports
 
 
 def test_a_damaged_layout_is_reported_not_used(registry, tmp_path):

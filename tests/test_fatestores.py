@@ -136,6 +136,39 @@ def test_misleading_config_names_its_key(doc, key):
     assert key in message and "\n" not in message
 
 
+def test_a_casreg_remote_on_fate_s_server_is_read_from_the_same_conf(tmp_path):
+    """`remote add --fate-config --casreg-format` reads service_conf.yaml with where.py, as `fate
+    import` does: the 2.x layout and FATE's spellings too, its strictness too."""
+    from casreg.remotes.config import from_fate_config, parse_url, remote_of_fate_store
+    conf = tmp_path / "service_conf.yaml"
+    conf.write_text("model_store:\n  engine: mysql\n  decrypt_key:\n  mysql:\n    name: fate_flow\n"
+                    "    user: fate\n    passwd: s3cret\n    host: 10.0.0.5\n    port: 3307\n")
+    url, secrets = from_fate_config(str(conf))
+    assert (url, secrets) == ("mysql://fate@10.0.0.5:3307/fate_flow", {"password": "s3cret"})
+    cos = fs.location_from_conf({"model_store_address": {
+        "storage": "tencent_cos", "Region": "ap-guangzhou", "Bucket": "fate-1250000000", "SecretId": "id",
+        "SecretKey": "key", "Scheme": "http", "Endpoint": "cos.internal", "Timeout": 5}})
+    url, secrets = remote_of_fate_store(cos)
+    u = parse_url(url)
+    assert (u.scheme, u.host, u.timeout, secrets) == ("cos", "fate-1250000000", 5.0, {"secret_id": "id", "secret_key": "key"})
+    assert (u.query["region"], u.query["scheme"], u.query["endpoint"]) == ("ap-guangzhou", "http", "cos.internal")
+    redis = fs.location_from_conf({"model_store_address": {"storage": "redis", "host": "::1", "db": 3, "ex": 60}})
+    assert remote_of_fate_store(redis) == ("redis://[::1]:6379/3", {})  # FATE's TTL is for FATE's keys
+    assert parse_url("redis://[::1]:6379/3").database == "3"
+    assert remote_of_fate_store(fs.parse_store_url("mysql://fate@db/fate_model"))[0] == "mysql://fate@db/fate_model"
+    with pytest.raises(InvalidInput, match="file model store"):
+        remote_of_fate_store(fs.location_from_conf({"model_store": {"engine": "file", "file": {"path": "/m"}}}))
+    # what FATE-Flow would not read is refused here as by `fate import` (it once was taken)
+    conf.write_text("model_store_address:\n  storage: MySQL\n  host: h\n")
+    with pytest.raises(InvalidInput, match="model_store_address.storage"):
+        from_fate_config(str(conf))
+    conf.write_text("model_store_address:\n  storage: mysql\n  database: d\n  pasword: x\n")
+    with pytest.raises(InvalidInput, match="model_store_address.pasword"):
+        from_fate_config(str(conf))
+    with pytest.raises(InvalidInput, match="cannot read FATE config"):
+        from_fate_config(str(tmp_path / "missing.yaml"))
+
+
 def test_store_urls():
     loc = fs.parse_store_url("mysql://fate@db.example:3307/fate_model")
     assert (loc.engine, loc.generation, loc.user, loc.host, loc.port, loc.database) == \

@@ -144,7 +144,7 @@ def test_a_failed_clone_leaves_nothing_and_can_be_rerun(remote, tmp_path):
         ops.clone(remote.url, str(target))
     assert not target.exists() or os.listdir(target) == []
     with a.db.read() as txn:
-        _replace_on_remote(remote, chunks[2], bytes(txn.get(chunks[2], db=a.objects.table)))
+        _replace_on_remote(remote, chunks[2], bytes(a.objects.value(txn, chunks[2])))
     repo = ops.clone(remote.url, str(target))
     assert repo.verify(full=True) == []
     repo.close()

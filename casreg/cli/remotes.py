@@ -15,7 +15,7 @@ app.add_typer(remote_app, name="remote")
 @remote_app.command("add")
 def remote_add(name: str, url: Optional[str] = typer.Argument(None, help="redis://, mysql://, cos://, file://"),
                fate_config: Optional[str] = typer.Option(None, "--fate-config",
-                                                         help="FATE service_conf.yaml with model_store_address: "
+                                                         help="FATE-Flow's service_conf.yaml (its model store, 1.x or 2.x): "
                                                               "casreg's own objects on FATE's server (needs "
                                                               "--casreg-format)."),
                casreg_format: bool = typer.Option(False, "--casreg-format",

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from .. import notes, ziplayout
 from ..archive import extract_zip
-from ..errors import CasregError, Corrupt
+from ..errors import CasregError, Corrupt, InvalidInput
 from ..ignore import literal
 from ..safepath import join_inside
 from .facts import version_facts
@@ -25,6 +25,8 @@ from .layout import (
     no_symlink_dir,
 )
 from .names import LAYOUTS, ROLES, checkpoint_ref, component_ref, parse_archive_name, pipeline_ref
+
+RECORDED_DIGESTS = ("sha256", "sha1")  # FATE-Flow 1.9+ records an archive's SHA-256, 1.7/1.8's COS a SHA-1
 
 
 @dataclass
@@ -70,7 +72,10 @@ def import_archive(repo, archive: str, *, name: str | None = None, recorded: dic
     that does not match them is refused before anything is stored."""
     report = report if report is not None else ImportReport()
     name = name or os.path.basename(archive)
-    digests = file_digests(archive, "sha256", "sha1")
+    unknown = sorted(set(recorded or {}) - set(RECORDED_DIGESTS))
+    if unknown:
+        raise InvalidInput(f"{name}: FATE records no {unknown[0]} digest (it records {', '.join(RECORDED_DIGESTS)})")
+    digests = file_digests(archive, *RECORDED_DIGESTS)
     for algorithm, expected in (recorded or {}).items():
         if expected and expected.lower() != digests[algorithm]:
             raise Corrupt(f"{name}: {algorithm.upper()} {digests[algorithm]}, FATE recorded {expected}")

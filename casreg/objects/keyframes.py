@@ -34,7 +34,6 @@ class KeyframeIndex:
     def __init__(self, objects: ObjectStore, cache: KeyframeCache):
         self.objects = objects
         self.cache = cache
-        self.table = objects.db.dbs.get("keyframes")
         self._txn: lmdb.Transaction | None = None  # opened by the first find()
         self._lock = threading.Lock()
 
@@ -62,12 +61,12 @@ class KeyframeIndex:
 
     def find(self, layout: FileLayout) -> tuple[Keyframe, int] | None:
         """(keyframe, uses so far) for a new version of ``layout``, or None: store it whole."""
-        if self.table is None:
+        if not self.objects.keeps_keyframes:
             return None
         with self._lock:
             if self._txn is None:
                 self._txn = self.objects.db.read()
-            value = self._txn.get(layout.key, db=self.table)
+            value = self.objects.keyframe_entry(self._txn, layout.key)
             if value is None:
                 return None
             manifest_id, uses = _VALUE.unpack(value)
@@ -112,8 +111,7 @@ def adopt(objects: ObjectStore, files: list[tuple[str, bytes]], restorer) -> int
     against what was fetched; tensor files (safetensors, .npy, torch.save) are also decoded into
     the keyframe cache. Files holding delta chunks are skipped (a keyframe must be a base for
     every byte). Returns how many were adopted."""
-    table = objects.db.dbs.get("keyframes")
-    if table is None:
+    if not objects.keeps_keyframes:
         return 0
     cache = KeyframeCache(objects.db.path)
     updates: dict[bytes, bytes] = {}
@@ -126,7 +124,7 @@ def adopt(objects: ObjectStore, files: list[tuple[str, bytes]], restorer) -> int
             layout = None if head is None else delta.file_layout(name, manifest.size, head)
             if layout is None or layout.key in updates:
                 continue
-            current = txn.get(layout.key, db=table)
+            current = objects.keyframe_entry(txn, layout.key)
             if current is not None and objects.has(txn, _VALUE.unpack(current)[0]):
                 continue
             updates[layout.key] = index_entry(manifest_id, 0)
@@ -139,10 +137,7 @@ def adopt(objects: ObjectStore, files: list[tuple[str, bytes]], restorer) -> int
         objects.db.release_pages()
     cache.close()
     if updates:
-        def land(txn):
-            for key, value in updates.items():
-                txn.put(key, value, db=table)
-        objects.db.write(land)
+        objects.db.write(lambda txn: objects.put_keyframe_entries(txn, updates))
     return len(updates)
 
 

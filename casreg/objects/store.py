@@ -15,6 +15,7 @@ from . import codec, heap
 from .encoding import DECODERS, KIND_NAMES, MAX_CHUNK, object_id
 
 HEADER = 2
+KEYFRAMES = "keyframes"  # the LMDB database of the keyframe index (see keyframes.py)
 # Every B-tree lookup maps ~1 MB of the data file (large page-cache folios); unmap that often.
 RELEASE_EVERY = 48
 
@@ -102,6 +103,11 @@ class ObjectStore:
     def has(self, txn: lmdb.Transaction, oid: bytes) -> bool:
         return txn.get(oid, db=self.table) is not None
 
+    def value(self, txn: lmdb.Transaction, oid: bytes) -> bytes | memoryview | None:
+        """An object's stored value as it is (kind, codec, payload: what a remote is sent and
+        stores), None if it is missing. A view into the map in a ``buffers`` transaction."""
+        return txn.get(oid, db=self.table)
+
     def stored(self, txn: lmdb.Transaction, oid: bytes) -> tuple[int, int, memoryview]:
         value = txn.get(oid, db=self.table)
         if value is None:
@@ -158,15 +164,38 @@ class ObjectStore:
                           f"expected a {KIND_NAMES[kind]}")
         return DECODERS[kind](self.read(txn, oid))
 
-    def iter_stored(self, txn: lmdb.Transaction) -> Iterator[tuple[bytes, int, int, memoryview]]:
-        """(id, kind, codec, payload) of every stored object, in id order. The pages read are
-        unmapped as it goes (a payload still in use is faulted back in), so RSS stays flat."""
+    def iter_values(self, txn: lmdb.Transaction) -> Iterator[tuple[bytes, bytes | memoryview]]:
+        """(id, stored value as it is) of every stored object, in id order. The pages read are
+        unmapped as it goes (a value still in use is faulted back in), so RSS stays flat."""
         for n, (key, value) in enumerate(txn.cursor(db=self.table), 1):
-            kind, tag, payload = unpack(value)
-            yield bytes(key), kind, tag, payload
+            yield bytes(key), value
             if n % RELEASE_EVERY == 0:
                 self.db.release_pages()
         self.db.release_pages()
 
+    def iter_stored(self, txn: lmdb.Transaction) -> Iterator[tuple[bytes, int, int, memoryview]]:
+        """(id, kind, codec, payload) of every stored object, in id order (as ``iter_values``)."""
+        for oid, value in self.iter_values(txn):
+            kind, tag, payload = unpack(value)
+            yield oid, kind, tag, payload
+
     def delete(self, txn: lmdb.Transaction, oid: bytes) -> bool:
         return txn.delete(oid, db=self.table)
+
+    # -- the keyframe index (delta bases by file layout; ``keyframes.py`` owns its entries) -----
+    @property
+    def keeps_keyframes(self) -> bool:
+        """False only for a store opened read-only that was made before the keyframes database."""
+        return KEYFRAMES in self.db.dbs
+
+    def keyframe_entry(self, txn: lmdb.Transaction, layout_key: bytes) -> bytes | memoryview | None:
+        """The keyframe index entry of a file layout (``keyframes.index_entry``), None if none."""
+        table = self.db.dbs.get(KEYFRAMES)
+        return None if table is None else txn.get(layout_key, db=table)
+
+    def put_keyframe_entries(self, txn: lmdb.Transaction, entries: dict[bytes, bytes]) -> None:
+        """Set the keyframe index entries of these layouts (layout key -> entry), in ``txn``."""
+        if entries:
+            table = self.db.dbs[KEYFRAMES]
+            for key, entry in entries.items():
+                txn.put(key, entry, db=table)

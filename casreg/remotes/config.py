@@ -4,8 +4,8 @@ A remote is a URL plus optional secrets. Secrets never come from the command lin
 environment variables ``CASREG_REMOTE_<NAME>_<FIELD>``, the fields each scheme registers:
 ``PASSWORD`` (redis, mysql), ``SECRET_ID`` / ``SECRET_KEY`` (COS; also ``COS_SECRET_ID`` /
 ``COS_SECRET_KEY``), ``ACCESS_KEY_ID`` / ``SECRET_ACCESS_KEY`` (S3; also ``AWS_ACCESS_KEY_ID`` /
-``AWS_SECRET_ACCESS_KEY``), or from a FATE ``model_store_address`` block read by
-``remote add --fate-config``, which are kept in this 0600 file.
+``AWS_SECRET_ACCESS_KEY``), or from FATE-Flow's model store in its ``service_conf.yaml`` read by
+``remote add --fate-config`` (``from_fate_config``), which are kept in this 0600 file.
 """
 
 from __future__ import annotations
@@ -14,11 +14,15 @@ import json
 import os
 import re
 from dataclasses import dataclass, field, replace
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from ..errors import CasregError, InvalidInput, InvalidURL
 from .base import redact
 from .registry import secret_fields
+
+if TYPE_CHECKING:
+    from ..fatestores.where import Location
 
 FILE_NAME = "remotes.json"
 DEFAULT_TIMEOUT = 30.0  # seconds, for connecting and for each read (URL query key ``timeout``)
@@ -189,31 +193,28 @@ def check_server_url(out: RemoteURL, netloc: str, path: str, bad) -> RemoteURL:
 
 
 def from_fate_config(path: str) -> tuple[str, dict]:
-    """URL and secrets from FATE's ``model_store_address`` (a service_conf.yaml or the block alone)."""
-    import yaml
-    try:
-        with open(path) as f:
-            doc = yaml.safe_load(f)
-    except (OSError, yaml.YAMLError) as exc:
-        raise CasregError(f"cannot read FATE config {path}: {exc}") from None
-    block = doc.get("model_store_address", doc) if isinstance(doc, dict) else None
-    if not isinstance(block, dict) or "storage" not in block:
-        raise CasregError(f"{path}: no model_store_address block with a 'storage' key")
-    storage = str(block["storage"]).lower()
-    if storage == "tencent_cos":
-        try:
-            bucket, region = block["Bucket"], block["Region"]
-        except KeyError as exc:
-            raise CasregError(f"{path}: tencent_cos needs {exc.args[0]}") from None
-        return (f"cos://{bucket}?region={quote(str(region))}",
-                {"secret_id": str(block.get("SecretId", "")), "secret_key": str(block.get("SecretKey", ""))})
-    if storage == "mysql":
-        host, port = block.get("host", "127.0.0.1"), block.get("port", 3306)
-        user, database = block.get("user", "root"), block.get("database", "fate_model")
-        secrets = {"password": str(block["password"])} if block.get("password") else {}
-        return f"mysql://{quote(str(user))}@{host}:{port}/{database}", secrets
-    if storage == "redis":
-        host, port, db = block.get("host", "127.0.0.1"), block.get("port", 6379), block.get("db", 0)
-        secrets = {"password": str(block["password"])} if block.get("password") else {}
-        return f"redis://{host}:{port}/{db}", secrets
-    raise CasregError(f"{path}: unknown storage {storage!r} (FATE knows tencent_cos, mysql, redis)")
+    """URL and secrets of a casreg remote on the server of FATE-Flow's model store, as its
+    ``service_conf.yaml`` names it (read by ``fatestores.where``, the one reader of that file:
+    1.x ``model_store_address``, 2.x ``model_store``, or the block alone)."""
+    from ..fatestores.where import read_service_conf
+    return remote_of_fate_store(read_service_conf(path))
+
+
+def remote_of_fate_store(loc: Location) -> tuple[str, dict]:
+    """A ``fatestores.Location`` as casreg's remote URL + secrets (its password, COS keys).
+    Redis's ``ex`` (the TTL FATE gives its own keys) is not carried over: casreg's objects on
+    that server do not expire. FATE-Flow 2.x's ``file`` store is a directory of FATE's, no server."""
+    host = (f"[{loc.host}]" if ":" in loc.host else loc.host) + (f":{loc.port}" if loc.port else "")
+    query: list[tuple[str, str]]
+    if loc.engine == "mysql":
+        url, query = f"mysql://{quote(loc.user, safe='')}@{host}/{quote(loc.database, safe='')}", []
+    elif loc.engine == "redis":
+        url, query = f"redis://{host}/{loc.db}", []
+    elif loc.engine == "tencent_cos":
+        url, query = f"cos://{loc.bucket}", [("region", loc.region), *loc.cos]
+    else:
+        raise InvalidInput(f"{loc}: FATE-Flow's file model store is a directory on this machine, not a "
+                           f"server; for a casreg store there give its file:// URL")
+    if loc.timeout != DEFAULT_TIMEOUT:
+        query.append(("timeout", f"{loc.timeout:g}"))
+    return url + (f"?{urlencode(query)}" if query else ""), dict(loc.secrets)

@@ -19,6 +19,7 @@ from ..errors import RemoteError
 from .base import Backend, StoredObject
 from .registry import Scheme, register
 
+MARKS = "remote-gc"
 MARK = struct.Struct("<dd")  # upload time, condemnation time (-1: none)
 
 
@@ -32,7 +33,7 @@ class FileBackend(Backend):
                 raise RemoteError(f"remote {self.describe()}: not a casreg store")
             Repository.init(path).close()
         self.repo = Repository(path)
-        self.marks = self.repo.db.env.open_db(b"remote-gc", create=True)
+        self.marks = self.repo.db.table(MARKS)
 
     def _mark(self, txn, oid: bytes) -> tuple[float, float]:
         value = txn.get(oid, db=self.marks)
@@ -58,7 +59,7 @@ class FileBackend(Backend):
         self.traffic.requests += 1
         with self.repo.db.read() as txn:
             for oid in ids:
-                value = txn.get(oid, db=self.repo.objects.table)
+                value = self.repo.objects.value(txn, oid)
                 if value is None:
                     raise RemoteError(f"remote {self.url} lacks object {oid.hex()}")
                 yield oid, bytes(value)
@@ -88,14 +89,13 @@ class FileBackend(Backend):
         return time.time()
 
     def collecting(self):
-        return self.repo._gc_lock(exclusive=True)
+        return self.repo.collecting_garbage()
 
     def list_objects(self) -> Iterator[StoredObject]:
         self.traffic.requests += 1
         out = []
         with self.repo.db.read() as txn:
-            for key, value in txn.cursor(db=self.repo.objects.table):
-                oid = bytes(key)
+            for oid, value in self.repo.objects.iter_values(txn):
                 uploaded, condemned = self._mark(txn, oid)
                 out.append(StoredObject(oid, len(value), uploaded, None if condemned < 0 else condemned))
         return iter(out)
@@ -133,7 +133,7 @@ class FileBackend(Backend):
             objects = size = 0
             for item in items:
                 condemned = self._mark(txn, item.id)[1]
-                value = txn.get(item.id, db=self.repo.objects.table)
+                value = self.repo.objects.value(txn, item.id)
                 if 0 <= condemned <= cutoff and value is not None:
                     objects, size = objects + 1, size + len(value)
                     self.repo.objects.delete(txn, item.id)
@@ -147,12 +147,9 @@ class FileBackend(Backend):
             return self.repo.refs.logged_targets(txn, since)
 
     def compact(self) -> bool:
-        from ..objects.store import ObjectStore
-        from ..refs.container import RefContainer
-        if not self.repo.db.compact():  # another process has the store open
+        if not self.repo.compact():  # another process has the store open
             return False
-        self.repo.objects, self.repo.refs = ObjectStore(self.repo.db), RefContainer(self.repo.db)
-        self.marks = self.repo.db.env.open_db(b"remote-gc", create=True)
+        self.marks = self.repo.db.table(MARKS)  # the environment was reopened
         return True
 
     def close(self) -> None:
