@@ -48,6 +48,7 @@ from .objects import codec
 from .objects.chunker import Chunker, ChunkerParams
 from .objects.encoding import CHUNK, COMMIT, DIR, FILE, KIND_NAMES, LINK, MANIFEST, TREE, Commit, Tree, TreeEntry
 from .objects.graph import is_ancestor, newest_first, reachable
+from .objects.keyframes import prune_cache
 from .objects.store import ObjectStore
 from .refs import ANY, RefContainer, check_ref_name
 from .timespec import parse_duration
@@ -466,6 +467,8 @@ class Repository:
             self.refs.set_if_equals(txn, ref, expected, commit_id, who=commit.author,
                                     message=f"commit: {message}" if message else "commit")
         self.db.write(land)
+        if keyframes:
+            prune_cache(self.objects)  # a layout's new keyframe replaces the old one's copy
         return commit_id
 
     def metadata(self, spec: str) -> dict:
@@ -881,8 +884,7 @@ class Repository:
                 return sweep(txn, False)
         with self.collecting_garbage():
             result = self.db.write(lambda txn: sweep(txn, True), buffers=True)
-            with self.db.read() as txn:  # decoded keyframes of manifests that are gone
-                _keyframe_cache(self.path).prune(lambda oid: self.objects.has(txn, oid))
+            prune_cache(self.objects)  # decoded keyframes of manifests that are gone
             before = self.db.file_size()
             if compact is None:
                 compact = result["deleted_bytes"] >= min(64 << 20, before // 10) and result["deleted_objects"] > 0

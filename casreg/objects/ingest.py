@@ -66,17 +66,13 @@ class _FileCodec:
 class _DeltaFile:
     """One file's delta state: its layout, its keyframe (None: stored whole) and what it stored."""
 
-    def __init__(self, layout: delta.FileLayout, found: tuple[delta.Keyframe, int] | None,
-                 cache: KeyframeCache, tensor_file: bool):
+    def __init__(self, layout: delta.FileLayout, found: tuple[delta.Keyframe, int] | None):
         self.layout = layout
         self.keyframe: delta.Keyframe | None
         self.uses: int
         self.keyframe, self.uses = found if found else (None, 0)
         self.new_chunks = 0
         self.delta_chunks = 0
-        # a tensor file stored whole may become its layout's keyframe: keep its raw bytes for the
-        # cache (other files could double the write traffic of a first commit for little gain)
-        self.copy = cache.writer(layout.size) if self.keyframe is None and tensor_file else None
 
 
 class Ingester:
@@ -251,10 +247,6 @@ class Ingester:
         elif not self._has_delta(manifest):
             manifest_id = object_id(manifest.encode())
             self.keyframe_updates[dfile.layout.key] = keyframes.index_entry(manifest_id, 0)
-            if dfile.copy is not None:
-                dfile.copy.install(manifest_id)
-        if dfile is not None and dfile.copy is not None:
-            dfile.copy.discard()
 
     def _has_delta(self, manifest: Manifest) -> bool:
         with self.objects.db.read(buffers=True) as txn:
@@ -291,14 +283,11 @@ class Ingester:
                     file_layout = delta.file_layout(os.path.basename(path), size, view[:n])
                     if file_layout is not None:
                         found = self.keyframes.find(file_layout)
-                        tensors = file_layout.tensors is not None or fc.layout is not None
-                        fc.dfile = _DeltaFile(file_layout, found, self.keyframes.cache, tensors)
+                        fc.dfile = _DeltaFile(file_layout, found)
                 dfile = fc.dfile
                 base = total  # the file offset of this buffer's first byte
                 total += end
                 hashed = self.hash_pool.submit(file_hash.update, view[:end])
-                if dfile is not None and dfile.copy is not None:
-                    dfile.copy.write(view[:end])
                 pending.append((self.pool.submit(self._process, view, cuts, base, fc), hashed, buf, end))
                 if eof:
                     break
@@ -310,10 +299,6 @@ class Ingester:
                 buf = nxt
             while pending:
                 self._finish_block(pending, chunks, dfile)
-        except BaseException:
-            if dfile is not None and dfile.copy is not None:
-                dfile.copy.discard()
-            raise
         finally:
             for batch, hashed, _, _ in pending:  # on error: let workers finish with the buffers
                 batch.exception()

@@ -20,9 +20,8 @@ from ..errors import CasregError
 from . import codec, delta
 from .delta import KEYFRAME_EVERY, FileLayout, Keyframe
 from .encoding import MANIFEST, object_id
-from .keyframecache import KeyframeCache
+from .keyframecache import FILL_AFTER, KeyframeCache
 from .store import ObjectStore, decode_checked
-from .tensorheaders import tensor_layout
 
 _VALUE = struct.Struct("<32sI")
 HEAD_BYTES = 64 << 10
@@ -48,15 +47,21 @@ class KeyframeIndex:
             _, tag, payload = self.objects.stored(self._txn, oid)
             return tag, bytes(payload)
 
-    def _fetcher(self, manifest_id: bytes):
+    def _fetcher(self, manifest_id: bytes, size: int, fill: bool):
         """``Keyframe.fetch``: a chunk's bytes from the cache when they hash right, else decoded
-        from the store; None for a chunk stored as a delta (never a base)."""
+        from the store (and, with ``fill``, written into the cache); None for a chunk stored as
+        a delta (never a base)."""
         def fetch(cid: bytes, offset: int, length: int) -> bytes | memoryview | None:
             data = self.cache.read(manifest_id, offset, length)
             if data is not None and object_id(data) == cid:
                 return data
             tag, payload = self._read_stored(cid)
-            return None if not codec.of(tag).self_contained else decode_checked(cid, tag, payload)
+            if not codec.of(tag).self_contained:
+                return None
+            decoded = decode_checked(cid, tag, payload)
+            if fill:
+                self.cache.fill(manifest_id, size, offset, decoded)
+            return decoded
         return fetch
 
     def find(self, layout: FileLayout) -> tuple[Keyframe, int] | None:
@@ -81,7 +86,8 @@ class KeyframeIndex:
         if base_layout is None or base_layout.key != layout.key or (
                 layout.tensors is None and manifest.size != layout.size):
             return None
-        return Keyframe(manifest_id, base_layout, manifest.chunks, self._fetcher(manifest_id)), uses
+        fetch = self._fetcher(manifest_id, manifest.size, fill=uses >= FILL_AFTER)
+        return Keyframe(manifest_id, base_layout, manifest.chunks, fetch), uses
 
     def _layout_of(self, manifest) -> FileLayout | None:
         """A stored safetensors file's layout (its tensors may sit elsewhere than in a newer
@@ -105,15 +111,14 @@ def stored_head(objects: ObjectStore, txn, manifest) -> bytes | None:
     return bytes(head)
 
 
-def adopt(objects: ObjectStore, files: list[tuple[str, bytes]], restorer) -> int:
+def adopt(objects: ObjectStore, files: list[tuple[str, bytes]]) -> int:
     """Make fetched files (name, manifest id) the keyframes of their layouts where a layout has
     none (or lost it to gc), so that the next local version is stored, and pushed, as deltas
-    against what was fetched; tensor files (safetensors, .npy, torch.save) are also decoded into
-    the keyframe cache. Files holding delta chunks are skipped (a keyframe must be a base for
-    every byte). Returns how many were adopted."""
+    against what was fetched. Files holding delta chunks are skipped (a keyframe must be a base
+    for every byte). Returns how many were adopted. (Their cache copies come as any keyframe's:
+    once deltas against them have paid for them, see ``keyframecache``.)"""
     if not objects.keeps_keyframes:
         return 0
-    cache = KeyframeCache(objects.db.path)
     updates: dict[bytes, bytes] = {}
     with objects.db.read(buffers=True) as txn:
         for name, manifest_id in files:
@@ -128,17 +133,19 @@ def adopt(objects: ObjectStore, files: list[tuple[str, bytes]], restorer) -> int
             if current is not None and objects.has(txn, _VALUE.unpack(current)[0]):
                 continue
             updates[layout.key] = index_entry(manifest_id, 0)
-            tensors = layout.tensors is not None or tensor_layout(head) is not None
-            copy = cache.writer(manifest.size) if tensors else None
-            if copy is not None:
-                for length, data in restorer.iter_chunks(txn, manifest):
-                    copy.write(data if data is not None else bytes(length))
-                copy.install(manifest_id)
         objects.db.release_pages()
-    cache.close()
     if updates:
         objects.db.write(lambda txn: objects.put_keyframe_entries(txn, updates))
+        prune_cache(objects)
     return len(updates)
+
+
+def prune_cache(objects: ObjectStore) -> int:
+    """Drop the cache copies of files that are no longer the keyframe of a layout (replaced by a
+    newer one, or their manifest deleted by gc); returns how many went."""
+    with objects.db.read() as txn:
+        current = {_VALUE.unpack(entry)[0] for entry in objects.keyframe_entries(txn)}
+        return KeyframeCache(objects.db.path).prune(lambda oid: oid in current and objects.has(txn, oid))
 
 
 def index_entry(manifest_id: bytes, uses: int) -> bytes:

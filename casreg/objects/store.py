@@ -193,6 +193,13 @@ class ObjectStore:
         table = self.db.dbs.get(KEYFRAMES)
         return None if table is None else txn.get(layout_key, db=table)
 
+    def keyframe_entries(self, txn: lmdb.Transaction) -> Iterator[bytes | memoryview]:
+        """Every keyframe index entry (one per file layout that has a keyframe)."""
+        table = self.db.dbs.get(KEYFRAMES)
+        if table is not None:
+            with txn.cursor(db=table) as cursor:
+                yield from cursor.iternext(keys=False)
+
     def put_keyframe_entries(self, txn: lmdb.Transaction, entries: dict[bytes, bytes]) -> None:
         """Set the keyframe index entries of these layouts (layout key -> entry), in ``txn``."""
         if entries:

@@ -221,8 +221,7 @@ def fetch(repo, remote: str, backend: Backend, names: list[str] | None = None, *
         repo.db.write(land)
     if getattr(repo, "deltas", False):
         from ..objects import keyframes
-        with repo._restorer() as restorer:
-            keyframes.adopt(repo.objects, _named_files(ordered), restorer)
+        keyframes.adopt(repo.objects, _named_files(ordered))
     return result
 
 
