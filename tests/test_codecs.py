@@ -284,6 +284,20 @@ GOLDEN_DELTA = (
 )
 
 
+# Codec 4 (ulp delta), written on 2026-12-02: the same chunk of the moved weights against the same
+# two bases as GOLDEN_DELTA.
+GOLDEN_DELTA_ULP = (
+    "4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b02007f8b2392f9ea8846075e5147b105"
+    "40bcdf1d3dc095959943fda66772f6a6ac559b02765d9b8fde175aeb0b9437b633f78b20efb6f157aebd686ec1e59321"
+    "65170200ffffffff080000000c000000f40300000400fc03000036000000360000005e0000001a00000028b52ffd20ff"
+    "6d01008000000000ff00ff00ff00ffff00ffffff0d008001201f9001e0033c400160439713405c31900c1c0de06d09e0"
+    "28b52ffd20ff6d01008000000000ff00ff00ff00ffff00ffffff0d008001201f9001e0033c400160439713405c31900c"
+    "1c0de06d09e028b52ffd20ffad0200e40200700000ff00200040003f10003f0040007f0000001f002000401f3f000040"
+    "00807f00000040200f0000008000201200c000300736833210023002f7206374480f0cf8736be0379021303268032406"
+    "2d06411128b52ffd20ff8d0000383dbe00010001000310004a2c529cd221"
+)
+
+
 def _golden(ks: str) -> bytes:
     return (np.array([int(k) for k in ks.split()], np.float32) / np.float32(64)).tobytes()
 
@@ -296,4 +310,7 @@ def test_golden_stored_forms_still_decode():
     payload = bytes.fromhex(GOLDEN_DELTA)
     assert deltaformat.parse(payload)[0] == b"K" * 32
     assert deltaformat.base_ids(payload) == [blake3.blake3(base[:300]).digest(), blake3.blake3(base[300:]).digest()]
-    assert codec.decode(codec.DELTA, payload, [base[:300], base[300:]]) == moved[4:]
+    assert codec.decode(codec.DELTA_XOR, payload, [base[:300], base[300:]]) == moved[4:]
+    ulp = bytes.fromhex(GOLDEN_DELTA_ULP)
+    assert deltaformat.base_ids(ulp) == deltaformat.base_ids(payload)
+    assert codec.decode(codec.DELTA, ulp, [base[:300], base[300:]]) == moved[4:]

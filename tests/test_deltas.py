@@ -207,7 +207,7 @@ def test_series_round_trips_and_is_smaller_than_grouped(tmp_path):
         if name == "delta":
             assert stats["stored_bytes_by_codec"]["delta"] > 0
             assert {tag for _, tag, _ in _codecs_of(repo, "m/v0")} <= {codec.GROUPED, codec.ZSTD, codec.RAW}
-            assert sum(tag == codec.DELTA for _, tag, _ in _codecs_of(repo, "m/v3")) > 10  # reordered: still deltas
+            assert sum(tag in codec.DELTAS for _, tag, _ in _codecs_of(repo, "m/v3")) > 10  # reordered: still deltas
         repo.close()
     assert stored["delta"] < 0.75 * stored["grouped"], stored
 
@@ -225,7 +225,7 @@ def test_other_files_align_byte_for_byte_by_name_and_size(tmp_path):
         write_file(tmp_path / f"v{i}" / "weights.bin", data)
         repo.commit(versions[-1], f"m/v{i}")
         w = w + np.float32(1e-4 * w.std()) * rng.standard_normal(w.shape, dtype=np.float32)
-    delta_chunks = [sum(tag == codec.DELTA for _, tag, _ in _codecs_of(repo, f"m/v{i}", "weights.bin"))
+    delta_chunks = [sum(tag in codec.DELTAS for _, tag, _ in _codecs_of(repo, f"m/v{i}", "weights.bin"))
                     for i in range(3)]
     assert delta_chunks[0] == 0 and delta_chunks[1] > 10 and delta_chunks[2] == 0
     for i, v in enumerate(versions):
@@ -250,7 +250,7 @@ def test_reinitialized_weights_are_stored_whole_even_after_a_run_of_deltas(tmp_p
         write_file(tmp_path / f"v{i}" / "weights.bin", data.tobytes())
         repo.commit(str(tmp_path / f"v{i}"), f"m/v{i}")
     chunks = _codecs_of(repo, "m/v1", "weights.bin")
-    assert sum(tag == codec.DELTA for _, tag, _ in chunks) > 8  # the first half: deltas win, many in a row
+    assert sum(tag in codec.DELTAS for _, tag, _ in chunks) > 8  # the first half: deltas win, many in a row
     data, pos = stepped.tobytes(), 0
     for (_, tag, _payload), (_, n) in zip(chunks, _chunk_lengths(repo, "m/v1", "weights.bin")):
         if pos >= 800_000:  # the new weights: grouped on their own, not a bigger XOR
@@ -277,7 +277,7 @@ def test_torch_checkpoints_delta_with_a_cached_keyframe(tmp_path):
         w = w + np.float32(1e-4 * w.std()) * rng.standard_normal(w.shape, dtype=np.float32)
         if i <= FILL_AFTER:  # the keyframe and its first FILL_AFTER deltas: no copy yet
             assert _cached(repo) == []
-    assert sum(tag == codec.DELTA for _, tag, _ in _codecs_of(repo, "m/v1", "model.pt")) > 10
+    assert sum(tag in codec.DELTAS for _, tag, _ in _codecs_of(repo, "m/v1", "model.pt")) > 10
     [cached] = _cached(repo)
     with open(os.path.join(KeyframeCache(repo.path).dir, cached), "rb") as f, \
             open(os.path.join(versions[0], "model.pt"), "rb") as first:
@@ -305,15 +305,15 @@ def test_chain_depth_is_one_and_a_new_keyframe_comes_every_n_versions(tmp_path):
         s.step()
     chunks = _all_chunks(repo)
     for _oid, (tag, payload) in chunks.items():  # no delta is ever the base of a delta
-        if tag == codec.DELTA:
-            assert all(chunks[b][0] != codec.DELTA for b in deltaformat.base_ids(payload))
+        if tag in codec.DELTAS:
+            assert all(chunks[b][0] not in codec.DELTAS for b in deltaformat.base_ids(payload))
     keyframe = {cid for cid, _, _ in _codecs_of(repo, "m/v0")}
     second = {cid for cid, _, _ in _codecs_of(repo, f"m/v{delta.KEYFRAME_EVERY}")}
     for i in range(1, delta.KEYFRAME_EVERY):  # the versions in between: deltas against v0
-        bases = {b for _, tag, p in _codecs_of(repo, f"m/v{i}") if tag == codec.DELTA for b in deltaformat.base_ids(p)}
+        bases = {b for _, tag, p in _codecs_of(repo, f"m/v{i}") if tag in codec.DELTAS for b in deltaformat.base_ids(p)}
         assert bases and bases <= keyframe
-    assert all(tag != codec.DELTA for _, tag, _ in _codecs_of(repo, f"m/v{delta.KEYFRAME_EVERY}"))
-    last = {b for _, tag, p in _codecs_of(repo, f"m/v{delta.KEYFRAME_EVERY + 1}") if tag == codec.DELTA
+    assert all(tag not in codec.DELTAS for _, tag, _ in _codecs_of(repo, f"m/v{delta.KEYFRAME_EVERY}"))
+    last = {b for _, tag, p in _codecs_of(repo, f"m/v{delta.KEYFRAME_EVERY + 1}") if tag in codec.DELTAS
             for b in deltaformat.base_ids(p)}
     assert last and last <= second
     for i in (delta.KEYFRAME_EVERY - 1, delta.KEYFRAME_EVERY + 1):  # deepest chains restore exactly
@@ -334,14 +334,14 @@ def test_a_version_made_of_deltas_never_becomes_a_keyframe(tmp_path):
     # the same tensors as v7 re-saved with metadata: only the header chunk is new
     resaved = _version(tmp_path, "resaved", s.file(metadata={"note": "re-saved"}))
     repo.commit(resaved, "m/resaved")
-    assert any(tag == codec.DELTA for _, tag, _ in _codecs_of(repo, "m/resaved"))
+    assert any(tag in codec.DELTAS for _, tag, _ in _codecs_of(repo, "m/resaved"))
     s.step()
     repo.commit(_version(tmp_path, "next", s.file()), "m/next")
-    assert all(tag != codec.DELTA for _, tag, _ in _codecs_of(repo, "m/next"))  # the new keyframe
+    assert all(tag not in codec.DELTAS for _, tag, _ in _codecs_of(repo, "m/next"))  # the new keyframe
     s.step()
     after = _version(tmp_path, "after", s.file())
     repo.commit(after, "m/after")
-    assert sum(tag == codec.DELTA for _, tag, _ in _codecs_of(repo, "m/after")) > 10
+    assert sum(tag in codec.DELTAS for _, tag, _ in _codecs_of(repo, "m/after")) > 10
     repo.checkout("m/after", str(tmp_path / "out"))
     assert tree_files(tmp_path / "out") == tree_files(after)
     repo.close()
@@ -367,7 +367,7 @@ def test_gc_keeps_the_bases_of_live_deltas(tmp_path):
     s.step()
     v2 = _version(tmp_path, "v2", s.file())
     repo.commit(v2, "m/v2")
-    assert all(tag != codec.DELTA for _, tag, _ in _codecs_of(repo, "m/v2"))
+    assert all(tag not in codec.DELTAS for _, tag, _ in _codecs_of(repo, "m/v2"))
     assert _cached(repo) == []  # v2, the new keyframe, has no deltas yet: no copy
     repo.delete_ref("m/v1")
     repo.delete_ref("m/v2")
@@ -381,7 +381,7 @@ def test_corrupt_or_missing_delta_base_is_found_by_verify(tmp_path):
     repo = Repository.init(str(tmp_path / "store"), codec_name="delta")
     s = Series()
     v1 = _with_cached_keyframe(repo, tmp_path, s)
-    victim_delta, _, payload = next(c for c in _codecs_of(repo, "m/v1") if c[1] == codec.DELTA)
+    victim_delta, _, payload = next(c for c in _codecs_of(repo, "m/v1") if c[1] in codec.DELTAS)
     base = deltaformat.base_ids(payload)[0]
     damage(repo, base, flip_last_byte)
     problems = {p["id"]: p["problem"] for p in repo.verify(full=True)}
@@ -420,7 +420,7 @@ def test_keyframe_cache_is_only_a_speed_up(tmp_path):
         assert tree_files(tmp_path / f"out{i}") == tree_files(versions[-1])
         if i == 1:
             os.unlink(path)
-    assert any(tag == codec.DELTA for _, tag, _ in _codecs_of(repo, "m/v2"))
+    assert any(tag in codec.DELTAS for _, tag, _ in _codecs_of(repo, "m/v2"))
     assert repo.verify(full=True) == []
     repo.delete_ref("m/v0")
     repo.delete_ref("m/v1")
@@ -441,14 +441,14 @@ def test_push_and_fetch_of_deltas(remote, tmp_path):
         s.step()
     a.commit(v[0], "m/v0")
     a.commit(v[1], "m/v1")
-    assert any(tag == codec.DELTA for _, tag, _ in _codecs_of(a, "m/v1"))
+    assert any(tag in codec.DELTAS for _, tag, _ in _codecs_of(a, "m/v1"))
     # The remote lacks the keyframe: v1 goes self-contained, and v0's own chunks stay home.
     [pushed] = ops.push_refs(a, "origin", ["m/v1"])
     only_v0 = {c for c, _, _ in _codecs_of(a, "m/v0")} - {c for c, _, _ in _codecs_of(a, "m/v1")}
     be = remote.backend()
     assert be.has_many(sorted(only_v0)) == set()
     sent = dict(be.get_many([c for c, _, _ in _codecs_of(a, "m/v1")]))
-    assert all(unpack(value)[1] != codec.DELTA for value in sent.values())
+    assert all(unpack(value)[1] not in codec.DELTAS for value in sent.values())
     be.close()
     # Once the remote holds the keyframe, a delta crosses as a delta: a fraction of the bytes.
     ops.push_refs(a, "origin", ["m/v0"])
@@ -461,7 +461,7 @@ def test_push_and_fetch_of_deltas(remote, tmp_path):
     b = Repository.init(str(tmp_path / "b" / ".casreg"), codec_name="delta")
     ops.config(b).add("origin", remote.url)
     ops.fetch_refs(b, "origin", ["m/v2"])
-    assert any(tag == codec.DELTA for _, tag, _ in _codecs_of(b, "remotes/origin/m/v2"))
+    assert any(tag in codec.DELTAS for _, tag, _ in _codecs_of(b, "remotes/origin/m/v2"))
     assert b.verify(full=True) == []
     b.checkout("remotes/origin/m/v2", str(tmp_path / "out-b"))
     assert tree_files(tmp_path / "out-b") == tree_files(v[2])
@@ -506,8 +506,8 @@ def test_cli_switches_an_existing_store_to_deltas(tmp_path):
         s.step()
     repo = Repository.open(str(store))
     tags = [{tag for _, tag, _ in _codecs_of(repo, f"m/v{i}")} for i in range(3)]
-    assert codec.DELTA not in tags[0] | tags[1] and codec.GROUPED not in tags[0] and codec.GROUPED in tags[1]
-    assert codec.DELTA in tags[2]
+    assert not codec.DELTAS & (tags[0] | tags[1]) and codec.GROUPED not in tags[0] and codec.GROUPED in tags[1]
+    assert codec.DELTAS & tags[2]
     for i, v in enumerate(versions):
         repo.checkout(f"m/v{i}", str(tmp_path / f"out{i}"))
         assert tree_files(tmp_path / f"out{i}") == tree_files(v)
@@ -534,7 +534,7 @@ def test_a_fetched_version_is_the_keyframe_of_the_next_local_one(remote, tmp_pat
     s.step()
     local = _version(tmp_path, "local", s.file())
     result = site.commit(local, "m/round2-site", parents=["remotes/origin/m/round1"])
-    assert sum(tag == codec.DELTA for _, tag, _ in _codecs_of(site, "m/round2-site")) > 10
+    assert sum(tag in codec.DELTAS for _, tag, _ in _codecs_of(site, "m/round2-site")) > 10
     [pushed] = ops.push_refs(site, "origin", ["m/round2-site"])
     assert pushed.bytes_sent <= 1.1 * result.new_stored_bytes + 4096
     whole = sum(len(p) for _, _, p in _codecs_of(hub, "m/round1"))
@@ -573,7 +573,7 @@ def test_fetched_torch_and_raw_files_are_keyframes_by_name_too(tmp_path):
     local = version("local")
     site.commit(local, "m/round2-site")
     for path in ("sub/model.pt", "weights.bin"):
-        assert sum(tag == codec.DELTA for _, tag, _ in _codecs_of(site, "m/round2-site", path)) > 10, path
+        assert sum(tag in codec.DELTAS for _, tag, _ in _codecs_of(site, "m/round2-site", path)) > 10, path
     site.checkout("m/round2-site", str(tmp_path / "out"))
     assert tree_files(tmp_path / "out") == tree_files(local)
     hub.close()
@@ -602,7 +602,7 @@ def test_push_lands_every_base_before_the_deltas_built_on_it(tmp_path, monkeypat
     monkeypatch.setattr(sync, "SEND_BYTES", 1)
     sync.push(a, be, ["m/both"])
     position = {oid: i for i, oid in enumerate(landed)}
-    deltas = [(oid, p) for oid, tag, p in _codecs_of(a, "m/v1") if tag == codec.DELTA]
+    deltas = [(oid, p) for oid, tag, p in _codecs_of(a, "m/v1") if tag in codec.DELTAS]
     assert deltas and all(oid in position for oid, _ in deltas)  # sent as deltas: v0 goes too
     for oid, payload in deltas:
         assert all(position[b] < position[oid] for b in deltaformat.base_ids(payload))

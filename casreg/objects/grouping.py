@@ -75,6 +75,15 @@ def group(data, width: int, offset: int, compressor: zstandard.ZstdCompressor,
                      arr[:offset].tobytes(), *frames, arr[offset + count * width:].tobytes()))
 
 
+def layout_of(payload) -> tuple[int, int]:
+    """(element width, offset of the first whole element) of a grouped payload."""
+    try:
+        width, offset, _ = _HEAD.unpack_from(payload)
+    except struct.error:
+        raise Corrupt("truncated grouped object") from None
+    return width, offset
+
+
 def grouped_size(payload) -> int:
     return _HEAD.unpack_from(payload)[2]
 
