@@ -47,7 +47,7 @@ from .metadata import check_map
 from .objects import codec
 from .objects.chunker import Chunker, ChunkerParams
 from .objects.encoding import CHUNK, COMMIT, DIR, FILE, KIND_NAMES, LINK, MANIFEST, TREE, Commit, Tree, TreeEntry
-from .objects.graph import is_ancestor, newest_first, reachable
+from .objects.graph import describe, is_ancestor, newest_first, reachable
 from .objects.store import ObjectStore
 from .refs import ANY, RefContainer, check_ref_name
 from .timespec import parse_duration
@@ -817,7 +817,8 @@ class Repository:
             problems.append({"id": oid.hex(), "kind": KIND_NAMES.get(kind, "?"), "problem": problem})
 
         with self.db.read(buffers=True) as txn:
-            reachable(self.objects, txn, self._roots(txn, with_notes=True), on_problem=report)
+            reachable(self.objects, txn, self._roots(txn, with_notes=True),
+                      on_problem=lambda oid, kind, error: report(oid, kind, describe(error)))
             if full:
                 from .objects.verify import rehash_all
                 known = {p["id"] for p in problems}
