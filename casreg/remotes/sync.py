@@ -4,6 +4,8 @@ Negotiation (``negotiate.py``): a push walks from the new versions down and stop
 remote's knowledge starts; only the new versions' changed objects are asked about. Order of
 writes, on both sides: chunks, then manifests and trees, then commits, then the ref (CAS). Every object received is
 decoded and re-hashed before it is kept; nothing corrupt enters the local store.
+Fetch, verify --remote and gc --remote walk the remote's graph with ``graph.walk`` over a
+``RemoteLoader`` (a level at a time, one round trip per level and batch).
 
 Deltas: a delta chunk is pushed as it is only when the remote holds its bases or gets them in the
 same push; otherwise it is re-encoded self-contained, so a push never sends a keyframe the pushed
