@@ -47,8 +47,7 @@ from .metadata import check_map
 from .objects import codec
 from .objects.chunker import Chunker, ChunkerParams
 from .objects.encoding import CHUNK, COMMIT, DIR, FILE, KIND_NAMES, LINK, MANIFEST, TREE, Commit, Tree, TreeEntry
-from .objects.graph import is_ancestor, newest_first, reachable
-from .objects.keyframes import prune_cache
+from .objects.graph import describe, is_ancestor, newest_first, reachable
 from .objects.store import ObjectStore
 from .refs import ANY, RefContainer, check_ref_name
 from .timespec import parse_duration
@@ -468,6 +467,7 @@ class Repository:
                                     message=f"commit: {message}" if message else "commit")
         self.db.write(land)
         if keyframes:
+            from .objects.keyframes import prune_cache
             prune_cache(self.objects)  # a layout's new keyframe replaces the old one's copy
         return commit_id
 
@@ -824,7 +824,8 @@ class Repository:
             problems.append({"id": oid.hex(), "kind": KIND_NAMES.get(kind, "?"), "problem": problem})
 
         with self.db.read(buffers=True) as txn:
-            reachable(self.objects, txn, self._roots(txn, with_notes=True), on_problem=report)
+            reachable(self.objects, txn, self._roots(txn, with_notes=True),
+                      on_problem=lambda oid, kind, error: report(oid, kind, describe(error)))
             if full:
                 from .objects.verify import rehash_all
                 known = {p["id"] for p in problems}
@@ -884,6 +885,7 @@ class Repository:
                 return sweep(txn, False)
         with self.collecting_garbage():
             result = self.db.write(lambda txn: sweep(txn, True), buffers=True)
+            from .objects.keyframes import prune_cache
             prune_cache(self.objects)  # decoded keyframes of manifests that are gone
             before = self.db.file_size()
             if compact is None:

@@ -1,7 +1,11 @@
 """Walking the object graph: commits -> parents and trees -> manifests -> chunks -> delta bases.
 
-``reachable`` serves ``verify`` (report what is missing or corrupt), ``gc`` (mark) and ``stats``;
-``ancestors`` walks a version's history (``is_ancestor``), ``newest_first`` in time order (``log``).
+``walk`` is the one walk of the whole graph, a level at a time, over a loader (the local store's
+here, a remote's in ``remotes/sync.py``). ``reachable`` (``walk`` over the local store) serves
+``verify`` (report what is missing or corrupt), ``gc`` (mark) and ``stats``; fetch, verify --remote
+and gc --remote walk a remote with ``sync.RemoteLoader``. Commits alone: ``ancestors`` walks a
+version's history (``is_ancestor``), ``newest_first`` in time order (``log``); push's negotiation
+walks on its own terms (``remotes/negotiate.py`` says why).
 """
 
 from __future__ import annotations
@@ -14,12 +18,22 @@ from ..errors import CasregError, Corrupt, NotFound
 from .encoding import CHUNK, COMMIT, DIR, FILE, MANIFEST, TREE, Commit
 from .store import RELEASE_EVERY, ObjectStore
 
-Problem = Callable[[bytes, int, str], None]
+Problem = Callable[[bytes, int, CasregError], None]
 
 
-def _raise(oid: bytes, kind: int, problem: str) -> None:
-    error = NotFound if problem == "missing" else Corrupt
-    raise error(f"object {oid.hex()} ({problem}); run `casreg verify`")
+def describe(error: CasregError) -> str:
+    """A problem as verify reports it: "missing" or "corrupt: why"."""
+    return "missing" if isinstance(error, NotFound) else f"corrupt: {error}"
+
+
+def halt(oid: bytes, kind: int, error: CasregError) -> None:
+    """``on_problem`` that stops the walk with the error as the loader met it (fetch, gc --remote)."""
+    raise error
+
+
+def _raise(oid: bytes, kind: int, error: CasregError) -> None:
+    problem = describe(error)
+    raise (NotFound if problem == "missing" else Corrupt)(f"object {oid.hex()} ({problem}); run `casreg verify`")
 
 
 def children(kind: int, obj) -> Iterator[tuple[bytes, int]]:
@@ -77,64 +91,77 @@ def is_ancestor(objects: ObjectStore, txn: lmdb.Transaction, ancestor: bytes, de
     return any(cid == ancestor for cid, _ in ancestors(objects, txn, descendant))
 
 
+Loaded = Iterable[tuple[bytes, "list[tuple[bytes, int]] | CasregError"]]
+LoadLevel = Callable[[dict[bytes, int]], Loaded]
+
+
+def walk(roots: Iterable[tuple[bytes, int]], load_level: LoadLevel, *, known: dict[bytes, int] | None = None,
+         on_problem: Problem = _raise) -> dict[bytes, int]:
+    """Every object reachable from ``roots`` (id, kind) -> its kind, read a level at a time: the
+    one graph walk (gc, verify, stats, fetch, verify --remote, gc --remote).
+
+    ``load_level`` (a *loader*: ``local_loader`` here, ``sync.RemoteLoader`` for a remote) gets a
+    whole level (id -> kind) and yields, for each id it read, its children (``children``; a
+    chunk's: its delta bases) or the error that stopped it (``NotFound``: missing, ``Corrupt``:
+    damaged), which goes to ``on_problem``; an id it yields nothing for is kept but not followed.
+    A level is all chunks or none: chunks are read after every commit, tree and manifest (one
+    chunk level, however deep the trees; then one of delta bases), so a remote loader makes one
+    round trip per level and batch. Objects in ``known`` were walked already."""
+    known = known or {}
+    seen: dict[bytes, int] = {}
+    structured: dict[bytes, int] = {}
+    chunks: dict[bytes, int] = {}
+
+    def add(pairs: Iterable[tuple[bytes, int]]) -> None:
+        for oid, kind in pairs:
+            if oid not in seen and oid not in known:
+                (chunks if kind == CHUNK else structured).setdefault(oid, kind)
+
+    add(roots)
+    while structured or chunks:
+        if structured:
+            level, structured = structured, {}
+        else:
+            level, chunks = chunks, {}
+        seen.update(level)
+        for oid, got in load_level(level):
+            if isinstance(got, CasregError):
+                on_problem(oid, level[oid], got)
+            else:
+                add(got)
+    return seen
+
+
+def local_loader(objects: ObjectStore, txn: lmdb.Transaction, *, bases: bool = True) -> LoadLevel:
+    """The loader of the local store, in one read transaction: structured objects decoded and
+    hash-checked, chunks only checked for presence (a delta chunk's children are its bases,
+    unless ``bases`` is False). The pages each lookup maps are dropped every RELEASE_EVERY
+    lookups (see ``Database.release_pages``), so RSS stays flat however large the graph."""
+    lookups = 0
+
+    def load(oid: bytes, kind: int) -> list[tuple[bytes, int]] | CasregError:
+        try:
+            if kind != CHUNK:
+                return list(children(kind, objects.load(txn, oid, kind)))
+            base_ids = objects.delta_bases(txn, oid) if bases else ([] if objects.has(txn, oid) else None)
+        except CasregError as exc:
+            return exc
+        if base_ids is None:
+            return NotFound(f"object {oid.hex()} is missing from the store")
+        return [(b, CHUNK) for b in base_ids]
+
+    def load_level(level: dict[bytes, int]) -> Loaded:
+        nonlocal lookups
+        for oid, kind in level.items():
+            yield oid, load(oid, kind)
+            lookups += 1
+            if lookups % RELEASE_EVERY == 0:
+                objects.db.release_pages()
+    return load_level
+
+
 def reachable(objects: ObjectStore, txn: lmdb.Transaction, roots: Iterable[tuple[bytes, int]],
               on_problem: Problem = _raise, *, bases: bool = True) -> dict[bytes, int]:
-    """Every object reachable from ``roots`` (id, kind) -> its kind.
-
-    Structured objects are decoded and hash-checked; chunks are only checked for presence, and a
-    delta chunk leads to its bases (unless ``bases`` is False: what manifests name, nothing more).
-    A missing or corrupt object is passed to ``on_problem`` (which by default raises).
-    """
-    seen: dict[bytes, int] = {}
-    stack = list(roots)
-    while stack:
-        oid, kind = stack.pop()
-        if oid in seen:
-            continue
-        seen[oid] = kind
-        if len(seen) % RELEASE_EVERY == 0:  # each lookup maps ~1 MB (see db.release_pages)
-            objects.db.release_pages()
-        if kind == CHUNK:
-            try:
-                base_ids = objects.delta_bases(txn, oid) if bases else ([] if objects.has(txn, oid) else None)
-            except CasregError as exc:
-                on_problem(oid, kind, f"corrupt: {exc}")
-                continue
-            if base_ids is None:
-                on_problem(oid, kind, "missing")
-            stack.extend((b, CHUNK) for b in base_ids or ())
-            continue
-        try:
-            obj = objects.load(txn, oid, kind)
-        except NotFound:
-            on_problem(oid, kind, "missing")
-            continue
-        except CasregError as exc:
-            on_problem(oid, kind, f"corrupt: {exc}")
-            continue
-        stack.extend(children(kind, obj))
-    return seen
-
-
-Expand = Callable[[dict[bytes, int]], Iterable[tuple[bytes, Iterable[tuple[bytes, int]]]]]
-
-
-def reachable_batched(roots: Iterable[tuple[bytes, int]], expand: Expand,
-                      known: dict[bytes, int] | None = None) -> dict[bytes, int]:
-    """``reachable`` over objects read in batches (a remote: one round trip per level, not per
-    object): every object reachable from ``roots`` (id, kind) -> its kind. ``expand`` gets a
-    whole level (id -> kind) and yields (id, its children) for each object of it it read and
-    checked, the children from ``children`` (a chunk's: its delta bases); an id it yields
-    nothing for is kept but not followed. Objects in ``known`` were walked already."""
-    seen: dict[bytes, int] = {}
-    known = known or {}
-    frontier = {oid: kind for oid, kind in roots if oid not in known}
-    while frontier:
-        seen.update(frontier)
-        nxt: dict[bytes, int] = {}
-        for _, kids in expand(frontier):
-            for child, kind in kids:
-                if child not in seen and child not in known:
-                    nxt.setdefault(child, kind)
-        frontier = nxt
-    return seen
+    """``walk`` over the local store (``local_loader``); by default a missing or damaged object
+    raises."""
+    return walk(roots, local_loader(objects, txn, bases=bases), on_problem=on_problem)

@@ -6,8 +6,8 @@ One run, on any backend (the contract's gc methods, ``base.py``):
    condemnation time).
 2. Mark: from every remote ref (strictly: an object they reach that is missing or damaged stops
    gc before it changes anything) and from the ref log's entries of the grace period (leniently:
-   what is gone below them is skipped), with ``graph.reachable_batched`` over objects read from
-   the remote and verified as they are read (``sync.verified``, delta bases included).
+   what is gone below them is skipped), with ``graph.walk`` over ``sync.RemoteLoader``: objects
+   read from the remote a level at a time and verified as they are read, delta bases included.
 3. Unreachable copies: uploaded within the grace period, kept (a push that has not moved its ref
    yet); condemned at least the grace period ago, deleted; the others condemned now (from then
    on no push is offered them: ``has_many`` hides them, a push uploads them anew). Reachable
@@ -25,13 +25,11 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass
 
 from ..errors import CasregError, Corrupt, RemoteError
-from ..objects import codec
-from ..objects.encoding import CHUNK, COMMIT, DECODERS
-from ..objects.graph import children, reachable_batched
-from ..objects.store import unpack
+from ..objects.encoding import COMMIT
+from ..objects.graph import halt, walk
 from ..timespec import parse_duration
-from .base import Backend, StoredObject, batched
-from .sync import GET_BATCH, _base_reader, _bases_for, verified
+from .base import Backend, StoredObject
+from .sync import RemoteLoader
 
 DEFAULT_GRACE = "1d"   # longer than any push takes from its first has_many to its ref move
 REPACK_BELOW = 0.5     # COS/S3: a pack whose remaining objects are under this share of its bytes is rewritten
@@ -132,65 +130,16 @@ def _mark(backend: Backend, listing: list[StoredObject], log_since: float | None
                           f"ref(s) on the remote ({name}: {why}); remove or repair them first")
     result.refs = len(refs)
     try:
-        keep = reachable_batched(((t, COMMIT) for t in set(refs.values())), _expander(backend))
+        keep = walk(((t, COMMIT) for t in set(refs.values())), RemoteLoader(backend), on_problem=halt)
     except (Corrupt, RemoteError) as exc:
         raise type(exc)(f"gc --remote stopped before deleting anything: {exc}; "
                         "run `casreg verify --remote NAME --full`") from None
     listed = {o.id for o in listing}
     logged = [(t, COMMIT) for t in backend.ref_log_targets(log_since) if t in listed] if log_since is not None else []
-    keep.update(reachable_batched(logged, _expander(backend, listed), known=keep))
+    keep.update(walk(logged, RemoteLoader(backend, only=listed), known=keep, on_problem=_skip))
     result.reachable_objects = len(keep)
     return keep
 
 
-def _expander(backend: Backend, listed: set[bytes] | None = None):
-    """``expand`` for ``reachable_batched``: a level read from the remote in batches, verified.
-    With ``listed`` (the ref log's roots) it is lenient: only listed ids are read, and one that is
-    missing or damaged is skipped, not an error."""
-
-    def read(ids: list[bytes]) -> dict[bytes, bytes]:
-        try:
-            return dict(backend.get_many(ids))
-        except RemoteError:
-            if listed is None:
-                raise
-            out: dict[bytes, bytes] = {}
-            for oid in ids:  # one at a time: keep what is there
-                try:
-                    out.update(backend.get_many([oid]))
-                except RemoteError:
-                    pass
-            return out
-
-    def expand(level: dict[bytes, int]):
-        ids = [oid for oid in level if listed is None or oid in listed]
-        structured = [oid for oid in ids if level[oid] != CHUNK]
-        for part in batched(structured, GET_BATCH):
-            for oid, value in read(part).items():
-                kind = level[oid]
-                try:
-                    obj = DECODERS[kind](verified(oid, value, kind))
-                except CasregError:
-                    if listed is None:
-                        raise
-                    continue
-                yield oid, list(children(kind, obj))
-        for part in batched([oid for oid in ids if level[oid] == CHUNK], GET_BATCH):
-            received = read(part)
-            try:
-                base_of = _base_reader({**_bases_for(backend, received), **received})
-            except RemoteError:
-                if listed is None:
-                    raise
-                base_of = _base_reader(received)
-            cache: dict = {}
-            for oid, value in received.items():
-                try:
-                    verified(oid, value, CHUNK, base_of, cache)
-                except CasregError:
-                    if listed is None:
-                        raise
-                    continue
-                _, tag, payload = unpack(value)
-                yield oid, [(b, CHUNK) for b in codec.base_ids(tag, payload)]
-    return expand
+def _skip(oid: bytes, kind: int, error: CasregError) -> None:
+    """The ref log's roots are lenient: what is missing or damaged below them is not followed."""

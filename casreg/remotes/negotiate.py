@@ -13,6 +13,12 @@ starts, so its cost follows what is new, not the history, the refs or the pushes
    walked further.
 Objects found for one tip are not looked for again for the next, so ``push --all`` is one
 negotiation, and each object is counted on the first pushed ref that needed it.
+
+Why not ``graph.walk`` (which fetch, verify and gc use): that walk reaches everything below its
+roots, and its remote loader reads objects from the remote. A push reads nothing from the remote
+(its objects are local; it only asks ``has_many``), and must not reach everything: it stops at
+commits the remote holds, newest first, and skips what a tree shares with its parent's tree by
+path, which a walk from roots cannot know. It shares the graph's edges (``graph.children``).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import heapq
 
 from ..objects.encoding import CHUNK, COMMIT, DIR, FILE, MANIFEST, TREE, Commit
+from ..objects.graph import children
 from .base import HAVE_BATCH, Backend, batched
 
 COMMIT_BATCH = 64
@@ -67,7 +74,7 @@ class Negotiation:
                     if kind == TREE:
                         self._changed(txn, oid, None, nxt)
                     elif kind == MANIFEST:
-                        for cid, _ in self.repo.objects.load(txn, oid, MANIFEST).chunks:
+                        for cid, _ in children(MANIFEST, self.repo.objects.load(txn, oid, MANIFEST)):
                             nxt.setdefault(cid, CHUNK)
                 level = nxt
         self.sending.update(found)
@@ -126,6 +133,6 @@ class Negotiation:
                 if before is not None and before.kind == FILE:
                     self.expanded.add(entry.id)
                     had = {cid for cid, _ in objects.load(txn, before.id, MANIFEST).chunks}
-                    for cid, _ in objects.load(txn, entry.id, MANIFEST).chunks:
+                    for cid, _ in children(MANIFEST, objects.load(txn, entry.id, MANIFEST)):
                         if cid not in had:
                             into.setdefault(cid, CHUNK)

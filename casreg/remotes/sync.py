@@ -4,6 +4,8 @@ Negotiation (``negotiate.py``): a push walks from the new versions down and stop
 remote's knowledge starts; only the new versions' changed objects are asked about. Order of
 writes, on both sides: chunks, then manifests and trees, then commits, then the ref (CAS). Every object received is
 decoded and re-hashed before it is kept; nothing corrupt enters the local store.
+Fetch, verify --remote and gc --remote walk the remote's graph with ``graph.walk`` over a
+``RemoteLoader`` (a level at a time, one round trip per level and batch).
 
 Deltas: a delta chunk is pushed as it is only when the remote holds its bases or gets them in the
 same push; otherwise it is re-encoded self-contained, so a push never sends a keyframe the pushed
@@ -281,37 +283,117 @@ def _discover(repo, backend: Backend, tips, *, repair: bool = False
 
     Anything already local is complete (objects are only ever written after their children), so
     the walk stops there, unless ``repair`` asks to walk local objects too. One round trip per
-    level of the graph and per GET_BATCH objects.
+    level of the graph and per GET_BATCH objects; the chunks are fetched afterwards (``fetch``).
     """
-    structured: dict[bytes, tuple[int, bytes]] = {}
-    chunks: set[bytes] = set()
-    seen: set[bytes] = set()
-    frontier = {t: COMMIT for t in tips}
+    remote = RemoteLoader(backend, keep=True)
 
-    def add_children(kind: int, obj, into: dict[bytes, int]) -> None:
-        for child, child_kind in children(kind, obj):
-            if child_kind == CHUNK:
-                chunks.add(child)
-            else:
-                into[child] = child_kind
-
-    while frontier:
-        ids = list(frontier)
-        seen.update(ids)
-        missing = set(ids[i] for i in repo.objects.missing(ids))
-        nxt: dict[bytes, int] = {}
+    def load_level(level: dict[bytes, int]) -> graph.Loaded:
+        if all(kind == CHUNK for kind in level.values()):
+            yield from ((oid, []) for oid in level)  # named only: fetch reads what it lacks
+            return
+        ids = list(level)
+        missing = {ids[i] for i in repo.objects.missing(ids)}
         if repair:
             with repo.db.read() as txn:
-                for oid in ids:
-                    if oid not in missing:
-                        add_children(frontier[oid], repo.objects.load(txn, oid, frontier[oid]), nxt)
-        for batch in batched([oid for oid in ids if oid in missing], GET_BATCH):
-            for oid, value in backend.get_many(batch):
-                kind = frontier[oid]
-                structured[oid] = (kind, value)
-                add_children(kind, DECODERS[kind](verified(oid, value, kind)), nxt)
-        frontier = {oid: k for oid, k in nxt.items() if oid not in seen}
-    return structured, chunks
+                yield from graph.local_loader(repo.objects, txn)({o: k for o, k in level.items() if o not in missing})
+        yield from remote({o: k for o, k in level.items() if o in missing})
+
+    seen = graph.walk(((t, COMMIT) for t in tips), load_level, on_problem=graph.halt)
+    structured = {oid: (seen[oid], value) for oid, value in remote.received.items()}
+    return structured, {oid for oid, kind in seen.items() if kind == CHUNK}
+
+
+class RemoteLoader:
+    """The loader of a remote's graph for ``graph.walk``: a level read in batches (GET_BATCH ids a
+    ``get_many``), each object verified (``verified``) before its children are used; a chunk is
+    read with the delta bases it names (``_bases_for``, the same round) and leads to them, which
+    then need no second read. A read that fails raises, and so do missing bases, unless:
+
+    - ``check_present`` (verify --remote): ``_present`` first; an absent id is ``NotFound``, a
+      base that cannot be read leaves its deltas unverifiable (``Corrupt``) and is kept in
+      ``base_failures``; with ``read_chunks`` False chunks are only checked for presence;
+    - ``only`` (gc's ref log roots, lenient): only those ids are read, one at a time when a batch
+      fails, and each failure is yielded as that id's problem.
+
+    With ``keep`` the values of the structured objects read are kept in ``received``."""
+
+    def __init__(self, backend: Backend, *, check_present: bool = False, read_chunks: bool = True,
+                 only: set[bytes] | None = None, keep: bool = False):
+        self.backend = backend
+        self.check_present, self.read_chunks, self.only, self.keep = check_present, read_chunks, only, keep
+        self.received: dict[bytes, bytes] = {}
+        self.base_failures: list[RemoteError] = []
+        self.checked: set[bytes] = set()  # delta bases read and verified with their deltas
+
+    def __call__(self, level: dict[bytes, int]) -> graph.Loaded:
+        ids = [oid for oid in level if self.only is None or oid in self.only]
+        chunks = all(kind == CHUNK for kind in level.values())
+        if chunks:
+            ids.sort()
+            yield from ((oid, []) for oid in ids if oid in self.checked)
+            ids = [oid for oid in ids if oid not in self.checked]
+        if self.check_present:
+            present = _present(self.backend, ids)
+            yield from ((oid, NotFound(f"the remote lacks object {oid.hex()}")) for oid in ids if oid not in present)
+            ids = [oid for oid in ids if oid in present]
+        if chunks and not self.read_chunks:
+            yield from ((oid, []) for oid in ids)
+            return
+        for part in batched(ids, GET_BATCH):
+            yield from self._chunks(part) if chunks else self._structured(part, level)
+
+    def _read(self, ids: list[bytes]) -> tuple[dict[bytes, bytes], list[tuple[bytes, RemoteError]]]:
+        """(id -> value received, (id, why) of those that could not be read: only with ``only``)."""
+        try:
+            return dict(self.backend.get_many(ids)), []
+        except RemoteError:
+            if self.only is None:
+                raise
+        received: dict[bytes, bytes] = {}
+        failed = []
+        for oid in ids:  # one at a time: keep what is there
+            try:
+                received.update(self.backend.get_many([oid]))
+            except RemoteError as exc:
+                failed.append((oid, exc))
+        return received, failed
+
+    def _structured(self, ids: list[bytes], level: dict[bytes, int]) -> graph.Loaded:
+        received, failed = self._read(ids)
+        yield from failed
+        for oid, value in received.items():
+            kind = level[oid]
+            try:
+                obj = DECODERS[kind](verified(oid, value, kind))
+            except CasregError as exc:
+                yield oid, exc
+                continue
+            if self.keep:
+                self.received[oid] = value
+            yield oid, list(children(kind, obj))
+
+    def _chunks(self, ids: list[bytes]) -> graph.Loaded:
+        received, failed = self._read(ids)
+        yield from failed
+        try:
+            bases = _bases_for(self.backend, received)
+        except RemoteError as exc:
+            if self.only is None and not self.check_present:
+                raise
+            self.base_failures.append(exc)
+            bases = {}
+        base_of = _base_reader({**bases, **received})
+        cache: dict = {}
+        for oid, value in received.items():
+            try:
+                verified(oid, value, CHUNK, base_of, cache)
+            except CasregError as exc:
+                yield oid, exc
+                continue
+            _, tag, payload = unpack(value)
+            base_ids = codec.base_ids(tag, payload)
+            self.checked.update(base_ids)
+            yield oid, [(b, CHUNK) for b in base_ids]
 
 
 def fast_forward(repo, name: str, target: bytes, *, force: bool = False, message: str = "pull") -> bytes | None:
@@ -350,50 +432,14 @@ def verify_remote(backend: Backend, full: bool = False) -> list[dict]:
     """Every object reachable from the remote's refs present (with ``full``: fetched and re-hashed);
     refs that do not parse (which fetch skips) are problems too."""
     problems: list[dict] = []
-    seen: set[bytes] = set()
-    frontier = {t: COMMIT for t in backend.refs().values()}
+    tips = [(t, COMMIT) for t in backend.refs().values()]
     for name, why in backend.bad_refs.items():
         problems.append({"id": "", "kind": "ref", "ref": name, "problem": f"unusable ref: {why}"})
-    chunk_ids: set[bytes] = set()
-    while frontier:
-        nxt: dict[bytes, int] = {}
-        ids = [oid for oid in frontier if oid not in seen]
-        seen.update(ids)
-        present = _present(backend, ids)
-        for oid in ids:
-            if oid not in present:
-                problems.append({"id": oid.hex(), "kind": KIND_NAMES[frontier[oid]], "problem": "missing"})
-        for batch in batched([oid for oid in ids if oid in present], GET_BATCH):
-            for oid, value in backend.get_many(batch):
-                kind = frontier[oid]
-                try:
-                    obj = DECODERS[kind](verified(oid, value, kind))
-                except CasregError as exc:
-                    problems.append({"id": oid.hex(), "kind": KIND_NAMES[kind], "problem": f"corrupt: {exc}"})
-                    continue
-                for child, child_kind in children(kind, obj):
-                    if child_kind == CHUNK:
-                        chunk_ids.add(child)
-                    else:
-                        nxt[child] = child_kind
-        frontier = {oid: k for oid, k in nxt.items() if oid not in seen}
-    chunk_list = sorted(chunk_ids)
-    present = _present(backend, chunk_list)
-    for oid in chunk_list:
-        if oid not in present:
-            problems.append({"id": oid.hex(), "kind": "chunk", "problem": "missing"})
-    if full:
-        for batch in batched([c for c in chunk_list if c in present], GET_BATCH):
-            received = dict(backend.get_many(batch))
-            try:
-                base_of = _base_reader({**_bases_for(backend, received), **received})
-            except RemoteError as exc:
-                problems.append({"id": "", "kind": "chunk", "problem": f"delta base missing: {exc}"})
-                base_of = _base_reader(received)
-            cache: dict = {}
-            for oid, value in received.items():
-                try:
-                    verified(oid, value, CHUNK, base_of, cache)
-                except CasregError as exc:
-                    problems.append({"id": oid.hex(), "kind": "chunk", "problem": f"corrupt: {exc}"})
+
+    def report(oid: bytes, kind: int, error: CasregError) -> None:
+        problems.append({"id": oid.hex(), "kind": KIND_NAMES[kind], "problem": graph.describe(error)})
+
+    loader = RemoteLoader(backend, check_present=True, read_chunks=full)
+    graph.walk(tips, loader, on_problem=report)
+    problems += [{"id": "", "kind": "chunk", "problem": f"delta base missing: {exc}"} for exc in loader.base_failures]
     return problems
