@@ -70,6 +70,26 @@ class Series:
         return safetensors(tensors, metadata, order)
 
 
+@pytest.fixture(autouse=True)
+def keyframe_cache_on(monkeypatch):
+    """The keyframe cache is off by default (it costs disk); these tests turn it on."""
+    monkeypatch.setenv("CASREG_KEYFRAME_CACHE", str(1 << 30))
+
+
+def test_keyframe_cache_is_off_by_default(tmp_path, monkeypatch):
+    monkeypatch.delenv("CASREG_KEYFRAME_CACHE")
+    repo = Repository.init(str(tmp_path / "store"), codec_name="delta")
+    s = Series()
+    for i in range(FILL_AFTER + 3):
+        repo.commit(_version(tmp_path, f"v{i}", s.file()), "m/v")
+        s.step()
+    assert sum(tag in codec.DELTAS for _, tag, _ in _codecs_of(repo, "m/v")) > 10
+    assert _cached(repo) == []
+    repo.checkout("m/v", str(tmp_path / "out"))
+    assert tree_files(tmp_path / "out") == tree_files(tmp_path / "src" / f"v{FILL_AFTER + 2}")
+    repo.close()
+
+
 def _cached(repo: Repository) -> list[str]:
     """The keyframe copies in the store's cache (manifest ids, hex)."""
     cache_dir = KeyframeCache(repo.path).dir

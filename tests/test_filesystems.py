@@ -95,11 +95,15 @@ def test_read_only_delta_store_restores_deltas(small_fs, tmp_path):
     from tests.test_deltas import Series, _version
     store = small_fs / "store"
     run_cli("--store", store, "init", "--codec", "delta", check=0)
+    from casreg.objects.keyframecache import FILL_AFTER, KeyframeCache
     s = Series()
-    run_cli("--store", store, "commit", _version(tmp_path, "v0", s.file()), "--ref", "m/v0", check=0)
-    s.step()
-    v1 = _version(tmp_path, "v1", s.file())
-    run_cli("--store", store, "commit", v1, "--ref", "m/v1", check=0)
+    cache_on = {"CASREG_KEYFRAME_CACHE": str(1 << 30)}
+    run_cli("--store", store, "commit", _version(tmp_path, "v0", s.file()), "--ref", "m/v0", check=0, env=cache_on)
+    for i in range(FILL_AFTER + 1):  # enough deltas for the keyframe to be copied into the cache
+        s.step()
+        v1 = _version(tmp_path, f"v1.{i}", s.file())
+        run_cli("--store", store, "commit", v1, "--ref", "m/v1", check=0, env=cache_on)
+    assert os.listdir(KeyframeCache(str(store)).dir)
     subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], check=True)
     run_cli("--store", store, "checkout", "m/v1", tmp_path / "out", check=0)
     assert (tmp_path / "out" / "model.safetensors").read_bytes() == open(f"{v1}/model.safetensors", "rb").read()

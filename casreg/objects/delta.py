@@ -41,7 +41,13 @@ from ..errors import Corrupt
 from . import deltaformat, grouping, kernels, tensorheaders
 
 ZEROS = kernels.ZEROS
-KEYFRAME_EVERY = 8  # a file's 8th version after its keyframe is stored whole and becomes the next
+# A file's 16th version after its keyframe is stored whole and becomes the next. A fine-tune's
+# steps are a random walk: a delta against a keyframe k steps back carries ~0.5*log2(k) more bits
+# per weight (corpus: 41.9 MB at k=1, 44.9 at k=4, 46.0 at k=7 for 91 MB of fp32), while a new
+# keyframe costs ~34 MB more than a delta. The period minimizing the mean cost per version,
+# (keyframe excess + summed drift) / (period), is about 16 for these figures (8: 6.4 MB per
+# version over an ideal delta, 16: 5.8); restores stay one delta deep whatever the period.
+KEYFRAME_EVERY = 16
 MIN_FILE = 1 << 20  # smaller files are not worth a keyframe
 MAX_HEADER = 16 << 20  # a safetensors header longer than this is not parsed for alignment
 ACCEPT = 0.6  # a delta this small (vs. the chunk) is taken without trying the self-contained codecs

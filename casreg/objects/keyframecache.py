@@ -13,7 +13,11 @@ restore from the store.
 The cache only saves time: every range taken from it is checked against the chunk id it stands
 for (BLAKE3) before use (a hole reads as zeros and fails that check), and a miss or a mismatch
 falls back to the store. Deleting the directory is always safe; the total is kept under
-``CASREG_KEYFRAME_CACHE`` bytes (default 4 GiB, 0 turns the cache off), oldest first.
+``CASREG_KEYFRAME_CACHE`` bytes, oldest first.
+
+It is off unless ``CASREG_KEYFRAME_CACHE`` gives it bytes: on the benchmark's 12-version series
+one filled copy is 87 MiB beside 406 MiB of objects (the directory 1.21x larger) for ~0.1 s of CPU
+saved per delta version committed or checked out. A store's size is what its user sees first.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from __future__ import annotations
 import os
 import threading
 
-DEFAULT_LIMIT = 4 << 30
+DEFAULT_LIMIT = 0  # off: see above
 FILL_AFTER = 2  # deltas against a keyframe (each saves about half of it) before it earns a copy
 ENV_LIMIT = "CASREG_KEYFRAME_CACHE"
 
