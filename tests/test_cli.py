@@ -191,7 +191,7 @@ def test_stats_counts_the_whole_store_directory(work):
 
 
 def test_quiet_verbose_and_json_on_read_commands(work):
-    assert json.loads(run_cli("codec", "--json", cwd=work, check=0).stdout) == {"codec": "zstd"}
+    assert json.loads(run_cli("codec", "--json", cwd=work, check=0).stdout) == {"codec": "delta"}  # the default for new stores
     assert json.loads(run_cli("gc-grace", "--json", cwd=work, check=0).stdout) == {"gc_grace": "14d"}
     run_cli("-q", "commit", "model", "--ref", "m/v", cwd=work, check=0)
     assert run_cli("-v", "refs", cwd=work, check=0).stdout.decode().startswith("REF")

@@ -16,8 +16,9 @@ from .base import JSON_OPTION, _emit, _pairs, _progress, _repo, _table, _value, 
 
 @app.command()
 def init(path: Optional[str] = typer.Argument(None, help="Where to create the store (default: ./.casreg)."),
-         codec: str = typer.Option("zstd", "--codec", help="zstd; grouped (byte-grouped floats: smaller); or delta "
-                                                          "(grouped, and new checkpoint versions as XOR deltas: smallest)")
+         codec: str = typer.Option("delta", "--codec", help="delta (the default: byte-grouped floats, and new "
+                                                           "checkpoint versions as deltas: smallest); grouped; or "
+                                                           "zstd (plain zstd -3 for every chunk)")
          ) -> None:
     """Create a new store."""
     from ..repo import STORE_DIR, Repository
