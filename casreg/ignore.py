@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import os
 
-import pathspec
-
 IGNORE_FILE = ".casregignore"
 
 
 class PathFilter:
     def __init__(self, exclude: list[str] | tuple = (), include: list[str] | tuple = ()):
-        self._exclude = pathspec.GitIgnoreSpec.from_lines(list(exclude))
-        self._include = pathspec.GitIgnoreSpec.from_lines(list(include)) if include else None
+        self._exclude = _spec(exclude) if exclude else None
+        self._include = _spec(include) if include else None
 
     @classmethod
     def for_directory(cls, root: str, exclude: list[str] | tuple = (), include: list[str] | tuple = ()
@@ -33,7 +31,7 @@ class PathFilter:
     def skips(self, rel: str, is_dir: bool) -> bool:
         """True if the path ``rel`` (relative to the root, '/'-separated) is left out."""
         candidate = f"{rel}/" if is_dir else rel
-        if self._exclude.match_file(candidate):
+        if self._exclude is not None and self._exclude.match_file(candidate):
             return True
         return not is_dir and self._include is not None and not self._include.match_file(rel)
 
@@ -45,3 +43,8 @@ def literal(rel: str, *, directory: bool = False) -> str:
     """A pattern that matches exactly the path ``rel`` below the root (wildcards escaped)."""
     escaped = "".join(f"\\{c}" if c in "*?[]!#\\ " else c for c in rel.strip("/"))
     return f"/{escaped}/" if directory else f"/{escaped}"
+
+
+def _spec(lines):
+    import pathspec  # imported when a pattern is given: most commands never need it (start-up time)
+    return pathspec.GitIgnoreSpec.from_lines(list(lines))

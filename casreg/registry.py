@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import TYPE_CHECKING
 
-from . import catalog, fate, notes
+from . import catalog, notes
 from .errors import AlreadyExists, InvalidInput, NotFound
 from .metadata import matches
 from .objects.encoding import TREE, Tree
 from .refs import ANY, check_ref_name
 from .repo import STORE_DIR, CommitResult, Repository, default_author
+
+if TYPE_CHECKING:  # the fate package is imported by the methods that use it (start-up time)
+    from . import fate
 
 log = logging.getLogger("casreg")
 
@@ -68,6 +72,7 @@ class Registry(Repository):
         would not be FATE's, so ``recorded`` with a directory is refused (InvalidInput)."""
         import time
 
+        from . import fate
         from .retention import EXPIRES_KEY
         if ttl is not None and not ttl > 0:
             raise InvalidInput(f"a time to live is a number of seconds above 0, not {ttl}")
@@ -96,6 +101,7 @@ class Registry(Repository):
             return stores.store_version(self, spec, store, layout=layout, force=force)
 
     def fate_export(self, spec: str, dest: str, *, force: bool = False, fresh: bool = False) -> fate.Exported:
+        from . import fate
         return fate.export(self, spec, dest, force=force, fresh=fresh)
 
     # -- the catalog: models, versions, aliases (any model name) ---------------------------------
@@ -120,10 +126,12 @@ class Registry(Repository):
         return rows
 
     def checkpoints(self, party_model_id: str, version: str) -> list[dict]:
+        from . import fate
         return fate.list_checkpoints(self, party_model_id, version)
 
     def checkpoint_get(self, party_model_id: str, version: str, component: str, step: str, dest: str,
                        *, force: bool = False) -> str:
+        from . import fate
         ref = fate.find_checkpoint(self, party_model_id, version, component, step)
         self.checkout(ref, dest, force=force)
         return ref
