@@ -35,7 +35,7 @@ import time
 import uuid
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterator
+from typing import Collection, Iterator
 
 import blake3
 
@@ -48,6 +48,7 @@ INDEX_MAGIC = b"casreg-packindex-1\n"
 SEQ_WIDTH = 16
 RANGE_GAP = 1 << 20
 CONDEMNED = "condemned-"  # under index/
+NAMED_LISTINGS = 8  # refs(names) of up to this many names lists each one's log, more the whole log
 
 
 class PackGone(RemoteUnreachable):
@@ -247,13 +248,22 @@ class PackBackend(Backend):
                            "reading again from a fresh listing") from None
 
     # -- refs ------------------------------------------------------------------------------------
-    def _ref_heads(self) -> dict[str, tuple[int, str]]:
-        """Ref name -> (highest seq in its log, that entry's ETag)."""
+    def _ref_heads(self, names: Collection[str] | None = None) -> dict[str, tuple[int, str]]:
+        """Ref name -> (highest seq in its log, that entry's ETag), of every ref or of ``names``
+        (a listing of each one's log when they are few: ``name:`` is a prefix of no other ref's
+        keys, a ref name holds no ``:``)."""
+        if names is not None and len(names) <= NAMED_LISTINGS:
+            listing = {k: i.etag for n in names for k, i in self.blobs.list_info("refs", f"{n}:").items()}
+        else:
+            listing = self.blobs.list("refs")
         heads: dict[str, tuple[int, str]] = {}
-        for key, etag in self.blobs.list("refs").items():
+        for key, etag in listing.items():
             name, _, seq = key.rpartition(":")
             if name and seq.isdigit() and int(seq) > heads.get(name, (-1, ""))[0]:
                 heads[name] = (int(seq), etag)
+        if names is not None:
+            wanted = set(names)
+            heads = {name: head for name, head in heads.items() if name in wanted}
         return heads
 
     def _target(self, name: str, seq: int, etag: str):
@@ -273,14 +283,14 @@ class PackBackend(Backend):
         except Corrupt as exc:
             return exc
 
-    def refs(self) -> dict[str, bytes]:
-        heads = self._ref_heads()
+    def refs(self, names: Collection[str] | None = None) -> dict[str, bytes]:
+        heads = self._ref_heads(None if names is None else list(dict.fromkeys(names)))
         with ThreadPoolExecutor(8) as pool:
             targets = list(pool.map(lambda item: (item[0], self._target_or_error(*item)), heads.items()))
         return self._accept_refs((name, t) for name, t in targets if t is not None)
 
     def set_ref_if_equals(self, name: str, old: bytes | None, new: bytes | None) -> bool:
-        seq, etag = self._ref_heads().get(name, (-1, ""))
+        seq, etag = self._ref_heads([name]).get(name, (-1, ""))
         current = self._target(name, seq, etag) if seq >= 0 else None
         if current is not None:
             current = remote_ref(name, current)[1]  # a damaged head refuses the update, in one line
