@@ -18,6 +18,18 @@ Layout under the prefix:
   copies that are not, and a push of a condemned id writes a new pack. A record goes once every
   pack it names is gone.
 
+- ``merged/<packs>-<id>``: a merged index (``MERGED_MAGIC``, a JSON line ``{"packs": [[pack,
+  ETag of its index, records], ...]}``, then those packs' records in that order), written
+  create-only by a writer that found more than ``MERGE_AFTER`` pack indexes no merged index
+  covers; ``<packs>`` (12 digits) is how many it covers, ``<id>`` the BLAKE3 of its bytes. A cold
+  reader GETs the one covering most and then only the indexes it does not cover. It only ever
+  *saves reading*: a pack counts as present through its own ``index/<pack>`` being listed with the
+  ETag the merged index recorded (so a gc deleting an index, a rewritten one, a merged index
+  racing a push, lose nothing and list nothing twice); the per-pack indexes stay, so buckets
+  without merged indexes read as before and an older casreg reads new buckets. The merged index a
+  writer built on is deleted once its successor is written (a reader that misses it reads the
+  per-pack indexes).
+
 Reads fetch only the byte ranges they need (adjacent ranges coalesced). Pack indexes and ref log
 entries are written once, so they are cached locally (``cache_dir``), keyed by name *and* the ETag
 the listing gives: a key rewritten since (the prefix emptied, another site pushing anew) is read
@@ -48,6 +60,8 @@ INDEX_MAGIC = b"casreg-packindex-1\n"
 SEQ_WIDTH = 16
 RANGE_GAP = 1 << 20
 CONDEMNED = "condemned-"  # under index/
+MERGED_MAGIC = b"casreg-mergedindex-1\n"
+MERGE_AFTER = 16  # pack indexes no merged index covers, past which a writer writes a merged one
 NAMED_LISTINGS = 8  # refs(names) of up to this many names lists each one's log, more the whole log
 
 
@@ -67,6 +81,8 @@ class PackBackend(Backend):
         self._index: dict[bytes, tuple[str, int, int]] | None = None  # id -> its preferred copy
         self._dups: dict[bytes, list[tuple[str, int, int]]] = {}  # id -> its other copies (rare)
         self._packs_loaded: dict[str, BlobInfo] = {}
+        self._pack_records: dict[str, bytes] = {}  # pack -> its index's records, as stored
+        self._merged: tuple[str, set[str]] = ("", set())  # the merged index read, the packs it gave
         self._condemned: dict[tuple[str, bytes], float] = {}  # (pack, id) -> condemnation time
         self._records: dict[str, BlobInfo] = {}  # condemnation records read
 
@@ -77,7 +93,8 @@ class PackBackend(Backend):
     # -- objects ---------------------------------------------------------------------------------
     def _forget(self) -> None:
         """Drop what was read of the layout (the next read lists it afresh)."""
-        self._index, self._dups, self._packs_loaded = None, {}, {}
+        self._index, self._dups, self._packs_loaded, self._pack_records = None, {}, {}, {}
+        self._merged = ("", set())
         self._condemned, self._records = {}, {}
 
     def _load_index(self) -> dict[bytes, tuple[str, int, int]]:
@@ -88,13 +105,62 @@ class PackBackend(Backend):
             self._forget()  # an index removed (a gc) or rewritten: start again
         if self._index is None:
             self._index = {}
-        new = [(p, info) for p, info in listing.items() if p not in self._packs_loaded]
+        new = {p: info for p, info in listing.items() if p not in self._packs_loaded}
+        if len(new) > MERGE_AFTER:
+            self._load_merged(new)
+            new = {p: info for p, info in new.items() if p not in self._packs_loaded}
         with ThreadPoolExecutor(8) as pool:
-            bodies = list(pool.map(lambda p: (p[0], p[1], self._get_immutable(f"index/{p[0]}", p[1].etag)), new))
+            bodies = list(pool.map(lambda p: (p[0], p[1], self._get_immutable(f"index/{p[0]}", p[1].etag)),
+                                   new.items()))
         for pack, info, body in bodies:
-            self._add_index(pack, body, info)
+            self._add_index(pack, self._records_of(pack, body), info)
         self._load_condemned(records)
         return self._index
+
+    def _load_merged(self, listed: dict[str, BlobInfo]) -> None:
+        """The packs of ``listed`` (index name -> listing) that the merged index covering most
+        names with the same ETag, added from it: one GET instead of one per pack."""
+        merged = sorted(self.blobs.list_info("merged").items())
+        if not merged:
+            return
+        name, info = max(merged, key=lambda item: (item[0].partition("-")[0], item[0]))
+        try:
+            body = self._get_immutable(f"merged/{name}", info.etag)
+        except BlobMissing:
+            return  # replaced by a newer one meanwhile: the per-pack indexes say the same
+        try:
+            if not body.startswith(MERGED_MAGIC):
+                raise ValueError
+            header, _, table = body[len(MERGED_MAGIC):].partition(b"\n")
+            packs = [(str(p), str(e), int(n)) for p, e, n in json.loads(header)["packs"]]
+        except (ValueError, KeyError, TypeError):
+            raise RemoteError(f"{self.where}: merged index {name} is damaged") from None
+        if sum(n for _, _, n in packs) * _REC.size != len(table):
+            raise RemoteError(f"{self.where}: merged index {name} is damaged")
+        covered, at = set(), 0
+        for pack, etag, n in packs:
+            part, at = table[at:at + n * _REC.size], at + n * _REC.size
+            if pack in listed and listed[pack].etag == etag and pack not in self._packs_loaded:
+                self._add_index(pack, list(_REC.iter_unpack(part)), listed[pack])
+                covered.add(pack)
+        self._merged = (name, covered)
+
+    def _merge_if_due(self) -> None:
+        """A merged index of every pack this writer knows, once more than ``MERGE_AFTER`` of them
+        are not in the merged index it read (create-only, named by its bytes: racing writers of
+        the same set write one)."""
+        base, covered = self._merged
+        if sum(1 for p in self._packs_loaded if p not in covered) <= MERGE_AFTER:
+            return
+        packs = sorted(self._packs_loaded)
+        header = json.dumps({"packs": [[p, self._packs_loaded[p].etag, len(self._pack_records[p]) // _REC.size]
+                                       for p in packs]}, separators=(",", ":")).encode()
+        body = MERGED_MAGIC + header + b"\n" + b"".join(self._pack_records[p] for p in packs)
+        name = f"{len(packs):012d}-{blake3.blake3(body).hexdigest()}"
+        self.blobs.put_if_absent(f"merged/{name}", body)
+        self._merged = (name, set(packs))
+        if base and base != name:
+            self.blobs.delete(f"merged/{base}")
 
     def _load_condemned(self, listing: dict[str, BlobInfo]) -> None:
         if any(name not in listing for name in self._records):
@@ -164,9 +230,9 @@ class PackBackend(Backend):
             raise RemoteError(f"{self.where}: pack index {pack} is damaged")
         return list(_REC.iter_unpack(body[len(INDEX_MAGIC):]))
 
-    def _add_index(self, pack: str, body: bytes, info: BlobInfo) -> None:
+    def _add_index(self, pack: str, records: list[tuple[bytes, int, int]], info: BlobInfo) -> None:
         assert self._index is not None
-        for oid, offset, length in self._records_of(pack, body):
+        for oid, offset, length in records:
             copy = (pack, offset, length)
             first = self._index.setdefault(oid, copy)
             if first != copy:
@@ -174,6 +240,7 @@ class PackBackend(Backend):
                 if (first[0], oid) in self._condemned and (pack, oid) not in self._condemned:
                     self._dups[oid][-1], self._index[oid] = first, copy
         self._packs_loaded[pack] = info
+        self._pack_records[pack] = b"".join(_REC.pack(*r) for r in records)
 
     def has_many(self, ids: list[bytes]) -> set[bytes]:
         index = self._index if self._index is not None else self._load_index()
@@ -184,7 +251,8 @@ class PackBackend(Backend):
     def put_many(self, items: list[tuple[bytes, bytes]]) -> None:
         if self._index is None:
             self._load_index()
-        self._write_pack([(oid, v) for oid, v in dict(items).items() if self._live_copy(oid) is None])
+        if self._write_pack([(oid, v) for oid, v in dict(items).items() if self._live_copy(oid) is None]):
+            self._merge_if_due()
 
     def _write_pack(self, items: list[tuple[bytes, bytes]], *, create_only: bool = False,
                     salt: bytes = b"") -> str | None:
@@ -205,7 +273,7 @@ class PackBackend(Backend):
             self.blobs.put_if_absent(f"index/{pack}", table)
             return pack
         etag = self.blobs.put(f"index/{pack}", table)  # after the pack: only now do its objects exist
-        self._add_index(pack, table, BlobInfo(etag, len(table), time.time()))
+        self._add_index(pack, self._records_of(pack, table), BlobInfo(etag, len(table), time.time()))
         self._cache_put(f"index/{pack}", etag, table)
         return pack
 
@@ -315,8 +383,7 @@ class PackBackend(Backend):
         self._forget()
         self._load_index()
         for pack, info in self._packs_loaded.items():
-            body = self._get_immutable(f"index/{pack}", info.etag)
-            for oid, _, length in self._records_of(pack, body):
+            for oid, _, length in _REC.iter_unpack(self._pack_records[pack]):
                 yield StoredObject(oid, length, info.modified, self._condemned.get((pack, oid)), pack)
 
     def condemn(self, items: list[StoredObject], uploaded_before: float = math.inf) -> int:
@@ -370,7 +437,7 @@ class PackBackend(Backend):
             info = self._packs_loaded.get(pack)
             if info is None:
                 continue
-            records = self._records_of(pack, self._get_immutable(f"index/{pack}", info.etag))
+            records = list(_REC.iter_unpack(self._pack_records[pack]))
             rest = sorted((r for r in records if r[0] not in ids), key=lambda r: r[1])
             if any(self._condemned.get((pack, r[0]), -1.0) > cutoff for r in rest):
                 continue  # holds objects condemned later: wait until they can go too

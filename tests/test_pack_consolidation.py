@@ -1,0 +1,150 @@
+"""COS/S3 pack indexes merged as they accumulate (issue 15), on SeaweedFS: a cold reader GETs the
+merged index plus the few newer ones; nothing is lost or listed twice when a merge races a push;
+buckets written without merged indexes still read."""
+
+from __future__ import annotations
+
+import threading
+
+import blake3
+import pytest
+
+from casreg.remotes import packs
+
+pytestmark = pytest.mark.slow  # SeaweedFS
+
+
+@pytest.fixture
+def remote_cos(seaweed):
+    from tests.remote_kinds import COSRemote
+    handle = COSRemote(seaweed)
+    yield handle
+    handle.cleanup()
+
+
+def _batch(seed: str, n: int = 3) -> list[tuple[bytes, bytes]]:
+    values = [f"{seed}-{i}-".encode() * (40 + i) for i in range(n)]
+    return [(blake3.blake3(v).digest(), v) for v in values]
+
+
+def _cold(remote):
+    """A backend that never read the bucket (no cache), and its request count so far."""
+    be = remote.backend()
+    return be, be.traffic.requests
+
+
+def _assert_complete(be, items) -> None:
+    ids = [oid for oid, _ in items]
+    assert be.has_many(ids) == set(ids)
+    assert dict(be.get_many(ids)) == dict(items)
+    listed = [(o.where, o.id) for o in be.list_objects()]
+    assert len(listed) == len(set(listed)), "a copy listed twice"
+    assert {oid for _, oid in listed} >= set(ids)
+
+
+@pytest.mark.parametrize("remote", ["cos", "s3"], indirect=True)
+def test_a_cold_reader_after_40_pushes_gets_a_handful_of_indexes(remote):
+    writer = remote.backend()
+    pushed = []
+    for i in range(40):  # one pack + index per push, as sync sends a small version
+        batch = _batch(f"push-{i}")
+        writer.put_many(batch)
+        pushed += batch
+    assert writer.blobs.list("merged"), "the writer merged the indexes it saw"
+    writer.close()
+    be, before = _cold(remote)
+    try:
+        assert be.has_many([oid for oid, _ in pushed]) == {oid for oid, _ in pushed}
+        # LIST index, LIST merged, GET merged, then only the indexes written after the last merge
+        assert be.traffic.requests - before <= 3 + packs.MERGE_AFTER, be.traffic
+        _assert_complete(be, pushed)
+    finally:
+        be.close()
+
+
+def test_a_bucket_without_merged_indexes_still_reads_and_gets_one(remote_cos, monkeypatch):
+    remote = remote_cos
+    monkeypatch.setattr(packs, "MERGE_AFTER", 10_000)  # written as casreg before merged indexes
+    old = remote.backend()
+    pushed = []
+    for i in range(20):
+        batch = _batch(f"old-{i}")
+        old.put_many(batch)
+        pushed += batch
+    assert not old.blobs.list("merged")
+    old.close()
+    monkeypatch.setattr(packs, "MERGE_AFTER", 4)
+    be, before = _cold(remote)
+    try:
+        _assert_complete(be, pushed)
+        assert be.traffic.requests - before >= 20, "no merged index: every pack index read"
+        more = _batch("new")
+        be.put_many(more)  # a writer that sees 21 unmerged indexes merges them
+        pushed += more
+        assert len(be.blobs.list("merged")) == 1
+    finally:
+        be.close()
+    again, before = _cold(remote)
+    try:
+        assert again.has_many([oid for oid, _ in pushed]) == {oid for oid, _ in pushed}
+        assert again.traffic.requests - before == 3, again.traffic  # LIST, LIST, GET merged
+        _assert_complete(again, pushed)
+    finally:
+        again.close()
+
+
+def test_merges_racing_pushes_lose_nothing_and_list_nothing_twice(remote_cos, monkeypatch):
+    remote = remote_cos
+    monkeypatch.setattr(packs, "MERGE_AFTER", 2)  # every third push merges
+    rounds = 15
+    pushed: dict[str, list] = {"a": [], "b": []}
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def pusher(who: str) -> None:
+        be = remote.backend()  # its own instance: each writer merges what it has seen
+        try:
+            start.wait(timeout=30)
+            for i in range(rounds):
+                batch = _batch(f"{who}-{i}")
+                be.put_many(batch)
+                pushed[who] += batch
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            be.close()
+
+    threads = [threading.Thread(target=pusher, args=(who,)) for who in pushed]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors, errors
+    everything = pushed["a"] + pushed["b"]
+    be, _ = _cold(remote)
+    try:
+        assert be.blobs.list("merged")
+        _assert_complete(be, everything)
+        assert len(be._packs_loaded) == 2 * rounds
+    finally:
+        be.close()
+
+
+def test_a_gc_deleting_a_merged_pack_is_not_resurrected_by_the_merged_index(remote_cos, monkeypatch):
+    remote = remote_cos
+    monkeypatch.setattr(packs, "MERGE_AFTER", 2)
+    writer = remote.backend()
+    for i in range(6):
+        writer.put_many(_batch(f"gone-{i}"))
+    victim = _batch("gone-0")[0][0]
+    writer.has_many([victim])
+    pack = writer._index[victim][0]
+    writer.blobs.delete(f"index/{pack}")  # as gc --remote does: the index first, then the pack
+    writer.blobs.delete(f"packs/{pack}")
+    writer.close()
+    be, _ = _cold(remote)
+    try:
+        assert be.has_many([victim]) == set()
+        assert pack not in {o.where for o in be.list_objects()}
+    finally:
+        be.close()
