@@ -1,6 +1,7 @@
-"""COS/S3 pack indexes merged as they accumulate (issue 15), on SeaweedFS: a cold reader GETs the
-merged index plus the few newer ones; nothing is lost or listed twice when a merge races a push;
-buckets written without merged indexes still read."""
+"""COS/S3 pack indexes merged and ref logs snapshotted as they accumulate (issue 15), on SeaweedFS:
+a cold reader GETs the merged index (the snapshot) plus the few newer ones; nothing is lost or
+listed twice when a merge races a push, no ref is stale when a snapshot races a ref move; buckets
+written without either still read."""
 
 from __future__ import annotations
 
@@ -146,5 +147,87 @@ def test_a_gc_deleting_a_merged_pack_is_not_resurrected_by_the_merged_index(remo
     try:
         assert be.has_many([victim]) == set()
         assert pack not in {o.where for o in be.list_objects()}
+    finally:
+        be.close()
+
+
+# -- ref snapshots ---------------------------------------------------------------------------------
+def _cid(seed: str) -> bytes:
+    return blake3.blake3(seed.encode()).digest()
+
+
+def test_a_cold_full_refs_reads_the_snapshot_and_the_newer_heads(remote_cos, monkeypatch):
+    remote = remote_cos
+    monkeypatch.setattr(packs, "SNAPSHOT_AFTER", 10_000)  # a bucket from before snapshots
+    writer = remote.backend()
+    truth = {f"models/m/v{i}": _cid(f"v{i}") for i in range(40)}
+    for name, target in truth.items():
+        assert writer.set_ref_if_equals(name, None, target)
+    assert writer.refs() == truth and not writer.blobs.list("refsnap")
+    monkeypatch.setattr(packs, "SNAPSHOT_AFTER", 16)
+    first, before = _cold(remote)
+    assert first.refs() == truth  # reads the 40 heads, then writes a snapshot of them
+    assert first.traffic.requests - before >= 40
+    assert len(first.blobs.list("refsnap")) == 1
+    first.close()
+    assert writer.set_ref_if_equals("models/m/v0", truth["models/m/v0"], _cid("v0-next"))
+    assert writer.set_ref_if_equals("models/m/v1", truth["models/m/v1"], None)
+    truth["models/m/v0"] = _cid("v0-next")
+    del truth["models/m/v1"]
+    writer.close()
+    again, before = _cold(remote)
+    try:
+        assert again.refs() == truth
+        # LIST refs, LIST refsnap, GET the snapshot, GET the two heads written since
+        assert again.traffic.requests - before == 5, again.traffic
+    finally:
+        again.close()
+
+
+def test_snapshots_racing_ref_moves_never_give_a_stale_ref(remote_cos, monkeypatch):
+    remote = remote_cos
+    monkeypatch.setattr(packs, "SNAPSHOT_AFTER", 2)
+    names = [f"models/race/v{i}" for i in range(8)]
+    final: dict[str, bytes] = {}
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def mover() -> None:
+        be = remote.backend()
+        try:
+            for r in range(6):
+                for name in names:
+                    old = final.get(name)
+                    assert be.set_ref_if_equals(name, old, _cid(f"{name}-{r}"))
+                    final[name] = _cid(f"{name}-{r}")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            done.set()
+            be.close()
+
+    def snapshotter() -> None:
+        try:
+            while not done.is_set():
+                be = remote.backend()  # cold each time: reads the newest snapshot, writes the next
+                try:
+                    seen = be.refs()
+                    assert set(seen) <= set(names)
+                finally:
+                    be.close()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=mover), threading.Thread(target=snapshotter)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors, errors
+    be, _ = _cold(remote)
+    try:
+        assert be.blobs.list("refsnap"), "snapshots were written while the refs moved"
+        assert be.refs() == final
+        assert be.refs(names[:3]) == {n: final[n] for n in names[:3]}
     finally:
         be.close()

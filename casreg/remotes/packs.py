@@ -30,6 +30,13 @@ Layout under the prefix:
   writer built on is deleted once its successor is written (a reader that misses it reads the
   per-pack indexes).
 
+- ``refsnap/<entries>-<id>``: a ref snapshot (``SNAPSHOT_MAGIC``, JSON ``{"refs": {name: [seq,
+  ETag, new]}}``): every ref's head when a full ``refs()`` had to read more than
+  ``SNAPSHOT_AFTER`` heads it did not give, written create-only (``<entries>``, 16 digits, the log
+  entries it covers: the newest is the largest). A reader lists the log, GETs the snapshot and
+  only the heads that are not in it at that seq and ETag; the log stays the truth (every
+  compare-and-swap reads it), so a snapshot racing a push is merely older.
+
 Reads fetch only the byte ranges they need (adjacent ranges coalesced). Pack indexes and ref log
 entries are written once, so they are cached locally (``cache_dir``), keyed by name *and* the ETag
 the listing gives: a key rewritten since (the prefix emptied, another site pushing anew) is read
@@ -52,7 +59,7 @@ from typing import Collection, Iterator
 import blake3
 
 from ..errors import Corrupt, RemoteError, RemoteUnreachable
-from .base import Backend, StoredObject, batched, remote_ref
+from .base import Backend, StoredObject, batched, log, remote_ref
 from .blobs import BlobInfo, BlobMissing, BlobStore
 
 _REC = struct.Struct("<32sQI")
@@ -62,6 +69,8 @@ RANGE_GAP = 1 << 20
 CONDEMNED = "condemned-"  # under index/
 MERGED_MAGIC = b"casreg-mergedindex-1\n"
 MERGE_AFTER = 16  # pack indexes no merged index covers, past which a writer writes a merged one
+SNAPSHOT_MAGIC = b"casreg-refsnapshot-1\n"
+SNAPSHOT_AFTER = 16  # ref heads no snapshot gives, past which a full refs() writes a snapshot
 NAMED_LISTINGS = 8  # refs(names) of up to this many names lists each one's log, more the whole log
 
 
@@ -353,9 +362,51 @@ class PackBackend(Backend):
 
     def refs(self, names: Collection[str] | None = None) -> dict[str, bytes]:
         heads = self._ref_heads(None if names is None else list(dict.fromkeys(names)))
+        base, known = self._ref_snapshot() if len(heads) > SNAPSHOT_AFTER else ("", {})
+        targets, unread = {}, {}
+        for name, head in heads.items():
+            if name in known and known[name][:2] == head:
+                targets[name] = known[name][2]
+            else:
+                unread[name] = head
         with ThreadPoolExecutor(8) as pool:
-            targets = list(pool.map(lambda item: (item[0], self._target_or_error(*item)), heads.items()))
-        return self._accept_refs((name, t) for name, t in targets if t is not None)
+            targets.update(pool.map(lambda item: (item[0], self._target_or_error(*item)), unread.items()))
+        if names is None and len(unread) > SNAPSHOT_AFTER:
+            self._write_ref_snapshot(heads, targets, base)
+        return self._accept_refs((name, t) for name, t in targets.items() if t is not None)
+
+    def _ref_snapshot(self) -> tuple[str, dict[str, tuple[int, str, object]]]:
+        """(name, name -> (seq, ETag, new)) of the snapshot covering the most log entries; ("", {})
+        if there is none (a bucket written before snapshots) or it went meanwhile."""
+        listing = self.blobs.list_info("refsnap")
+        if not listing:
+            return "", {}
+        name = max(listing)  # named by the log entries it covers, zero-padded
+        try:
+            body = self._get_immutable(f"refsnap/{name}", listing[name].etag)
+        except BlobMissing:
+            return "", {}  # replaced by a newer one: the log says the same
+        try:
+            if not body.startswith(SNAPSHOT_MAGIC):
+                raise ValueError
+            refs = json.loads(body[len(SNAPSHOT_MAGIC):])["refs"]
+            known = {str(ref): (int(seq), str(etag), new) for ref, (seq, etag, new) in refs.items()}
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise RemoteError(f"{self.where}: ref snapshot {name} is damaged") from None
+        return name, known
+
+    def _write_ref_snapshot(self, heads: dict[str, tuple[int, str]], targets: dict, base: str) -> None:
+        """A create-only snapshot of every ref's head (seq, ETag, new), then the one it replaces
+        deleted. Only saves reading: a failure to write it (read-only credentials) is no error."""
+        refs = {n: [*heads[n], t] for n, t in targets.items() if t is None or isinstance(t, str)}
+        body = SNAPSHOT_MAGIC + json.dumps({"refs": refs}, sort_keys=True, separators=(",", ":")).encode()
+        name = f"{sum(seq + 1 for seq, _ in heads.values()):016d}-{blake3.blake3(body).hexdigest()}"
+        try:
+            self.blobs.put_if_absent(f"refsnap/{name}", body)
+            if base and base != name:
+                self.blobs.delete(f"refsnap/{base}")
+        except RemoteError as exc:
+            log.debug("%s: no ref snapshot written: %s", self.where, exc)
 
     def set_ref_if_equals(self, name: str, old: bytes | None, new: bytes | None) -> bool:
         seq, etag = self._ref_heads([name]).get(name, (-1, ""))
