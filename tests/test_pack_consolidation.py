@@ -5,6 +5,7 @@ written without either still read."""
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import blake3
@@ -229,5 +230,34 @@ def test_snapshots_racing_ref_moves_never_give_a_stale_ref(remote_cos, monkeypat
         assert be.blobs.list("refsnap"), "snapshots were written while the refs moved"
         assert be.refs() == final
         assert be.refs(names[:3]) == {n: final[n] for n in names[:3]}
+    finally:
+        be.close()
+
+
+def test_a_damaged_merged_index_or_snapshot_is_passed_over_with_a_warning(remote_cos, monkeypatch, caplog):
+    remote = remote_cos
+    monkeypatch.setattr(packs, "MERGE_AFTER", 2)
+    monkeypatch.setattr(packs, "SNAPSHOT_AFTER", 2)
+    writer = remote.backend()
+    pushed, truth = [], {}
+    for i in range(6):
+        batch = _batch(f"damaged-{i}")
+        writer.put_many(batch)
+        pushed += batch
+        truth[f"models/d/v{i}"] = _cid(f"d{i}")
+        assert writer.set_ref_if_equals(f"models/d/v{i}", None, truth[f"models/d/v{i}"])
+    assert writer.refs() == truth  # writes a snapshot
+    writer.close()
+    remote.put_raw("merged/999999999999-junk", b"casreg-mergedindex-1\n{not json")  # claims to cover most
+    remote.put_raw("refsnap/9999999999999999-junk", b"junk")
+    be, _ = _cold(remote)
+    try:
+        with caplog.at_level(logging.WARNING, logger="casreg"):
+            _assert_complete(be, pushed)
+            assert be.refs() == truth
+        messages = " ".join(r.getMessage() for r in caplog.records)
+        assert "merged index 999999999999-junk is damaged" in messages
+        assert "ref snapshot 9999999999999999-junk is damaged" in messages
+        assert be._merged[0] != "999999999999-junk" and be._merged[1], "the next best merged index was used"
     finally:
         be.close()

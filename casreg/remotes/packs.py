@@ -74,6 +74,15 @@ SNAPSHOT_AFTER = 16  # ref heads no snapshot gives, past which a full refs() wri
 NAMED_LISTINGS = 8  # refs(names) of up to this many names lists each one's log, more the whole log
 
 
+CANDIDATES = 2  # merged indexes (ref snapshots) tried, newest first, before reading without one
+
+
+def _newest_first(listing: dict[str, BlobInfo]) -> list[tuple[str, BlobInfo]]:
+    """Merged indexes or ref snapshots, the one covering most first (named by a zero-padded
+    count, then a hash)."""
+    return sorted(listing.items(), key=lambda item: (item[0].partition("-")[0], item[0]), reverse=True)
+
+
 class PackGone(RemoteUnreachable):
     """A pack this reader's index named was removed (by a gc) meanwhile: read again."""
 
@@ -128,31 +137,31 @@ class PackBackend(Backend):
 
     def _load_merged(self, listed: dict[str, BlobInfo]) -> None:
         """The packs of ``listed`` (index name -> listing) that the merged index covering most
-        names with the same ETag, added from it: one GET instead of one per pack."""
-        merged = sorted(self.blobs.list_info("merged").items())
-        if not merged:
+        names with the same ETag, added from it: one GET instead of one per pack. A merged index
+        gone meanwhile or damaged is passed over (with a warning) for the next best: the per-pack
+        indexes say the same."""
+        for name, info in _newest_first(self.blobs.list_info("merged"))[:CANDIDATES]:
+            try:
+                body = self._get_immutable(f"merged/{name}", info.etag)
+                if not body.startswith(MERGED_MAGIC):
+                    raise ValueError
+                header, _, table = body[len(MERGED_MAGIC):].partition(b"\n")
+                packs = [(str(p), str(e), int(n)) for p, e, n in json.loads(header)["packs"]]
+                if sum(n for _, _, n in packs) * _REC.size != len(table):
+                    raise ValueError
+            except BlobMissing:
+                continue
+            except (ValueError, KeyError, TypeError):
+                log.warning("%s: merged index %s is damaged; reading the pack indexes instead", self.where, name)
+                continue
+            covered, at = set(), 0
+            for pack, etag, n in packs:
+                part, at = table[at:at + n * _REC.size], at + n * _REC.size
+                if pack in listed and listed[pack].etag == etag and pack not in self._packs_loaded:
+                    self._add_index(pack, list(_REC.iter_unpack(part)), listed[pack])
+                    covered.add(pack)
+            self._merged = (name, covered)
             return
-        name, info = max(merged, key=lambda item: (item[0].partition("-")[0], item[0]))
-        try:
-            body = self._get_immutable(f"merged/{name}", info.etag)
-        except BlobMissing:
-            return  # replaced by a newer one meanwhile: the per-pack indexes say the same
-        try:
-            if not body.startswith(MERGED_MAGIC):
-                raise ValueError
-            header, _, table = body[len(MERGED_MAGIC):].partition(b"\n")
-            packs = [(str(p), str(e), int(n)) for p, e, n in json.loads(header)["packs"]]
-        except (ValueError, KeyError, TypeError):
-            raise RemoteError(f"{self.where}: merged index {name} is damaged") from None
-        if sum(n for _, _, n in packs) * _REC.size != len(table):
-            raise RemoteError(f"{self.where}: merged index {name} is damaged")
-        covered, at = set(), 0
-        for pack, etag, n in packs:
-            part, at = table[at:at + n * _REC.size], at + n * _REC.size
-            if pack in listed and listed[pack].etag == etag and pack not in self._packs_loaded:
-                self._add_index(pack, list(_REC.iter_unpack(part)), listed[pack])
-                covered.add(pack)
-        self._merged = (name, covered)
 
     def _merge_if_due(self) -> None:
         """A merged index of every pack this writer knows, once more than ``MERGE_AFTER`` of them
@@ -377,23 +386,20 @@ class PackBackend(Backend):
 
     def _ref_snapshot(self) -> tuple[str, dict[str, tuple[int, str, object]]]:
         """(name, name -> (seq, ETag, new)) of the snapshot covering the most log entries; ("", {})
-        if there is none (a bucket written before snapshots) or it went meanwhile."""
-        listing = self.blobs.list_info("refsnap")
-        if not listing:
-            return "", {}
-        name = max(listing)  # named by the log entries it covers, zero-padded
-        try:
-            body = self._get_immutable(f"refsnap/{name}", listing[name].etag)
-        except BlobMissing:
-            return "", {}  # replaced by a newer one: the log says the same
-        try:
-            if not body.startswith(SNAPSHOT_MAGIC):
-                raise ValueError
-            refs = json.loads(body[len(SNAPSHOT_MAGIC):])["refs"]
-            known = {str(ref): (int(seq), str(etag), new) for ref, (seq, etag, new) in refs.items()}
-        except (ValueError, KeyError, TypeError, AttributeError):
-            raise RemoteError(f"{self.where}: ref snapshot {name} is damaged") from None
-        return name, known
+        if there is none (a bucket written before snapshots). One gone meanwhile or damaged is
+        passed over (with a warning) for the next best: the log says the same."""
+        for name, info in _newest_first(self.blobs.list_info("refsnap"))[:CANDIDATES]:
+            try:
+                body = self._get_immutable(f"refsnap/{name}", info.etag)
+                if not body.startswith(SNAPSHOT_MAGIC):
+                    raise ValueError
+                refs = json.loads(body[len(SNAPSHOT_MAGIC):])["refs"]
+                return name, {str(ref): (int(seq), str(etag), new) for ref, (seq, etag, new) in refs.items()}
+            except BlobMissing:
+                continue
+            except (ValueError, KeyError, TypeError, AttributeError):
+                log.warning("%s: ref snapshot %s is damaged; reading the ref log instead", self.where, name)
+        return "", {}
 
     def _write_ref_snapshot(self, heads: dict[str, tuple[int, str]], targets: dict, base: str) -> None:
         """A create-only snapshot of every ref's head (seq, ETag, new), then the one it replaces
