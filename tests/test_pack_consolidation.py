@@ -261,3 +261,32 @@ def test_a_damaged_merged_index_or_snapshot_is_passed_over_with_a_warning(remote
         assert be._merged[0] != "999999999999-junk" and be._merged[1], "the next best merged index was used"
     finally:
         be.close()
+
+
+def test_a_warm_store_reads_its_cache_not_the_merged_index(remote_cos, monkeypatch, tmp_path):
+    from casreg.remotes import open_backend
+    remote = remote_cos
+    writer = remote.backend()
+    pushed = []
+    for i in range(20):
+        batch = _batch(f"warm-{i}")
+        writer.put_many(batch)
+        pushed += batch
+    writer.close()
+    cache = str(tmp_path / "cache")
+    first = open_backend(remote.url, cache_dir=cache)
+    before = first.traffic.requests
+    assert first.has_many([oid for oid, _ in pushed]) == {oid for oid, _ in pushed}
+    assert first._merged[0], "cold: the merged index read, and its packs' indexes cached"
+    assert first.traffic.requests - before <= 3 + 3, first.traffic  # LIST, LIST, GET merged, 3 newer
+    _assert_complete(first, pushed)  # lists afresh: now all from the cache
+    assert not first._merged[0]
+    first.close()
+    second = open_backend(remote.url, cache_dir=cache)
+    try:
+        before = second.traffic.requests
+        assert second.has_many([oid for oid, _ in pushed]) == {oid for oid, _ in pushed}
+        assert second.traffic.requests - before == 1, second.traffic  # the LIST of index/ alone
+        assert not second._merged[0]
+    finally:
+        second.close()

@@ -124,8 +124,9 @@ class PackBackend(Backend):
         if self._index is None:
             self._index = {}
         new = {p: info for p, info in listing.items() if p not in self._packs_loaded}
-        if len(new) > MERGE_AFTER:
-            self._load_merged(new)
+        unread = {p: info for p, info in new.items() if not self._cached(f"index/{p}", info.etag)}
+        if len(unread) > MERGE_AFTER:
+            self._load_merged(unread)
             new = {p: info for p, info in new.items() if p not in self._packs_loaded}
         with ThreadPoolExecutor(8) as pool:
             bodies = list(pool.map(lambda p: (p[0], p[1], self._get_immutable(f"index/{p[0]}", p[1].etag)),
@@ -140,9 +141,9 @@ class PackBackend(Backend):
         names with the same ETag, added from it: one GET instead of one per pack. A merged index
         gone meanwhile or damaged is passed over (with a warning) for the next best: the per-pack
         indexes say the same."""
-        for name, info in _newest_first(self.blobs.list_info("merged"))[:CANDIDATES]:
+        for name, _ in _newest_first(self.blobs.list_info("merged"))[:CANDIDATES]:
             try:
-                body = self._get_immutable(f"merged/{name}", info.etag)
+                body = self.blobs.get(f"merged/{name}")[0]  # not cached: each replaces the last
                 if not body.startswith(MERGED_MAGIC):
                     raise ValueError
                 header, _, table = body[len(MERGED_MAGIC):].partition(b"\n")
@@ -159,6 +160,7 @@ class PackBackend(Backend):
                 part, at = table[at:at + n * _REC.size], at + n * _REC.size
                 if pack in listed and listed[pack].etag == etag and pack not in self._packs_loaded:
                     self._add_index(pack, list(_REC.iter_unpack(part)), listed[pack])
+                    self._cache_put(f"index/{pack}", etag, INDEX_MAGIC + part)  # as if read alone
                     covered.add(pack)
             self._merged = (name, covered)
             return
@@ -223,6 +225,11 @@ class PackBackend(Backend):
         body, got = self.blobs.get(key)
         self._cache_put(key, got, body)
         return body
+
+    def _cached(self, key: str, etag: str) -> bool:
+        """This store read ``key`` at this ETag before (reading it again costs no request)."""
+        path = self._cache_path(key, etag)
+        return path is not None and os.path.exists(path)
 
     def _cache_path(self, key: str, etag: str) -> str | None:
         if not (self.cache_dir and etag):  # no ETag, nothing to check a cached copy against
@@ -371,7 +378,9 @@ class PackBackend(Backend):
 
     def refs(self, names: Collection[str] | None = None) -> dict[str, bytes]:
         heads = self._ref_heads(None if names is None else list(dict.fromkeys(names)))
-        base, known = self._ref_snapshot() if len(heads) > SNAPSHOT_AFTER else ("", {})
+        uncached = {name for name, (seq, etag) in heads.items()
+                    if not self._cached(f"refs/{name}:{seq:0{SEQ_WIDTH}d}", etag)}
+        base, known = self._ref_snapshot() if len(uncached) > SNAPSHOT_AFTER else ("", {})
         targets, unread = {}, {}
         for name, head in heads.items():
             if name in known and known[name][:2] == head:
@@ -380,7 +389,7 @@ class PackBackend(Backend):
                 unread[name] = head
         with ThreadPoolExecutor(8) as pool:
             targets.update(pool.map(lambda item: (item[0], self._target_or_error(*item)), unread.items()))
-        if names is None and len(unread) > SNAPSHOT_AFTER:
+        if names is None and len(uncached & unread.keys()) > SNAPSHOT_AFTER:
             self._write_ref_snapshot(heads, targets, base)
         return self._accept_refs((name, t) for name, t in targets.items() if t is not None)
 
@@ -388,9 +397,9 @@ class PackBackend(Backend):
         """(name, name -> (seq, ETag, new)) of the snapshot covering the most log entries; ("", {})
         if there is none (a bucket written before snapshots). One gone meanwhile or damaged is
         passed over (with a warning) for the next best: the log says the same."""
-        for name, info in _newest_first(self.blobs.list_info("refsnap"))[:CANDIDATES]:
+        for name, _ in _newest_first(self.blobs.list_info("refsnap"))[:CANDIDATES]:
             try:
-                body = self._get_immutable(f"refsnap/{name}", info.etag)
+                body = self.blobs.get(f"refsnap/{name}")[0]  # not cached: each replaces the last
                 if not body.startswith(SNAPSHOT_MAGIC):
                     raise ValueError
                 refs = json.loads(body[len(SNAPSHOT_MAGIC):])["refs"]
