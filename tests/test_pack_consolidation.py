@@ -290,3 +290,17 @@ def test_a_warm_store_reads_its_cache_not_the_merged_index(remote_cos, monkeypat
         assert not second._merged[0]
     finally:
         second.close()
+
+
+def test_writers_warm_from_their_cache_merge_every_few_pushes_not_every_push(remote_cos, tmp_path):
+    from casreg.remotes import open_backend
+    remote = remote_cos
+    cache = str(tmp_path / "cache")
+    for i in range(40):  # one backend per push, as each `casreg push` opens one
+        be = open_backend(remote.url, cache_dir=cache)
+        try:
+            be.put_many(_batch(f"each-{i}"))
+        finally:
+            be.close()
+    [merged] = list(remote_cos.backend().blobs.list("merged"))
+    assert int(merged.partition("-")[0]) == 2 * (packs.MERGE_AFTER + 1), merged  # merged at 17 and 34

@@ -69,6 +69,7 @@ RANGE_GAP = 1 << 20
 CONDEMNED = "condemned-"  # under index/
 MERGED_MAGIC = b"casreg-mergedindex-1\n"
 MERGE_AFTER = 16  # pack indexes no merged index covers, past which a writer writes a merged one
+MERGED_KNOWN = "merged-known.json"  # in the cache: the merged index this store read or wrote last
 SNAPSHOT_MAGIC = b"casreg-refsnapshot-1\n"
 SNAPSHOT_AFTER = 16  # ref heads no snapshot gives, past which a full refs() writes a snapshot
 NAMED_LISTINGS = 8  # refs(names) of up to this many names lists each one's log, more the whole log
@@ -138,9 +139,23 @@ class PackBackend(Backend):
 
     def _load_merged(self, listed: dict[str, BlobInfo]) -> None:
         """The packs of ``listed`` (index name -> listing) that the merged index covering most
-        names with the same ETag, added from it: one GET instead of one per pack. A merged index
-        gone meanwhile or damaged is passed over (with a warning) for the next best: the per-pack
-        indexes say the same."""
+        names with the same ETag, added from it: one GET instead of one per pack."""
+        found = self._read_merged()
+        if found is None:
+            return
+        name, packs, table = found
+        at = 0
+        for pack, etag, n in packs:
+            part, at = table[at:at + n * _REC.size], at + n * _REC.size
+            if pack in listed and listed[pack].etag == etag and pack not in self._packs_loaded:
+                self._add_index(pack, list(_REC.iter_unpack(part)), listed[pack])
+                self._cache_put(f"index/{pack}", etag, INDEX_MAGIC + part)  # as if read alone
+        self._know_merged(name, {p for p, _, _ in packs})
+
+    def _read_merged(self) -> tuple[str, list[tuple[str, str, int]], bytes] | None:
+        """(name, [(pack, ETag of its index, records)], records) of the merged index covering
+        most, None if there is none. One gone meanwhile or damaged is passed over (with a
+        warning) for the next best: the per-pack indexes say the same."""
         for name, _ in _newest_first(self.blobs.list_info("merged"))[:CANDIDATES]:
             try:
                 body = self.blobs.get(f"merged/{name}")[0]  # not cached: each replaces the last
@@ -150,26 +165,46 @@ class PackBackend(Backend):
                 packs = [(str(p), str(e), int(n)) for p, e, n in json.loads(header)["packs"]]
                 if sum(n for _, _, n in packs) * _REC.size != len(table):
                     raise ValueError
+                return name, packs, table
             except BlobMissing:
                 continue
             except (ValueError, KeyError, TypeError):
                 log.warning("%s: merged index %s is damaged; reading the pack indexes instead", self.where, name)
-                continue
-            covered, at = set(), 0
-            for pack, etag, n in packs:
-                part, at = table[at:at + n * _REC.size], at + n * _REC.size
-                if pack in listed and listed[pack].etag == etag and pack not in self._packs_loaded:
-                    self._add_index(pack, list(_REC.iter_unpack(part)), listed[pack])
-                    self._cache_put(f"index/{pack}", etag, INDEX_MAGIC + part)  # as if read alone
-                    covered.add(pack)
-            self._merged = (name, covered)
-            return
+        return None
+
+    def _know_merged(self, name: str, packs: set[str]) -> None:
+        """Remember the merged index read or written and the packs it covers, here and in the
+        cache (so a writer whose cache gave it every index knows what is merged without a GET)."""
+        self._merged = (name, packs)
+        if self.cache_dir:
+            os.makedirs(self.cache_dir, exist_ok=True)
+            path = os.path.join(self.cache_dir, MERGED_KNOWN)
+            with open(path + ".tmp", "w") as f:
+                json.dump({"key": self._cache_name("merged"), "name": name, "packs": sorted(packs)}, f)
+            os.replace(path + ".tmp", path)
+
+    def _known_merged(self) -> tuple[str, set[str]]:
+        """What ``_know_merged`` kept in the cache, else what the newest merged index covers."""
+        try:
+            with open(os.path.join(self.cache_dir or "", MERGED_KNOWN)) as f:
+                known = json.load(f)
+            if known["key"] == self._cache_name("merged"):
+                return str(known["name"]), {str(p) for p in known["packs"]}
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        found = self._read_merged()
+        if found is None:
+            return "", set()
+        self._know_merged(found[0], {p for p, _, _ in found[1]})
+        return self._merged
 
     def _merge_if_due(self) -> None:
         """A merged index of every pack this writer knows, once more than ``MERGE_AFTER`` of them
-        are not in the merged index it read (create-only, named by its bytes: racing writers of
+        are in no merged index it knows of (create-only, named by its bytes: racing writers of
         the same set write one)."""
         base, covered = self._merged
+        if not base and len(self._packs_loaded) > MERGE_AFTER:
+            base, covered = self._known_merged()  # its cache gave this writer every index
         if sum(1 for p in self._packs_loaded if p not in covered) <= MERGE_AFTER:
             return
         packs = sorted(self._packs_loaded)
@@ -178,7 +213,7 @@ class PackBackend(Backend):
         body = MERGED_MAGIC + header + b"\n" + b"".join(self._pack_records[p] for p in packs)
         name = f"{len(packs):012d}-{blake3.blake3(body).hexdigest()}"
         self.blobs.put_if_absent(f"merged/{name}", body)
-        self._merged = (name, set(packs))
+        self._know_merged(name, set(packs))
         if base and base != name:
             self.blobs.delete(f"merged/{base}")
 
