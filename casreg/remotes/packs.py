@@ -28,7 +28,9 @@ Layout under the prefix:
   racing a push, lose nothing and list nothing twice); the per-pack indexes stay, so buckets
   without merged indexes read as before and an older casreg reads new buckets. The merged index a
   writer built on is deleted once its successor is written (a reader that misses it reads the
-  per-pack indexes).
+  per-pack indexes). Only a store missing many indexes from its cache reads one; the indexes it
+  gives are cached, and which one it was (``MERGED_KNOWN``), so a writer warm from its cache
+  merges every ``MERGE_AFTER`` pushes, not on each.
 
 - ``refsnap/<entries>-<id>``: a ref snapshot (``SNAPSHOT_MAGIC``, JSON ``{"refs": {name: [seq,
   ETag, new]}}``): every ref's head when a full ``refs()`` had to read more than
