@@ -3,7 +3,8 @@ fetch of one version after N pushes, and Redis bytes a push of one ref receives 
 
 COS (SeaweedFS, started here): N pushes, each of one small version under its own name
 (``models/m/v<i>``, as a registry does), then, with the local cache of the bucket removed, one
-more push, and a fresh store's fetch of one name; requests counted by the backend (``traffic``).
+more push, a fresh store's fetch of one name, and two reads of every ref by backends without a
+cache (``ls-remote`` at a new site); requests counted by the backend (``traffic``).
 Redis: R refs on the server, then one push of one new ref; bytes from ``INFO stats``
 (``total_net_output_bytes``, less what an INFO alone costs).
 
@@ -44,8 +45,21 @@ def _push(repo: Repository, ref: str) -> int:
         be.close()
 
 
-def cos_cold(seaweed, work: str, n: int) -> tuple[int, int]:
-    """(requests of a cold push, requests of a cold fetch of one version) after ``n`` pushes."""
+def _cold_refs(url: str) -> int:
+    """Requests of every ref read by a backend with no cache (``ls-remote`` of a new site)."""
+    from casreg.remotes import open_backend
+    be = open_backend(url)
+    try:
+        before = be.traffic.requests
+        be.refs()
+        return be.traffic.requests - before
+    finally:
+        be.close()
+
+
+def cos_cold(seaweed, work: str, n: int) -> tuple[int, int, int, int]:
+    """Requests of a cold push, of a cold fetch of one version, and of two cold reads of every
+    ref one after the other, after ``n`` pushes."""
     url = seaweed.url(seaweed.bucket, prefix=f"cold{uuid.uuid4().hex[:8]}")
     repo = Repository.init(os.path.join(work, "store"))
     ops.config(repo).add("origin", url)
@@ -63,7 +77,7 @@ def cos_cold(seaweed, work: str, n: int) -> tuple[int, int]:
         fetch_requests = be.traffic.requests
     finally:
         be.close()
-    return push_requests, fetch_requests
+    return push_requests, fetch_requests, _cold_refs(url), _cold_refs(url)
 
 
 def redis_push_bytes(work: str, refs: int) -> int:
@@ -109,9 +123,9 @@ def main() -> None:
         seaweed = SeaweedFS(os.path.join(tmp, "weed"))
         try:
             for n in [int(x) for x in args.pushes.split(",") if x]:
-                push, fetch = cos_cold(seaweed, tempfile.mkdtemp(dir=tmp), n)
+                push, fetch, refs, refs_again = cos_cold(seaweed, tempfile.mkdtemp(dir=tmp), n)
                 print(f"cos: after {n} pushes: cold push {push} requests, cold fetch of one version "
-                      f"{fetch} requests", flush=True)
+                      f"{fetch} requests, cold read of all refs {refs} then {refs_again} requests", flush=True)
         finally:
             seaweed.stop()
 
