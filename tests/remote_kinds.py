@@ -162,7 +162,7 @@ class PackRemote(RemoteHandle):
     def empty(self) -> None:
         """Delete everything under the prefix."""
         be = self.backend()
-        for folder in ("packs", "index", "refs"):
+        for folder in ("packs", "index", "merged", "refs", "refsnap"):
             for name in be.blobs.list(folder):
                 be.blobs.delete(f"{folder}/{name}")
         be.close()

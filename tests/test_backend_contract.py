@@ -114,6 +114,21 @@ def test_compare_and_swap(be):
     assert be.refs() == {name: c}
 
 
+def test_refs_of_names_reads_those_and_only_those(be):
+    a, b, c = _commit_id("named-a"), _commit_id("named-b"), _commit_id("named-c")
+    assert be.set_ref_if_equals("models/named/a", None, a)
+    assert be.set_ref_if_equals("models/named/a/1", None, b)   # a name another one starts with
+    assert be.set_ref_if_equals("models/named/ab", None, c)
+    assert be.refs(["models/named/a", "models/named/absent"]) == {"models/named/a": a}  # absent: left out
+    assert be.refs(["models/named/ab", "models/named/ab"]) == {"models/named/ab": c}
+    assert be.refs([]) == {}
+    many = [f"models/named/absent/{i}" for i in range(30)] + ["models/named/a/1"]  # past COS's per-name listings
+    assert be.refs(many) == {"models/named/a/1": b}
+    assert be.set_ref_if_equals("models/named/a", a, None)
+    assert be.refs(["models/named/a", "models/named/ab"]) == {"models/named/ab": c}  # deleted: absent
+    assert be.refs() == {"models/named/a/1": b, "models/named/ab": c}
+
+
 def _contend(url: str, kind: str, rounds: int, me: int, barrier, results) -> None:
     """One racer, in its own process with its own backend instance."""
     backend = open_backend(url, create=(kind == "file"))

@@ -45,7 +45,7 @@ import logging
 import math
 import re
 from dataclasses import dataclass
-from typing import ContextManager, Iterable, Iterator
+from typing import Collection, ContextManager, Iterable, Iterator
 
 from ..errors import CasregError, Corrupt
 from ..refs.names import check_ref_name
@@ -108,11 +108,17 @@ class Backend:
         raise NotImplementedError
 
     # -- refs ------------------------------------------------------------------------------------
-    def refs(self) -> dict[str, bytes]:
+    def refs(self, names: Collection[str] | None = None) -> dict[str, bytes]:
         """Every valid ref on the remote -> the 32-byte commit id it points at, as of one moment
         (MySQL, Redis, file) or one listing (COS/S3). A ref whose name or target is damaged is
         skipped with a warning and kept in ``bad_refs`` (see ``_accept_refs``): one bad ref never
-        hides the others nor fails the call. A deleted ref is absent."""
+        hides the others nor fails the call. A deleted ref is absent.
+
+        With ``names`` (legal ref names), only those refs are read: a name the remote lacks (or
+        whose ref was deleted) is absent from the result, never an error, and the cost follows
+        ``len(names)``, not the refs the remote holds (Redis ``HMGET``, MySQL ``WHERE name IN``
+        in batches, file:// one lookup each, COS/S3 a listing of each name's log, or of the
+        whole ref log when many names are asked). What a push and a named fetch read."""
         raise NotImplementedError
 
     def set_ref_if_equals(self, name: str, old: bytes | None, new: bytes | None) -> bool:

@@ -49,8 +49,9 @@ class BlobStore:
         """Name (after ``folder/``) -> ETag of every key under ``folder/``."""
         return {name: info.etag for name, info in self.list_info(folder).items()}
 
-    def list_info(self, folder: str) -> dict[str, BlobInfo]:
-        """Name (after ``folder/``) -> ``BlobInfo`` of every key under ``folder/``."""
+    def list_info(self, folder: str, starting: str = "") -> dict[str, BlobInfo]:
+        """Name (after ``folder/``) -> ``BlobInfo`` of every key under ``folder/`` whose name
+        starts with ``starting`` (one ref's log: ``list_info("refs", "models/m:")``)."""
         raise NotImplementedError
 
     def get(self, key: str, byte_range: tuple[int, int] | None = None) -> tuple[bytes, str]:

@@ -70,14 +70,15 @@ class COSBlobs(BlobStore):
         except (SyntaxError, ValueError, KeyError, TypeError, AttributeError) as exc:  # the SDK parsing a non-COS reply
             raise RemoteError(f"{self.where}: unexpected reply, is it a COS server? ({type(exc).__name__})") from None
 
-    def list_info(self, folder: str) -> dict[str, BlobInfo]:
+    def list_info(self, folder: str, starting: str = "") -> dict[str, BlobInfo]:
         keys: dict[str, BlobInfo] = {}
         marker = ""
         base = self.full_key(folder) + "/"
+        prefix = base + starting
         while True:
             self.traffic.requests += 1
             with self._errors():
-                resp = self.client.list_objects(Bucket=self.bucket, Prefix=base, Marker=marker, MaxKeys=1000)
+                resp = self.client.list_objects(Bucket=self.bucket, Prefix=prefix, Marker=marker, MaxKeys=1000)
                 contents = resp.get("Contents", [])
                 keys.update((c["Key"][len(base):], BlobInfo(_etag(c), int(c.get("Size", 0)),
                                                             listed_time(c.get("LastModified"))))

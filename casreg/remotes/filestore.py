@@ -13,7 +13,7 @@ import os
 import struct
 import time
 from dataclasses import replace
-from typing import Iterator
+from typing import Collection, Iterator
 
 from ..errors import RemoteError
 from .base import Backend, StoredObject
@@ -64,9 +64,13 @@ class FileBackend(Backend):
                     raise RemoteError(f"remote {self.url} lacks object {oid.hex()}")
                 yield oid, bytes(value)
 
-    def refs(self) -> dict[str, bytes]:
+    def refs(self, names: Collection[str] | None = None) -> dict[str, bytes]:
         self.traffic.requests += 1
-        return self._accept_refs(self.repo.list_refs())
+        if names is None:
+            return self._accept_refs(self.repo.list_refs())
+        with self.repo.db.read() as txn:
+            found = [(n, self.repo.refs.get(txn, n)) for n in dict.fromkeys(names)]
+        return self._accept_refs((n, t) for n, t in found if t is not None)
 
     def set_ref_if_equals(self, name: str, old: bytes | None, new: bytes | None) -> bool:
         from ..errors import RefConflict

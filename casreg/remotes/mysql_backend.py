@@ -20,7 +20,7 @@ import contextlib
 import math
 import re
 import struct
-from typing import Iterator
+from typing import Collection, Iterator
 
 from ..errors import RemoteError, RemoteRefused, RemoteUnreachable
 from .base import Backend, StoredObject, batched
@@ -29,6 +29,7 @@ from .registry import Scheme, register
 
 SCHEMA_VERSION = "1"
 LIST_PAGE = 5000
+REF_BATCH = 500  # names per SELECT ... WHERE name IN (...)
 UNREACHABLE = {2003, 2005, 2006, 2013}  # cannot connect, unknown host, gone away, lost
 REFUSED = {1044, 1045, 1142, 1114, 1021, 1290, 1036}
 MESSAGES = {
@@ -205,11 +206,20 @@ class MySQLBackend(Backend):
                     raise RemoteError(f"{self.where} lacks object {oid.hex()}")
                 yield oid, got[oid]
 
-    def refs(self) -> dict[str, bytes]:
-        with self._errors(), self.conn.cursor() as cur:
-            cur.execute(f"SELECT name, target FROM {self.t_refs}")
-            rows = cur.fetchall()
-        self.traffic.requests += 1
+    def refs(self, names: Collection[str] | None = None) -> dict[str, bytes]:
+        if names is None:
+            with self._errors(), self.conn.cursor() as cur:
+                cur.execute(f"SELECT name, target FROM {self.t_refs}")
+                rows = list(cur.fetchall())
+            self.traffic.requests += 1
+        else:
+            rows = []
+            for batch in batched([n.encode() for n in dict.fromkeys(names)], REF_BATCH):
+                with self._errors(), self.conn.cursor() as cur:
+                    cur.execute(f"SELECT name, target FROM {self.t_refs} WHERE name IN "
+                                f"({', '.join(['%s'] * len(batch))})", batch)
+                    rows += cur.fetchall()
+                self.traffic.requests += 1
         return self._accept_refs((bytes(n), bytes(t)) for n, t in rows)
 
     def set_ref_if_equals(self, name: str, old: bytes | None, new: bytes | None) -> bool:

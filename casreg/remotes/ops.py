@@ -54,7 +54,7 @@ def delete_remote_ref(repo, name: str, ref: str, *, expect_old: bytes | None = N
     on the remote until its gc."""
     be = backend(repo, name)
     try:
-        current = be.refs().get(ref)
+        current = be.refs([ref]).get(ref)
         if current is None:
             raise NotFound(f"the remote {name} has no ref {ref}")
         if expect_old is not None and current != expect_old:

@@ -18,6 +18,27 @@ Layout under the prefix:
   copies that are not, and a push of a condemned id writes a new pack. A record goes once every
   pack it names is gone.
 
+- ``merged/<packs>-<id>``: a merged index (``MERGED_MAGIC``, a JSON line ``{"packs": [[pack,
+  ETag of its index, records], ...]}``, then those packs' records in that order), written
+  create-only by a writer that found more than ``MERGE_AFTER`` pack indexes no merged index
+  covers; ``<packs>`` (12 digits) is how many it covers, ``<id>`` the BLAKE3 of its bytes. A cold
+  reader GETs the one covering most and then only the indexes it does not cover. It only ever
+  *saves reading*: a pack counts as present through its own ``index/<pack>`` being listed with the
+  ETag the merged index recorded (so a gc deleting an index, a rewritten one, a merged index
+  racing a push, lose nothing and list nothing twice); the per-pack indexes stay, so buckets
+  without merged indexes read as before and an older casreg reads new buckets. The merged index a
+  writer built on is deleted once its successor is written (a reader that misses it reads the
+  per-pack indexes). Only a store missing many indexes from its cache reads one; the indexes it
+  gives are cached, and which one it was (``MERGED_KNOWN``), so a writer warm from its cache
+  merges every ``MERGE_AFTER`` pushes, not on each.
+
+- ``refsnap/<entries>-<id>``: a ref snapshot (``SNAPSHOT_MAGIC``, JSON ``{"refs": {name: [seq,
+  ETag, new]}}``): every ref's head when a full ``refs()`` had to read more than
+  ``SNAPSHOT_AFTER`` heads it did not give, written create-only (``<entries>``, 16 digits, the log
+  entries it covers: the newest is the largest). A reader lists the log, GETs the snapshot and
+  only the heads that are not in it at that seq and ETag; the log stays the truth (every
+  compare-and-swap reads it), so a snapshot racing a push is merely older.
+
 Reads fetch only the byte ranges they need (adjacent ranges coalesced). Pack indexes and ref log
 entries are written once, so they are cached locally (``cache_dir``), keyed by name *and* the ETag
 the listing gives: a key rewritten since (the prefix emptied, another site pushing anew) is read
@@ -35,12 +56,12 @@ import time
 import uuid
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterator
+from typing import Collection, Iterator
 
 import blake3
 
 from ..errors import Corrupt, RemoteError, RemoteUnreachable
-from .base import Backend, StoredObject, batched, remote_ref
+from .base import Backend, StoredObject, batched, log, remote_ref
 from .blobs import BlobInfo, BlobMissing, BlobStore
 
 _REC = struct.Struct("<32sQI")
@@ -48,6 +69,21 @@ INDEX_MAGIC = b"casreg-packindex-1\n"
 SEQ_WIDTH = 16
 RANGE_GAP = 1 << 20
 CONDEMNED = "condemned-"  # under index/
+MERGED_MAGIC = b"casreg-mergedindex-1\n"
+MERGE_AFTER = 16  # pack indexes no merged index covers, past which a writer writes a merged one
+MERGED_KNOWN = "merged-known.json"  # in the cache: the merged index this store read or wrote last
+SNAPSHOT_MAGIC = b"casreg-refsnapshot-1\n"
+SNAPSHOT_AFTER = 16  # ref heads no snapshot gives, past which a full refs() writes a snapshot
+NAMED_LISTINGS = 8  # refs(names) of up to this many names lists each one's log, more the whole log
+
+
+CANDIDATES = 2  # merged indexes (ref snapshots) tried, newest first, before reading without one
+
+
+def _newest_first(listing: dict[str, BlobInfo]) -> list[tuple[str, BlobInfo]]:
+    """Merged indexes or ref snapshots, the one covering most first (named by a zero-padded
+    count, then a hash)."""
+    return sorted(listing.items(), key=lambda item: (item[0].partition("-")[0], item[0]), reverse=True)
 
 
 class PackGone(RemoteUnreachable):
@@ -66,6 +102,8 @@ class PackBackend(Backend):
         self._index: dict[bytes, tuple[str, int, int]] | None = None  # id -> its preferred copy
         self._dups: dict[bytes, list[tuple[str, int, int]]] = {}  # id -> its other copies (rare)
         self._packs_loaded: dict[str, BlobInfo] = {}
+        self._pack_records: dict[str, bytes] = {}  # pack -> its index's records, as stored
+        self._merged: tuple[str, set[str]] = ("", set())  # the merged index read, the packs it gave
         self._condemned: dict[tuple[str, bytes], float] = {}  # (pack, id) -> condemnation time
         self._records: dict[str, BlobInfo] = {}  # condemnation records read
 
@@ -76,7 +114,8 @@ class PackBackend(Backend):
     # -- objects ---------------------------------------------------------------------------------
     def _forget(self) -> None:
         """Drop what was read of the layout (the next read lists it afresh)."""
-        self._index, self._dups, self._packs_loaded = None, {}, {}
+        self._index, self._dups, self._packs_loaded, self._pack_records = None, {}, {}, {}
+        self._merged = ("", set())
         self._condemned, self._records = {}, {}
 
     def _load_index(self) -> dict[bytes, tuple[str, int, int]]:
@@ -87,13 +126,98 @@ class PackBackend(Backend):
             self._forget()  # an index removed (a gc) or rewritten: start again
         if self._index is None:
             self._index = {}
-        new = [(p, info) for p, info in listing.items() if p not in self._packs_loaded]
+        new = {p: info for p, info in listing.items() if p not in self._packs_loaded}
+        unread = {p: info for p, info in new.items() if not self._cached(f"index/{p}", info.etag)}
+        if len(unread) > MERGE_AFTER:
+            self._load_merged(unread)
+            new = {p: info for p, info in new.items() if p not in self._packs_loaded}
         with ThreadPoolExecutor(8) as pool:
-            bodies = list(pool.map(lambda p: (p[0], p[1], self._get_immutable(f"index/{p[0]}", p[1].etag)), new))
+            bodies = list(pool.map(lambda p: (p[0], p[1], self._get_immutable(f"index/{p[0]}", p[1].etag)),
+                                   new.items()))
         for pack, info, body in bodies:
-            self._add_index(pack, body, info)
+            self._add_index(pack, self._records_of(pack, body), info)
         self._load_condemned(records)
         return self._index
+
+    def _load_merged(self, listed: dict[str, BlobInfo]) -> None:
+        """The packs of ``listed`` (index name -> listing) that the merged index covering most
+        names with the same ETag, added from it: one GET instead of one per pack."""
+        found = self._read_merged()
+        if found is None:
+            return
+        name, packs, table = found
+        at = 0
+        for pack, etag, n in packs:
+            part, at = table[at:at + n * _REC.size], at + n * _REC.size
+            if pack in listed and listed[pack].etag == etag and pack not in self._packs_loaded:
+                self._add_index(pack, list(_REC.iter_unpack(part)), listed[pack])
+                self._cache_put(f"index/{pack}", etag, INDEX_MAGIC + part)  # as if read alone
+        self._know_merged(name, {p for p, _, _ in packs})
+
+    def _read_merged(self) -> tuple[str, list[tuple[str, str, int]], bytes] | None:
+        """(name, [(pack, ETag of its index, records)], records) of the merged index covering
+        most, None if there is none. One gone meanwhile or damaged is passed over (with a
+        warning) for the next best: the per-pack indexes say the same."""
+        for name, _ in _newest_first(self.blobs.list_info("merged"))[:CANDIDATES]:
+            try:
+                body = self.blobs.get(f"merged/{name}")[0]  # not cached: each replaces the last
+                if not body.startswith(MERGED_MAGIC):
+                    raise ValueError
+                header, _, table = body[len(MERGED_MAGIC):].partition(b"\n")
+                packs = [(str(p), str(e), int(n)) for p, e, n in json.loads(header)["packs"]]
+                if sum(n for _, _, n in packs) * _REC.size != len(table):
+                    raise ValueError
+                return name, packs, table
+            except BlobMissing:
+                continue
+            except (ValueError, KeyError, TypeError):
+                log.warning("%s: merged index %s is damaged; reading the pack indexes instead", self.where, name)
+        return None
+
+    def _know_merged(self, name: str, packs: set[str]) -> None:
+        """Remember the merged index read or written and the packs it covers, here and in the
+        cache (so a writer whose cache gave it every index knows what is merged without a GET)."""
+        self._merged = (name, packs)
+        if self.cache_dir:
+            os.makedirs(self.cache_dir, exist_ok=True)
+            path = os.path.join(self.cache_dir, MERGED_KNOWN)
+            with open(path + ".tmp", "w") as f:
+                json.dump({"key": self._cache_name("merged"), "name": name, "packs": sorted(packs)}, f)
+            os.replace(path + ".tmp", path)
+
+    def _known_merged(self) -> tuple[str, set[str]]:
+        """What ``_know_merged`` kept in the cache, else what the newest merged index covers."""
+        try:
+            with open(os.path.join(self.cache_dir or "", MERGED_KNOWN)) as f:
+                known = json.load(f)
+            if known["key"] == self._cache_name("merged"):
+                return str(known["name"]), {str(p) for p in known["packs"]}
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        found = self._read_merged()
+        if found is None:
+            return "", set()
+        self._know_merged(found[0], {p for p, _, _ in found[1]})
+        return self._merged
+
+    def _merge_if_due(self) -> None:
+        """A merged index of every pack this writer knows, once more than ``MERGE_AFTER`` of them
+        are in no merged index it knows of (create-only, named by its bytes: racing writers of
+        the same set write one)."""
+        base, covered = self._merged
+        if not base and len(self._packs_loaded) > MERGE_AFTER:
+            base, covered = self._known_merged()  # its cache gave this writer every index
+        if sum(1 for p in self._packs_loaded if p not in covered) <= MERGE_AFTER:
+            return
+        packs = sorted(self._packs_loaded)
+        header = json.dumps({"packs": [[p, self._packs_loaded[p].etag, len(self._pack_records[p]) // _REC.size]
+                                       for p in packs]}, separators=(",", ":")).encode()
+        body = MERGED_MAGIC + header + b"\n" + b"".join(self._pack_records[p] for p in packs)
+        name = f"{len(packs):012d}-{blake3.blake3(body).hexdigest()}"
+        self.blobs.put_if_absent(f"merged/{name}", body)
+        self._know_merged(name, set(packs))
+        if base and base != name:
+            self.blobs.delete(f"merged/{base}")
 
     def _load_condemned(self, listing: dict[str, BlobInfo]) -> None:
         if any(name not in listing for name in self._records):
@@ -139,6 +263,11 @@ class PackBackend(Backend):
         self._cache_put(key, got, body)
         return body
 
+    def _cached(self, key: str, etag: str) -> bool:
+        """This store read ``key`` at this ETag before (reading it again costs no request)."""
+        path = self._cache_path(key, etag)
+        return path is not None and os.path.exists(path)
+
     def _cache_path(self, key: str, etag: str) -> str | None:
         if not (self.cache_dir and etag):  # no ETag, nothing to check a cached copy against
             return None
@@ -163,9 +292,9 @@ class PackBackend(Backend):
             raise RemoteError(f"{self.where}: pack index {pack} is damaged")
         return list(_REC.iter_unpack(body[len(INDEX_MAGIC):]))
 
-    def _add_index(self, pack: str, body: bytes, info: BlobInfo) -> None:
+    def _add_index(self, pack: str, records: list[tuple[bytes, int, int]], info: BlobInfo) -> None:
         assert self._index is not None
-        for oid, offset, length in self._records_of(pack, body):
+        for oid, offset, length in records:
             copy = (pack, offset, length)
             first = self._index.setdefault(oid, copy)
             if first != copy:
@@ -173,6 +302,7 @@ class PackBackend(Backend):
                 if (first[0], oid) in self._condemned and (pack, oid) not in self._condemned:
                     self._dups[oid][-1], self._index[oid] = first, copy
         self._packs_loaded[pack] = info
+        self._pack_records[pack] = b"".join(_REC.pack(*r) for r in records)
 
     def has_many(self, ids: list[bytes]) -> set[bytes]:
         index = self._index if self._index is not None else self._load_index()
@@ -183,7 +313,8 @@ class PackBackend(Backend):
     def put_many(self, items: list[tuple[bytes, bytes]]) -> None:
         if self._index is None:
             self._load_index()
-        self._write_pack([(oid, v) for oid, v in dict(items).items() if self._live_copy(oid) is None])
+        if self._write_pack([(oid, v) for oid, v in dict(items).items() if self._live_copy(oid) is None]):
+            self._merge_if_due()
 
     def _write_pack(self, items: list[tuple[bytes, bytes]], *, create_only: bool = False,
                     salt: bytes = b"") -> str | None:
@@ -204,7 +335,7 @@ class PackBackend(Backend):
             self.blobs.put_if_absent(f"index/{pack}", table)
             return pack
         etag = self.blobs.put(f"index/{pack}", table)  # after the pack: only now do its objects exist
-        self._add_index(pack, table, BlobInfo(etag, len(table), time.time()))
+        self._add_index(pack, self._records_of(pack, table), BlobInfo(etag, len(table), time.time()))
         self._cache_put(f"index/{pack}", etag, table)
         return pack
 
@@ -247,13 +378,22 @@ class PackBackend(Backend):
                            "reading again from a fresh listing") from None
 
     # -- refs ------------------------------------------------------------------------------------
-    def _ref_heads(self) -> dict[str, tuple[int, str]]:
-        """Ref name -> (highest seq in its log, that entry's ETag)."""
+    def _ref_heads(self, names: Collection[str] | None = None) -> dict[str, tuple[int, str]]:
+        """Ref name -> (highest seq in its log, that entry's ETag), of every ref or of ``names``
+        (a listing of each one's log when they are few: ``name:`` is a prefix of no other ref's
+        keys, a ref name holds no ``:``)."""
+        if names is not None and len(names) <= NAMED_LISTINGS:
+            listing = {k: i.etag for n in names for k, i in self.blobs.list_info("refs", f"{n}:").items()}
+        else:
+            listing = self.blobs.list("refs")
         heads: dict[str, tuple[int, str]] = {}
-        for key, etag in self.blobs.list("refs").items():
+        for key, etag in listing.items():
             name, _, seq = key.rpartition(":")
             if name and seq.isdigit() and int(seq) > heads.get(name, (-1, ""))[0]:
                 heads[name] = (int(seq), etag)
+        if names is not None:
+            wanted = set(names)
+            heads = {name: head for name, head in heads.items() if name in wanted}
         return heads
 
     def _target(self, name: str, seq: int, etag: str):
@@ -273,14 +413,55 @@ class PackBackend(Backend):
         except Corrupt as exc:
             return exc
 
-    def refs(self) -> dict[str, bytes]:
-        heads = self._ref_heads()
+    def refs(self, names: Collection[str] | None = None) -> dict[str, bytes]:
+        heads = self._ref_heads(None if names is None else list(dict.fromkeys(names)))
+        uncached = {name for name, (seq, etag) in heads.items()
+                    if not self._cached(f"refs/{name}:{seq:0{SEQ_WIDTH}d}", etag)}
+        base, known = self._ref_snapshot() if len(uncached) > SNAPSHOT_AFTER else ("", {})
+        targets, unread = {}, {}
+        for name, head in heads.items():
+            if name in known and known[name][:2] == head:
+                targets[name] = known[name][2]
+            else:
+                unread[name] = head
         with ThreadPoolExecutor(8) as pool:
-            targets = list(pool.map(lambda item: (item[0], self._target_or_error(*item)), heads.items()))
-        return self._accept_refs((name, t) for name, t in targets if t is not None)
+            targets.update(pool.map(lambda item: (item[0], self._target_or_error(*item)), unread.items()))
+        if names is None and len(uncached & unread.keys()) > SNAPSHOT_AFTER:
+            self._write_ref_snapshot(heads, targets, base)
+        return self._accept_refs((name, t) for name, t in targets.items() if t is not None)
+
+    def _ref_snapshot(self) -> tuple[str, dict[str, tuple[int, str, object]]]:
+        """(name, name -> (seq, ETag, new)) of the snapshot covering the most log entries; ("", {})
+        if there is none (a bucket written before snapshots). One gone meanwhile or damaged is
+        passed over (with a warning) for the next best: the log says the same."""
+        for name, _ in _newest_first(self.blobs.list_info("refsnap"))[:CANDIDATES]:
+            try:
+                body = self.blobs.get(f"refsnap/{name}")[0]  # not cached: each replaces the last
+                if not body.startswith(SNAPSHOT_MAGIC):
+                    raise ValueError
+                refs = json.loads(body[len(SNAPSHOT_MAGIC):])["refs"]
+                return name, {str(ref): (int(seq), str(etag), new) for ref, (seq, etag, new) in refs.items()}
+            except BlobMissing:
+                continue
+            except (ValueError, KeyError, TypeError, AttributeError):
+                log.warning("%s: ref snapshot %s is damaged; reading the ref log instead", self.where, name)
+        return "", {}
+
+    def _write_ref_snapshot(self, heads: dict[str, tuple[int, str]], targets: dict, base: str) -> None:
+        """A create-only snapshot of every ref's head (seq, ETag, new), then the one it replaces
+        deleted. Only saves reading: a failure to write it (read-only credentials) is no error."""
+        refs = {n: [*heads[n], t] for n, t in targets.items() if t is None or isinstance(t, str)}
+        body = SNAPSHOT_MAGIC + json.dumps({"refs": refs}, sort_keys=True, separators=(",", ":")).encode()
+        name = f"{sum(seq + 1 for seq, _ in heads.values()):016d}-{blake3.blake3(body).hexdigest()}"
+        try:
+            self.blobs.put_if_absent(f"refsnap/{name}", body)
+            if base and base != name:
+                self.blobs.delete(f"refsnap/{base}")
+        except RemoteError as exc:
+            log.debug("%s: no ref snapshot written: %s", self.where, exc)
 
     def set_ref_if_equals(self, name: str, old: bytes | None, new: bytes | None) -> bool:
-        seq, etag = self._ref_heads().get(name, (-1, ""))
+        seq, etag = self._ref_heads([name]).get(name, (-1, ""))
         current = self._target(name, seq, etag) if seq >= 0 else None
         if current is not None:
             current = remote_ref(name, current)[1]  # a damaged head refuses the update, in one line
@@ -305,8 +486,7 @@ class PackBackend(Backend):
         self._forget()
         self._load_index()
         for pack, info in self._packs_loaded.items():
-            body = self._get_immutable(f"index/{pack}", info.etag)
-            for oid, _, length in self._records_of(pack, body):
+            for oid, _, length in _REC.iter_unpack(self._pack_records[pack]):
                 yield StoredObject(oid, length, info.modified, self._condemned.get((pack, oid)), pack)
 
     def condemn(self, items: list[StoredObject], uploaded_before: float = math.inf) -> int:
@@ -360,7 +540,7 @@ class PackBackend(Backend):
             info = self._packs_loaded.get(pack)
             if info is None:
                 continue
-            records = self._records_of(pack, self._get_immutable(f"index/{pack}", info.etag))
+            records = list(_REC.iter_unpack(self._pack_records[pack]))
             rest = sorted((r for r in records if r[0] not in ids), key=lambda r: r[1])
             if any(self._condemned.get((pack, r[0]), -1.0) > cutoff for r in rest):
                 continue  # holds objects condemned later: wait until they can go too

@@ -14,7 +14,7 @@ import contextlib
 import math
 import re
 from dataclasses import replace
-from typing import Iterator
+from typing import Collection, Iterator
 
 from ..errors import RemoteError, RemoteRefused, RemoteUnreachable
 from .base import Backend, StoredObject, batched
@@ -146,11 +146,19 @@ class RedisBackend(Backend):
                     raise RemoteError(f"{self.where} lacks object {oid.hex()}")
                 yield oid, value
 
-    def refs(self) -> dict[str, bytes]:
-        with self._errors():
-            raw = self.r.hgetall(self.prefix + b"refs")
-        self.traffic.requests += 1
-        return self._accept_refs(raw.items())
+    def refs(self, names: Collection[str] | None = None) -> dict[str, bytes]:
+        if names is None:
+            with self._errors():
+                raw = self.r.hgetall(self.prefix + b"refs")
+            self.traffic.requests += 1
+            return self._accept_refs(raw.items())
+        pairs = []
+        for batch in batched([n.encode() for n in dict.fromkeys(names)], LIST_BATCH):
+            with self._errors():
+                values = self.r.hmget(self.prefix + b"refs", batch)
+            self.traffic.requests += 1
+            pairs += [(n, v) for n, v in zip(batch, values) if v is not None]
+        return self._accept_refs(pairs)
 
     def set_ref_if_equals(self, name: str, old: bytes | None, new: bytes | None) -> bool:
         with self._errors():

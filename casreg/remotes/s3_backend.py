@@ -104,14 +104,15 @@ class S3Blobs(BlobStore):
             raise RemoteError(f"{self.where}: unexpected reply, is it an S3 server? "
                               f"({type(exc).__name__}: {str(exc).splitlines()[0][:100]})") from None
 
-    def list_info(self, folder: str) -> dict[str, BlobInfo]:
+    def list_info(self, folder: str, starting: str = "") -> dict[str, BlobInfo]:
         keys: dict[str, BlobInfo] = {}
         base = self.full_key(folder) + "/"
+        prefix = base + starting
         token = None
         while True:
             self.traffic.requests += 1
             with self._errors():
-                resp = self.client.list_objects_v2(Bucket=self.bucket, Prefix=base, MaxKeys=1000,
+                resp = self.client.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1000,
                                                    **({"ContinuationToken": token} if token else {}))
                 contents = resp.get("Contents", [])
                 keys.update((c["Key"][len(base):], BlobInfo(strip_etag(c.get("ETag")), int(c.get("Size", 0)),

@@ -85,8 +85,10 @@ def verified(oid: bytes, value: bytes, expected_kind: int | None = None, base_of
 # -- push ------------------------------------------------------------------------------------------
 def push(repo, backend: Backend, names: list[str], *, force: bool = False, progress=None) -> list[PushResult]:
     """Push ``names``: every fast-forward checked first, then one negotiation and one upload for
-    all of them (``negotiate``), then each remote ref moved by compare-and-swap."""
-    remote_refs = backend.refs()
+    all of them (``negotiate``), then each remote ref moved by compare-and-swap. Reads only the
+    pushed names' remote refs: their values are the tips the negotiation starts from as known
+    held (a remote holding more of the history is found by ``has_many`` on the walk)."""
+    remote_refs = backend.refs(names)
     results, moving = [], []
     for name in names:
         new = repo.resolve(name)
@@ -187,12 +189,14 @@ def fetch(repo, remote: str, backend: Backend, names: list[str] | None = None, *
     from ..progress import NULL, OBJECTS
     from ..repo import default_author
     progress = progress or NULL
-    remote_refs = backend.refs()
+    remote_refs = backend.refs(names or None)
     if names:
         unknown = [n for n in names if n not in remote_refs]
         if unknown:
             raise NotFound(f"the remote has no ref {unknown[0]}")
         annotations = [notes.notes_ref(remote_refs[n]) for n in names]  # metadata comes along
+        if any(a not in remote_refs for a in annotations):
+            remote_refs |= backend.refs([a for a in annotations if a not in remote_refs])
         remote_refs = {n: remote_refs[n] for n in [*names, *annotations] if n in remote_refs}
     result = FetchResult(dict(remote_refs))
     with repo.protected_from_gc():

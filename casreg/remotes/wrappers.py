@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Callable, Iterator, TypeVar
+from typing import Callable, Collection, Iterator, TypeVar
 
 import tenacity
 
@@ -54,8 +54,8 @@ class BackendWrapper(Backend):
     def get_many(self, ids: list[bytes]) -> Iterator[tuple[bytes, bytes]]:
         return self.inner.get_many(ids)
 
-    def refs(self) -> dict[str, bytes]:
-        return self.inner.refs()
+    def refs(self, names: Collection[str] | None = None) -> dict[str, bytes]:
+        return self.inner.refs(names)
 
     def set_ref_if_equals(self, name: str, old: bytes | None, new: bytes | None) -> bool:
         return self.inner.set_ref_if_equals(name, old, new)
@@ -168,8 +168,8 @@ class Retrying(BackendWrapper):
     def put_many(self, items: list[tuple[bytes, bytes]]) -> None:
         self._call(self.inner.put_many, items)
 
-    def refs(self) -> dict[str, bytes]:
-        return self._call(self.inner.refs)
+    def refs(self, names: Collection[str] | None = None) -> dict[str, bytes]:
+        return self._call(lambda: self.inner.refs(names))
 
     def get_many(self, ids: list[bytes]) -> Iterator[tuple[bytes, bytes]]:
         pending = dict.fromkeys(ids)
@@ -225,7 +225,7 @@ class Retrying(BackendWrapper):
         def attempt() -> bool:
             nonlocal failed
             if failed:  # the last attempt may have landed: look before sending it again
-                current = self.inner.refs().get(name)
+                current = self.inner.refs([name]).get(name)
                 if current == new:
                     return True
                 if current != old:
@@ -236,7 +236,7 @@ class Retrying(BackendWrapper):
                 failed = True
                 raise
             if not won and failed:  # a lost answer's swap may have landed just before this one
-                return self.inner.refs().get(name) == new
+                return self.inner.refs([name]).get(name) == new
             return won
 
         return self._call(attempt)

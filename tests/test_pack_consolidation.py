@@ -1,0 +1,306 @@
+"""COS/S3 pack indexes merged and ref logs snapshotted as they accumulate (issue 15), on SeaweedFS:
+a cold reader GETs the merged index (the snapshot) plus the few newer ones; nothing is lost or
+listed twice when a merge races a push, no ref is stale when a snapshot races a ref move; buckets
+written without either still read."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import blake3
+import pytest
+
+from casreg.remotes import packs
+
+pytestmark = pytest.mark.slow  # SeaweedFS
+
+
+@pytest.fixture
+def remote_cos(seaweed):
+    from tests.remote_kinds import COSRemote
+    handle = COSRemote(seaweed)
+    yield handle
+    handle.cleanup()
+
+
+def _batch(seed: str, n: int = 3) -> list[tuple[bytes, bytes]]:
+    values = [f"{seed}-{i}-".encode() * (40 + i) for i in range(n)]
+    return [(blake3.blake3(v).digest(), v) for v in values]
+
+
+def _cold(remote):
+    """A backend that never read the bucket (no cache), and its request count so far."""
+    be = remote.backend()
+    return be, be.traffic.requests
+
+
+def _assert_complete(be, items) -> None:
+    ids = [oid for oid, _ in items]
+    assert be.has_many(ids) == set(ids)
+    assert dict(be.get_many(ids)) == dict(items)
+    listed = [(o.where, o.id) for o in be.list_objects()]
+    assert len(listed) == len(set(listed)), "a copy listed twice"
+    assert {oid for _, oid in listed} >= set(ids)
+
+
+@pytest.mark.parametrize("remote", ["cos", "s3"], indirect=True)
+def test_a_cold_reader_after_40_pushes_gets_a_handful_of_indexes(remote):
+    writer = remote.backend()
+    pushed = []
+    for i in range(40):  # one pack + index per push, as sync sends a small version
+        batch = _batch(f"push-{i}")
+        writer.put_many(batch)
+        pushed += batch
+    assert writer.blobs.list("merged"), "the writer merged the indexes it saw"
+    writer.close()
+    be, before = _cold(remote)
+    try:
+        assert be.has_many([oid for oid, _ in pushed]) == {oid for oid, _ in pushed}
+        # LIST index, LIST merged, GET merged, then only the indexes written after the last merge
+        assert be.traffic.requests - before <= 3 + packs.MERGE_AFTER, be.traffic
+        _assert_complete(be, pushed)
+    finally:
+        be.close()
+
+
+def test_a_bucket_without_merged_indexes_still_reads_and_gets_one(remote_cos, monkeypatch):
+    remote = remote_cos
+    monkeypatch.setattr(packs, "MERGE_AFTER", 10_000)  # written as casreg before merged indexes
+    old = remote.backend()
+    pushed = []
+    for i in range(20):
+        batch = _batch(f"old-{i}")
+        old.put_many(batch)
+        pushed += batch
+    assert not old.blobs.list("merged")
+    old.close()
+    monkeypatch.setattr(packs, "MERGE_AFTER", 4)
+    be, before = _cold(remote)
+    try:
+        _assert_complete(be, pushed)
+        assert be.traffic.requests - before >= 20, "no merged index: every pack index read"
+        more = _batch("new")
+        be.put_many(more)  # a writer that sees 21 unmerged indexes merges them
+        pushed += more
+        assert len(be.blobs.list("merged")) == 1
+    finally:
+        be.close()
+    again, before = _cold(remote)
+    try:
+        assert again.has_many([oid for oid, _ in pushed]) == {oid for oid, _ in pushed}
+        assert again.traffic.requests - before == 3, again.traffic  # LIST, LIST, GET merged
+        _assert_complete(again, pushed)
+    finally:
+        again.close()
+
+
+def test_merges_racing_pushes_lose_nothing_and_list_nothing_twice(remote_cos, monkeypatch):
+    remote = remote_cos
+    monkeypatch.setattr(packs, "MERGE_AFTER", 2)  # every third push merges
+    rounds = 15
+    pushed: dict[str, list] = {"a": [], "b": []}
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def pusher(who: str) -> None:
+        be = remote.backend()  # its own instance: each writer merges what it has seen
+        try:
+            start.wait(timeout=30)
+            for i in range(rounds):
+                batch = _batch(f"{who}-{i}")
+                be.put_many(batch)
+                pushed[who] += batch
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            be.close()
+
+    threads = [threading.Thread(target=pusher, args=(who,)) for who in pushed]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors, errors
+    everything = pushed["a"] + pushed["b"]
+    be, _ = _cold(remote)
+    try:
+        assert be.blobs.list("merged")
+        _assert_complete(be, everything)
+        assert len(be._packs_loaded) == 2 * rounds
+    finally:
+        be.close()
+
+
+def test_a_gc_deleting_a_merged_pack_is_not_resurrected_by_the_merged_index(remote_cos, monkeypatch):
+    remote = remote_cos
+    monkeypatch.setattr(packs, "MERGE_AFTER", 2)
+    writer = remote.backend()
+    for i in range(6):
+        writer.put_many(_batch(f"gone-{i}"))
+    victim = _batch("gone-0")[0][0]
+    writer.has_many([victim])
+    pack = writer._index[victim][0]
+    writer.blobs.delete(f"index/{pack}")  # as gc --remote does: the index first, then the pack
+    writer.blobs.delete(f"packs/{pack}")
+    writer.close()
+    be, _ = _cold(remote)
+    try:
+        assert be.has_many([victim]) == set()
+        assert pack not in {o.where for o in be.list_objects()}
+    finally:
+        be.close()
+
+
+# -- ref snapshots ---------------------------------------------------------------------------------
+def _cid(seed: str) -> bytes:
+    return blake3.blake3(seed.encode()).digest()
+
+
+def test_a_cold_full_refs_reads_the_snapshot_and_the_newer_heads(remote_cos, monkeypatch):
+    remote = remote_cos
+    monkeypatch.setattr(packs, "SNAPSHOT_AFTER", 10_000)  # a bucket from before snapshots
+    writer = remote.backend()
+    truth = {f"models/m/v{i}": _cid(f"v{i}") for i in range(40)}
+    for name, target in truth.items():
+        assert writer.set_ref_if_equals(name, None, target)
+    assert writer.refs() == truth and not writer.blobs.list("refsnap")
+    monkeypatch.setattr(packs, "SNAPSHOT_AFTER", 16)
+    first, before = _cold(remote)
+    assert first.refs() == truth  # reads the 40 heads, then writes a snapshot of them
+    assert first.traffic.requests - before >= 40
+    assert len(first.blobs.list("refsnap")) == 1
+    first.close()
+    assert writer.set_ref_if_equals("models/m/v0", truth["models/m/v0"], _cid("v0-next"))
+    assert writer.set_ref_if_equals("models/m/v1", truth["models/m/v1"], None)
+    truth["models/m/v0"] = _cid("v0-next")
+    del truth["models/m/v1"]
+    writer.close()
+    again, before = _cold(remote)
+    try:
+        assert again.refs() == truth
+        # LIST refs, LIST refsnap, GET the snapshot, GET the two heads written since
+        assert again.traffic.requests - before == 5, again.traffic
+    finally:
+        again.close()
+
+
+def test_snapshots_racing_ref_moves_never_give_a_stale_ref(remote_cos, monkeypatch):
+    remote = remote_cos
+    monkeypatch.setattr(packs, "SNAPSHOT_AFTER", 2)
+    names = [f"models/race/v{i}" for i in range(8)]
+    final: dict[str, bytes] = {}
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def mover() -> None:
+        be = remote.backend()
+        try:
+            for r in range(6):
+                for name in names:
+                    old = final.get(name)
+                    assert be.set_ref_if_equals(name, old, _cid(f"{name}-{r}"))
+                    final[name] = _cid(f"{name}-{r}")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            done.set()
+            be.close()
+
+    def snapshotter() -> None:
+        try:
+            while not done.is_set():
+                be = remote.backend()  # cold each time: reads the newest snapshot, writes the next
+                try:
+                    seen = be.refs()
+                    assert set(seen) <= set(names)
+                finally:
+                    be.close()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=mover), threading.Thread(target=snapshotter)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors, errors
+    be, _ = _cold(remote)
+    try:
+        assert be.blobs.list("refsnap"), "snapshots were written while the refs moved"
+        assert be.refs() == final
+        assert be.refs(names[:3]) == {n: final[n] for n in names[:3]}
+    finally:
+        be.close()
+
+
+def test_a_damaged_merged_index_or_snapshot_is_passed_over_with_a_warning(remote_cos, monkeypatch, caplog):
+    remote = remote_cos
+    monkeypatch.setattr(packs, "MERGE_AFTER", 2)
+    monkeypatch.setattr(packs, "SNAPSHOT_AFTER", 2)
+    writer = remote.backend()
+    pushed, truth = [], {}
+    for i in range(6):
+        batch = _batch(f"damaged-{i}")
+        writer.put_many(batch)
+        pushed += batch
+        truth[f"models/d/v{i}"] = _cid(f"d{i}")
+        assert writer.set_ref_if_equals(f"models/d/v{i}", None, truth[f"models/d/v{i}"])
+    assert writer.refs() == truth  # writes a snapshot
+    writer.close()
+    remote.put_raw("merged/999999999999-junk", b"casreg-mergedindex-1\n{not json")  # claims to cover most
+    remote.put_raw("refsnap/9999999999999999-junk", b"junk")
+    be, _ = _cold(remote)
+    try:
+        with caplog.at_level(logging.WARNING, logger="casreg"):
+            _assert_complete(be, pushed)
+            assert be.refs() == truth
+        messages = " ".join(r.getMessage() for r in caplog.records)
+        assert "merged index 999999999999-junk is damaged" in messages
+        assert "ref snapshot 9999999999999999-junk is damaged" in messages
+        assert be._merged[0] != "999999999999-junk" and be._merged[1], "the next best merged index was used"
+    finally:
+        be.close()
+
+
+def test_a_warm_store_reads_its_cache_not_the_merged_index(remote_cos, monkeypatch, tmp_path):
+    from casreg.remotes import open_backend
+    remote = remote_cos
+    writer = remote.backend()
+    pushed = []
+    for i in range(20):
+        batch = _batch(f"warm-{i}")
+        writer.put_many(batch)
+        pushed += batch
+    writer.close()
+    cache = str(tmp_path / "cache")
+    first = open_backend(remote.url, cache_dir=cache)
+    before = first.traffic.requests
+    assert first.has_many([oid for oid, _ in pushed]) == {oid for oid, _ in pushed}
+    assert first._merged[0], "cold: the merged index read, and its packs' indexes cached"
+    assert first.traffic.requests - before <= 3 + 3, first.traffic  # LIST, LIST, GET merged, 3 newer
+    _assert_complete(first, pushed)  # lists afresh: now all from the cache
+    assert not first._merged[0]
+    first.close()
+    second = open_backend(remote.url, cache_dir=cache)
+    try:
+        before = second.traffic.requests
+        assert second.has_many([oid for oid, _ in pushed]) == {oid for oid, _ in pushed}
+        assert second.traffic.requests - before == 1, second.traffic  # the LIST of index/ alone
+        assert not second._merged[0]
+    finally:
+        second.close()
+
+
+def test_writers_warm_from_their_cache_merge_every_few_pushes_not_every_push(remote_cos, tmp_path):
+    from casreg.remotes import open_backend
+    remote = remote_cos
+    cache = str(tmp_path / "cache")
+    for i in range(40):  # one backend per push, as each `casreg push` opens one
+        be = open_backend(remote.url, cache_dir=cache)
+        try:
+            be.put_many(_batch(f"each-{i}"))
+        finally:
+            be.close()
+    [merged] = list(remote_cos.backend().blobs.list("merged"))
+    assert int(merged.partition("-")[0]) == 2 * (packs.MERGE_AFTER + 1), merged  # merged at 17 and 34
