@@ -62,7 +62,7 @@ def read_range(repo, content_id: bytes, start: int = 0, stop: int | None = None,
         pos += length
         ends.append(pos)
     first = bisect.bisect_right(ends, start)  # the chunk holding byte ``start``
-    restorer = repo._restorer()
+    restorer = repo.restorer()
     try:
         index, offset = first, start
         while offset < stop:

@@ -27,7 +27,7 @@ from .chunker import Chunker
 from .encoding import CHUNK, Manifest, object_id
 from .grouping import Streaks, chunk_layout, detect_layout
 from .keyframecache import KeyframeCache
-from .store import ObjectStore, stored_value
+from .store import ObjectStore, stored_value, unpack
 from .tensorheaders import tensor_layout
 
 BLOCK_SIZE = 4 << 20
@@ -213,7 +213,7 @@ class Ingester:
             self.new_bytes += len(value)
             if dfile is not None:
                 dfile.new_chunks += 1
-                dfile.delta_chunks += not codec.of(value[1]).self_contained
+                dfile.delta_chunks += not codec.of(unpack(value)[1]).self_contained
         self.new_chunks += len(values)
         if self._unwritten_bytes >= FLUSH_BYTES:
             self._write_async()

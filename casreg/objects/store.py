@@ -55,6 +55,11 @@ def decode_checked(oid: bytes, tag: int, payload, base_of=None, cache: dict | No
     return data
 
 
+def stored_size(payload) -> int:
+    """The bytes a stored value with this payload takes (its kind and codec bytes included)."""
+    return HEADER + len(payload)
+
+
 def unpack(value) -> tuple[int, int, memoryview]:
     if len(value) < HEADER:
         raise Corrupt("stored object is truncated")
@@ -102,6 +107,10 @@ class ObjectStore:
     # -- reading ---------------------------------------------------------------------------------
     def has(self, txn: lmdb.Transaction, oid: bytes) -> bool:
         return txn.get(oid, db=self.table) is not None
+
+    def count(self, txn: lmdb.Transaction) -> int:
+        """How many objects are stored."""
+        return txn.stat(self.table)["entries"]
 
     def value(self, txn: lmdb.Transaction, oid: bytes) -> bytes | memoryview | None:
         """An object's stored value as it is (kind, codec, payload: what a remote is sent and

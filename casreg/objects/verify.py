@@ -33,7 +33,7 @@ def _check_batch(batch, bases: dict, release) -> list[tuple[bytes, int, str]]:
 def rehash_all(objects: ObjectStore, txn: lmdb.Transaction, progress, workers: int = 2
                ) -> Iterator[tuple[bytes, int, str]]:
     """(id, kind, problem) for every stored object whose bytes do not hash to its id."""
-    total = txn.stat(objects.table)["entries"]
+    total = objects.count(txn)
     progress.start("verify", total, OBJECTS)
     pending: deque = deque()
     with ThreadPoolExecutor(workers, thread_name_prefix="casreg-verify") as pool:

@@ -160,7 +160,7 @@ def _send(repo, backend: Backend, missing: dict[bytes, int], whole: set[bytes], 
         batch, size = [], 0
         with repo.db.read() as txn:
             for oid in ids:
-                value = txn.get(oid, db=repo.objects.table)
+                value = repo.objects.value(txn, oid)
                 if value is None:
                     raise NotFound(f"object {oid.hex()} is missing locally; run `casreg verify`")
                 if oid in whole:
