@@ -156,6 +156,15 @@ class ObjectStore:
         _, tag, payload = unpack(value)
         return codec.base_ids(tag, payload)
 
+    def delta_bases_of(self, txn: lmdb.Transaction, oids) -> Iterator[tuple[bytes, list[bytes] | None]]:
+        """(id, ``delta_bases``) of each id, the pages read unmapped as it goes (RSS stays flat
+        however many chunks a push or fetch looks at)."""
+        for n, oid in enumerate(oids, 1):
+            yield oid, self.delta_bases(txn, oid)
+            if n % RELEASE_EVERY == 0:
+                self.db.release_pages()
+        self.db.release_pages()
+
     def holds_delta(self, txn: lmdb.Transaction, manifest) -> bool:
         """True if any chunk of a file is stored as a delta (such a file is no keyframe)."""
         for n, (cid, _) in enumerate(manifest.chunks, 1):

@@ -125,7 +125,7 @@ def _delta_forms(repo, talk: Negotiation, missing: dict[bytes, int]) -> tuple[se
     """(the delta chunks to send self-contained, those to send as deltas): a delta goes as it is
     only when the remote holds its bases or gets them in this push."""
     with repo.db.read() as txn:
-        needs = {oid: repo.objects.delta_bases(txn, oid) for oid, kind in missing.items() if kind == CHUNK}
+        needs = dict(repo.objects.delta_bases_of(txn, (oid for oid, kind in missing.items() if kind == CHUNK)))
     needs = {oid: bases for oid, bases in needs.items() if bases}
     unknown = sorted({b for bases in needs.values() for b in bases} - talk.on_remote - missing.keys())
     talk._has(unknown)
