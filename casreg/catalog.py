@@ -3,14 +3,15 @@
 A model is a name; its versions are the refs ``models/<model>/<version>`` (FATE's party model ids
 and model versions are one naming scheme among others: ``models/mlp/v2`` works the same), its
 aliases ``aliases/<model>/<alias>`` and its own metadata the chain ``modelmeta/<model>``. Sizes come
-from the root trees' entries, so listing never walks a version's files.
+from the version summaries written at commit (``objects/summary.py``; a version older than them:
+its root tree's entries), so listing never walks a version's files.
 """
 
 from __future__ import annotations
 
 from . import notes
 from .errors import AlreadyExists, InvalidInput, NotFound, RefConflict
-from .objects.encoding import COMMIT, LINK, TREE, Tree
+from .objects.encoding import COMMIT, TREE, Tree
 from .refs import check_ref_name
 
 MODELS = "models/"
@@ -37,8 +38,7 @@ def split_version_ref(ref: str) -> tuple[str, str] | None:
 
 
 def _size(repo, txn, cid: bytes) -> int:
-    tree = repo.objects.load(txn, repo.objects.load(txn, cid, COMMIT).tree, TREE)
-    return sum(e.size for e in tree.entries if e.kind != LINK)
+    return repo.objects.summary(txn, cid).logical_bytes
 
 
 def models(repo) -> list[dict]:

@@ -46,9 +46,10 @@ from .ignore import EVERYTHING, IGNORE_FILE, PathFilter
 from .metadata import check_map
 from .objects import codec
 from .objects.chunker import Chunker, ChunkerParams
-from .objects.encoding import CHUNK, COMMIT, DIR, FILE, KIND_NAMES, LINK, MANIFEST, TREE, Commit, Tree, TreeEntry
+from .objects.encoding import COMMIT, DIR, FILE, KIND_NAMES, LINK, MANIFEST, TREE, Commit, Tree, TreeEntry
 from .objects.graph import is_ancestor, newest_first, reachable
 from .objects.store import ObjectStore
+from .objects.summary import Summary
 from .refs import ANY, RefContainer, check_ref_name
 from .timespec import parse_duration
 
@@ -178,6 +179,7 @@ class Repository:
         def write(txn):
             for key, value in config.items():
                 txn.put(key.encode(), json.dumps(value, sort_keys=True).encode(), db=db.dbs["config"])
+            ObjectStore(db).recount(txn)  # an empty store: its counters start at zero
         db.write(write)
         db.close()
         return cls(path)
@@ -753,42 +755,71 @@ class Repository:
         """The versions refs name; ``with_notes`` the annotation chains too (not versions: see gc)."""
         return [(cid, COMMIT) for name, cid in self.refs.items(txn) if with_notes or not notes.is_notes_ref(name)]
 
-    def stats(self) -> dict:
-        counts = {name: 0 for name in KIND_NAMES.values()}
-        stored = {name: 0 for name in KIND_NAMES.values()}
-        by_codec: dict[str, int] = {}
-        unique = damaged = 0
+    def stats(self, full: bool = False) -> dict:
+        """What the store holds. From the object counters (``objects/summary.py``, kept as objects
+        land and leave): ``objects``, ``stored_bytes``, ``stored_chunk_bytes``,
+        ``stored_bytes_by_codec``, ``unique_chunk_bytes``, ``damaged_chunks`` (chunks whose header
+        was unreadable when counted) and the ratios; from the refs and the version summaries
+        (no tree read): ``refs``, ``versions`` and ``logical_bytes`` of the versions the refs
+        reach; from the directory: ``disk_*``, ``keyframe_cache_bytes``. ``counted``: "counters",
+        or "walk" when every object was read instead: with ``full`` (which also walks the whole
+        graph for ``reachable_objects``, and re-reads every chunk header for ``damaged_chunks``),
+        or for a store that keeps no counters yet (``full`` on a writable store starts them)."""
+        counted = None
+        if full and not self.db.readonly:
+            with self.db.read() as txn:
+                keeps_counters = self.objects.counters(txn) is not None
+            if not keeps_counters:
+                counted = self.db.write(self.objects.recount, buffers=True)
+        extra = {}
         with self.db.read(buffers=True) as txn:
-            for _, kind, tag, payload in self.objects.iter_stored(txn):
-                name = KIND_NAMES.get(kind, "unknown")
-                counts[name] = counts.get(name, 0) + 1
-                stored[name] = stored.get(name, 0) + len(payload) + 2
-                if kind == CHUNK:
-                    try:
-                        unique += codec.raw_size(tag, payload)
-                    except Corrupt:  # counted and reported; `verify --full` says which
-                        damaged += 1
-                    cname = codec.CODECS[tag].name if tag in codec.CODECS else str(tag)
-                    by_codec[cname] = by_codec.get(cname, 0) + len(payload) + 2
-            graph = reachable(self.objects, txn, self._roots(txn))
-            commits = [oid for oid, kind in graph.items() if kind == COMMIT]
-            logical = 0
-            for cid in commits:
-                tree = self.objects.load(txn, self.objects.load(txn, cid, COMMIT).tree, TREE)
-                logical += sum(e.size for e in tree.entries if e.kind != LINK)
-            refs = sum(1 for _ in self.refs.items(txn))
-        stored_total = sum(stored.values())
+            if counted is None:
+                counted = None if full else self.objects.counters(txn)
+            source = "counters" if counted is not None else "walk"
+            if counted is None:
+                counted = self.objects.count_stored(txn)
+            roots, refs = [], 0
+            for name, cid in self.refs.items(txn):
+                refs += 1
+                if not notes.is_notes_ref(name):  # as _roots: annotations are no versions
+                    roots.append((cid, COMMIT))
+            if full:
+                graph = reachable(self.objects, txn, roots)
+                extra["reachable_objects"] = {name: sum(1 for kind in graph.values() if kind == k)
+                                              for k, name in KIND_NAMES.items()}
+                versions = [self.objects.summary(txn, oid) for oid, kind in graph.items() if kind == COMMIT]
+            else:
+                versions = [summary for _, summary in self._versions_reached(txn, [cid for cid, _ in roots])]
+            logical = sum(v.logical_bytes for v in versions)
+        self.db.release_pages()
+        stored_total = sum(counted.stored.values())
+        unique, stored_chunks = counted.chunk_raw, counted.stored["chunk"]
         return {
-            "refs": refs, "versions": len(commits), "logical_bytes": logical,
+            "refs": refs, "versions": len(versions), "logical_bytes": logical,
             "unique_chunk_bytes": unique, "stored_bytes": stored_total,
-            "stored_chunk_bytes": stored["chunk"], "stored_bytes_by_codec": by_codec,
+            "stored_chunk_bytes": stored_chunks, "stored_bytes_by_codec": dict(counted.chunk_codec),
             "dedup_ratio": round(logical / unique, 4) if unique else 1.0,
-            "compression_ratio": round(unique / stored["chunk"], 4) if stored["chunk"] else 1.0,
+            "compression_ratio": round(unique / stored_chunks, 4) if stored_chunks else 1.0,
             "total_ratio": round(logical / stored_total, 4) if stored_total else 1.0,
-            "objects": counts, "keyframe_cache_bytes": _keyframe_cache(self.path).size(),
-            "damaged_chunks": damaged,
+            "objects": dict(counted.count), "keyframe_cache_bytes": _keyframe_cache(self.path).size(),
+            "damaged_chunks": counted.damaged, "counted": source, **extra,
             **self.disk_usage(),
         }
+
+    def _versions_reached(self, txn, tips: list[bytes]) -> Iterator[tuple[bytes, Summary]]:
+        """(id, summary) of every commit ``tips`` and their histories hold, each once, following
+        the parents the version summaries name (no tree read, but for versions older than them)."""
+        index = self.objects.summaries(txn)
+        seen: set[bytes] = set()
+        stack = list(tips)
+        while stack:
+            cid = stack.pop()
+            if cid in seen:
+                continue
+            seen.add(cid)
+            summary = index.get(cid) or self.objects.summary(txn, cid)
+            yield cid, summary
+            stack.extend(summary.parents)
 
     def disk_usage(self) -> dict:
         """What the store takes on disk, as ``du`` counts it (allocated blocks): the whole store
@@ -866,8 +897,7 @@ class Repository:
             doomed = [(oid, len(payload) + 2) for oid, _, _, payload in self.objects.iter_stored(txn)
                       if oid not in keep]  # listed in full before the first delete
             if delete:
-                for oid, _ in doomed:
-                    self.objects.delete(txn, oid)
+                self.objects.delete_many(txn, [oid for oid, _ in doomed])
             return {"kept_objects": len(keep), "deleted_objects": len(doomed),
                     "deleted_bytes": sum(n for _, n in doomed), "dry_run": not delete,
                     "grace_seconds": grace if math.isfinite(grace) else None}
