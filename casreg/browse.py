@@ -14,7 +14,6 @@ import threading
 from . import catalog, notes
 from .errors import InvalidInput, NotFound
 from .footprint import footprint
-from .objects.encoding import COMMIT
 
 MAX_LIMIT = 500
 FACTS_KEPT = 200_000  # (time, size) of this many commits kept in memory: ~40 MB at most
@@ -28,7 +27,8 @@ def _commit_facts(repo, txn, cid: bytes) -> tuple[int, int]:
     key = (repo.path, cid)
     found = _facts.get(key)
     if found is None:
-        found = (repo.objects.load(txn, cid, COMMIT).time, repo.objects.summary(txn, cid).logical_bytes)
+        summary = repo.objects.summary(txn, cid)
+        found = (summary.time, summary.logical_bytes)
         with _facts_lock:
             if len(_facts) >= FACTS_KEPT:
                 _facts.clear()

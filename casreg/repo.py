@@ -49,7 +49,6 @@ from .objects.chunker import Chunker, ChunkerParams
 from .objects.encoding import COMMIT, DIR, FILE, KIND_NAMES, LINK, MANIFEST, TREE, Commit, Tree, TreeEntry
 from .objects.graph import is_ancestor, newest_first, reachable
 from .objects.store import ObjectStore
-from .objects.summary import Summary
 from .refs import ANY, RefContainer, check_ref_name
 from .timespec import parse_duration
 
@@ -787,15 +786,15 @@ class Repository:
                 graph = reachable(self.objects, txn, roots)
                 extra["reachable_objects"] = {name: sum(1 for kind in graph.values() if kind == k)
                                               for k, name in KIND_NAMES.items()}
-                versions = [self.objects.summary(txn, oid) for oid, kind in graph.items() if kind == COMMIT]
+                sizes = [self.objects.summary(txn, oid).logical_bytes for oid, kind in graph.items() if kind == COMMIT]
             else:
-                versions = [summary for _, summary in self._versions_reached(txn, [cid for cid, _ in roots])]
-            logical = sum(v.logical_bytes for v in versions)
+                sizes = [size for _, size in self._versions_reached(txn, [cid for cid, _ in roots])]
+            logical = sum(sizes)
         self.db.release_pages()
         stored_total = sum(counted.stored.values())
         unique, stored_chunks = counted.chunk_raw, counted.stored["chunk"]
         return {
-            "refs": refs, "versions": len(versions), "logical_bytes": logical,
+            "refs": refs, "versions": len(sizes), "logical_bytes": logical,
             "unique_chunk_bytes": unique, "stored_bytes": stored_total,
             "stored_chunk_bytes": stored_chunks, "stored_bytes_by_codec": dict(counted.chunk_codec),
             "dedup_ratio": round(logical / unique, 4) if unique else 1.0,
@@ -806,9 +805,10 @@ class Repository:
             **self.disk_usage(),
         }
 
-    def _versions_reached(self, txn, tips: list[bytes]) -> Iterator[tuple[bytes, Summary]]:
-        """(id, summary) of every commit ``tips`` and their histories hold, each once, following
-        the parents the version summaries name (no tree read, but for versions older than them)."""
+    def _versions_reached(self, txn, tips: list[bytes]) -> Iterator[tuple[bytes, int]]:
+        """(id, logical size) of every commit ``tips`` and their histories hold, each once,
+        following the parents the version summaries name (no tree read, but for versions older
+        than summaries)."""
         index = self.objects.summaries(txn)
         seen: set[bytes] = set()
         stack = list(tips)
@@ -817,9 +817,12 @@ class Repository:
             if cid in seen:
                 continue
             seen.add(cid)
-            summary = index.get(cid) or self.objects.summary(txn, cid)
-            yield cid, summary
-            stack.extend(summary.parents)
+            found = index.parents_and_size(cid)
+            if found is None:
+                summary = self.objects.summary(txn, cid)
+                found = summary.parents, summary.logical_bytes
+            yield cid, found[1]
+            stack.extend(found[0])
 
     def disk_usage(self) -> dict:
         """What the store takes on disk, as ``du`` counts it (allocated blocks): the whole store

@@ -187,19 +187,20 @@ class ObjectStore:
         return summarize(self.load(txn, commit_id, COMMIT), lambda tid: self.load(txn, tid, TREE))
 
     def summaries(self, txn: lmdb.Transaction) -> SummaryIndex:
-        """Every stored version summary, read in one pass (pages unmapped as it goes)."""
-        raw: dict[bytes, bytes] = {}
+        """The parents and size of every version with a stored summary, read in one pass (pages
+        unmapped as it goes)."""
+        index = SummaryIndex()
         if self.meta is not None:
             cur = txn.cursor(db=self.meta)
             if cur.set_range(SUMMARY_PREFIX):
                 for n, (key, value) in enumerate(cur, 1):
                     if not bytes(key[:len(SUMMARY_PREFIX)]) == SUMMARY_PREFIX:
                         break
-                    raw[bytes(key[len(SUMMARY_PREFIX):])] = bytes(value)
+                    index.add(bytes(key[len(SUMMARY_PREFIX):]), value)
                     if n % 4096 == 0:  # a sequential read: pages in order, few per release
                         self.db.release_pages()
         self.db.release_pages()
-        return SummaryIndex(raw)
+        return index
 
     def counters(self, txn: lmdb.Transaction) -> Counters | None:
         """The object counters (None for a store that has not counted its objects yet)."""
@@ -222,11 +223,11 @@ class ObjectStore:
 
     def load(self, txn: lmdb.Transaction, oid: bytes, kind: int):
         """A decoded manifest, tree or commit."""
-        stored_kind, _, _ = self.stored(txn, oid)
+        stored_kind, tag, payload = self.stored(txn, oid)
         if stored_kind != kind:
             raise Corrupt(f"object {oid.hex()} is a {KIND_NAMES.get(stored_kind, '?')}, "
                           f"expected a {KIND_NAMES[kind]}")
-        return DECODERS[kind](self.read(txn, oid))
+        return DECODERS[kind](decode_checked(oid, tag, payload, self.base_reader(txn)))
 
     def iter_stored(self, txn: lmdb.Transaction) -> Iterator[tuple[bytes, int, int, memoryview]]:
         """(id, kind, codec, payload) of every stored object, in id order. The pages read are

@@ -4,7 +4,7 @@ object counters (counts, stored and raw bytes), so that ``stats`` need not read 
 Both live in the LMDB ``meta`` database and are written by ``ObjectStore`` in the transaction that
 puts or deletes the objects, so a crash never leaves them wrong:
 - ``summary/<commit id>``: a version's parents, logical size (the root tree's entries, links
-  left out: what ``versions`` and ``models`` show) and number of files (the whole tree), written
+  left out), number of files (the whole tree) and what ``versions`` shows of its commit, written
   when the commit lands by any path (commit, fetch, clone); a version stored before there were
   summaries has none, and ``ObjectStore.summary`` reads its trees instead (writing nothing).
 - ``objects/counters``: see ``Counters``. A store older than them has none until ``stats --full``
@@ -24,41 +24,62 @@ from .encoding import CHUNK, DIR, FILE, KIND_NAMES, LINK, Commit, Tree
 SUMMARY_PREFIX = b"summary/"
 COUNTERS_KEY = b"objects/counters"
 _FORMAT = 1
+SHOWN_META = ("state",)  # the committed metadata a listing shows without reading the commit
 _HEAD = struct.Struct("<BQQH")  # format, logical bytes, files, number of parents
 
 
 @dataclass
 class Summary:
+    """What listings show of a version: its parents, logical size and number of files, and from
+    its commit the time, author, message and ``shown_meta``: the keys of the metadata it was
+    committed with that listings show (``state``; notes may have changed it since: ``notes.read``)."""
     parents: list[bytes]
     logical_bytes: int
     files: int
+    time: int
+    author: str
+    message: str
+    shown_meta: dict
 
     def encode(self) -> bytes:
-        return _HEAD.pack(_FORMAT, self.logical_bytes, self.files, len(self.parents)) + b"".join(self.parents)
+        shown = json.dumps({"time": self.time, "author": self.author, "message": self.message,
+                            "meta": self.shown_meta}, sort_keys=True).encode()
+        return (_HEAD.pack(_FORMAT, self.logical_bytes, self.files, len(self.parents)) + b"".join(self.parents)
+                + shown)
 
     @classmethod
     def decode(cls, value) -> Summary:
         value = bytes(value)
         try:
             fmt, logical, files, n = _HEAD.unpack_from(value)
-        except struct.error:
-            raise Corrupt("version summary is truncated") from None
-        if fmt != _FORMAT or len(value) != _HEAD.size + 32 * n:
-            raise Corrupt("version summary is malformed")
-        body = value[_HEAD.size:]
-        return cls([body[i:i + 32] for i in range(0, 32 * n, 32)], logical, files)
+            end = _HEAD.size + 32 * n
+            if fmt != _FORMAT or len(value) < end:
+                raise ValueError
+            shown = json.loads(value[end:].decode())
+            return cls([value[i:i + 32] for i in range(_HEAD.size, end, 32)], logical, files, int(shown["time"]),
+                       str(shown["author"]), str(shown["message"]), dict(shown["meta"]))
+        except (struct.error, ValueError, KeyError, TypeError):  # UnicodeDecodeError is a ValueError
+            raise Corrupt("a version summary is malformed") from None
 
 
 class SummaryIndex:
-    """Every stored summary, read in one pass over the ``meta`` database in key order (a walk of
-    many versions then costs a dictionary lookup each, not a random B-tree lookup)."""
+    """The parents and logical size of every version with a summary, read in one pass over the
+    ``meta`` database in key order (a walk of many versions then costs a dictionary lookup each,
+    not a random B-tree lookup); only the fixed part of each summary is kept."""
 
-    def __init__(self, raw: dict[bytes, bytes]):
-        self._raw = raw
+    def __init__(self):
+        self._heads: dict[bytes, bytes] = {}
 
-    def get(self, commit_id: bytes) -> Summary | None:
-        value = self._raw.get(commit_id)
-        return None if value is None else Summary.decode(value)
+    def add(self, commit_id: bytes, value) -> None:
+        n = _HEAD.unpack_from(value)[3]
+        self._heads[commit_id] = bytes(value[:_HEAD.size + 32 * n])
+
+    def parents_and_size(self, commit_id: bytes) -> tuple[list[bytes], int] | None:
+        value = self._heads.get(commit_id)
+        if value is None:
+            return None
+        _, logical, _, n = _HEAD.unpack_from(value)
+        return [value[i:i + 32] for i in range(_HEAD.size, _HEAD.size + 32 * n, 32)], logical
 
 
 def summary_key(commit_id: bytes) -> bytes:
@@ -83,7 +104,8 @@ def summarize(commit: Commit, load_tree) -> Summary:
             elif e.kind == DIR and e.id is not None and e.id not in seen:
                 seen.add(e.id)
                 stack.append(load_tree(e.id))
-    return Summary(list(commit.parents), logical_size(root), files)
+    return Summary(list(commit.parents), logical_size(root), files, commit.time, commit.author, commit.message,
+                   {key: commit.meta[key] for key in SHOWN_META if key in commit.meta})
 
 
 @dataclass
