@@ -573,9 +573,18 @@ class Repository:
 
     def log(self, spec: str, limit: int | None = None) -> list[Version]:
         """The version and its ancestors, newest first (the first ``limit`` of them)."""
+        return list(self.iter_log(spec, limit))
+
+    def iter_log(self, spec: str, limit: int | None = None) -> Iterator[Version]:
+        """``log`` as it is read, one version at a time (memory: the ids seen, not the versions),
+        from one snapshot held until the iterator is done."""
         start = self.resolve(spec)
         with self.db.read() as txn:
-            return [Version(*v) for v in itertools.islice(newest_first(self.objects, txn, start), limit)]
+            for n, found in enumerate(itertools.islice(newest_first(self.objects, txn, start), limit), 1):
+                yield Version(*found)
+                if n % 48 == 0:  # each lookup maps ~1 MB (see db.release_pages)
+                    self.db.release_pages()
+        self.db.release_pages()
 
     def show(self, spec: str) -> dict:
         """One version: its commit, its current metadata and how often that changed."""
