@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from casreg.errors import Corrupt
 from casreg.objects.summary import COUNTERS_KEY, SUMMARY_PREFIX
 from casreg.registry import Registry
 from casreg.remotes import ops
@@ -139,6 +140,17 @@ def test_versions_stored_before_summaries_read_their_trees_and_write_nothing(tmp
     listed = run_cli("--store", tmp_path / "store", "versions", "m", "--json", check=0)
     assert [r["size"] for r in json.loads(listed.stdout)] == [1502, 1512]
     assert _meta_entries(str(tmp_path / "store")) == entries  # read-only commands wrote nothing back
+
+
+def test_a_damaged_summary_is_reported_not_believed(tmp_path):
+    reg = Registry.init(str(tmp_path / "store"))
+    cid = reg.commit(_nested(tmp_path / "src"), "models/m/v1").id
+    reg.db.write(lambda txn: txn.put(SUMMARY_PREFIX + cid, b"\x01short", db=reg.objects.meta))
+    with pytest.raises(Corrupt, match="version summary"):
+        reg.versions("m")
+    reg.close()
+    proc = run_cli("--store", tmp_path / "store", "versions", "m")
+    assert proc.returncode == Corrupt.exit_code and b"Traceback" not in proc.stderr
 
 
 def test_fetched_versions_get_their_summaries_as_they_land(tmp_path):

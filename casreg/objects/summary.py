@@ -25,7 +25,8 @@ SUMMARY_PREFIX = b"summary/"
 COUNTERS_KEY = b"objects/counters"
 _FORMAT = 1
 SHOWN_META = ("state",)  # the committed metadata a listing shows without reading the commit
-_HEAD = struct.Struct("<BQQH")  # format, logical bytes, files, number of parents
+_HEAD = struct.Struct("<BQQH")  # format, logical bytes, files, number of parents; then the parents
+_SHOWN = struct.Struct("<qIII")  # time, then the lengths of author, message, shown metadata (JSON)
 
 
 @dataclass
@@ -42,23 +43,27 @@ class Summary:
     shown_meta: dict
 
     def encode(self) -> bytes:
-        shown = json.dumps({"time": self.time, "author": self.author, "message": self.message,
-                            "meta": self.shown_meta}, sort_keys=True).encode()
-        return (_HEAD.pack(_FORMAT, self.logical_bytes, self.files, len(self.parents)) + b"".join(self.parents)
-                + shown)
+        author, message = self.author.encode(), self.message.encode()
+        meta = json.dumps(self.shown_meta, sort_keys=True).encode() if self.shown_meta else b""
+        return b"".join((_HEAD.pack(_FORMAT, self.logical_bytes, self.files, len(self.parents)), *self.parents,
+                         _SHOWN.pack(self.time, len(author), len(message), len(meta)), author, message, meta))
 
     @classmethod
     def decode(cls, value) -> Summary:
         value = bytes(value)
         try:
             fmt, logical, files, n = _HEAD.unpack_from(value)
-            end = _HEAD.size + 32 * n
-            if fmt != _FORMAT or len(value) < end:
+            at = _HEAD.size + 32 * n
+            when, n_author, n_message, n_meta = _SHOWN.unpack_from(value, at)
+            at += _SHOWN.size
+            if fmt != _FORMAT or len(value) != at + n_author + n_message + n_meta:
                 raise ValueError
-            shown = json.loads(value[end:].decode())
-            return cls([value[i:i + 32] for i in range(_HEAD.size, end, 32)], logical, files, int(shown["time"]),
-                       str(shown["author"]), str(shown["message"]), dict(shown["meta"]))
-        except (struct.error, ValueError, KeyError, TypeError):  # UnicodeDecodeError is a ValueError
+            author = value[at:at + n_author].decode()
+            message = value[at + n_author:at + n_author + n_message].decode()
+            meta = json.loads(value[at + n_author + n_message:]) if n_meta else {}
+            return cls([value[i:i + 32] for i in range(_HEAD.size, _HEAD.size + 32 * n, 32)], logical, files,
+                       when, author, message, dict(meta))
+        except (struct.error, ValueError, TypeError):  # UnicodeDecodeError is a ValueError
             raise Corrupt("a version summary is malformed") from None
 
 
