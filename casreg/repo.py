@@ -771,26 +771,26 @@ class Repository:
         (no tree read): ``refs``, ``versions`` and ``logical_bytes`` of the versions the refs
         reach; from the directory: ``disk_*``, ``keyframe_cache_bytes``. ``counted``: "counters",
         or "walk" when every object was read instead: with ``full`` (which also walks the whole
-        graph for ``reachable_objects``, and re-reads every chunk header for ``damaged_chunks``),
-        or for a store that keeps no counters yet (``full`` on a writable store starts them)."""
-        counted = None
+        graph for ``reachable_objects``, re-reads every chunk header for ``damaged_chunks`` and
+        says in ``counters_match`` whether the counters agree), or for a store that keeps no
+        counters yet (``full`` on a writable store starts them)."""
+        fresh = None
         if full and not self.db.readonly:
             with self.db.read() as txn:
                 keeps_counters = self.objects.counters(txn) is not None
             if not keeps_counters:
-                counted = self.db.write(self.objects.recount, buffers=True)
-        extra = {}
+                fresh = self.db.write(self.objects.recount, buffers=True)  # counted now, kept from now on
+        extra: dict = {}
         with self.db.read(buffers=True) as txn:
-            if counted is None:
-                counted = None if full else self.objects.counters(txn)
-            source = "counters" if counted is not None else "walk"
+            kept = self.objects.counters(txn)
+            counted = fresh if full else kept
+            source = "counters" if counted is not None and not full else "walk"
             if counted is None:
                 counted = self.objects.count_stored(txn)
-            roots, refs = [], 0
-            for name, cid in self.refs.items(txn):
-                refs += 1
-                if not notes.is_notes_ref(name):  # as _roots: annotations are no versions
-                    roots.append((cid, COMMIT))
+            if full and kept is not None:
+                extra["counters_match"] = kept == counted  # False: changed behind casreg's back
+            roots = self._roots(txn)
+            refs = txn.stat(self.refs.refs)["entries"]
             if full:
                 graph = reachable(self.objects, txn, roots)
                 extra["reachable_objects"] = {name: sum(1 for kind in graph.values() if kind == k)

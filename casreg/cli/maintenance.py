@@ -42,6 +42,9 @@ def stats(full: bool = typer.Option(False, "--full", help="Read every object and
               + " (the rest is kept by the reflog until gc, or unreferenced)")
     if s["keyframe_cache_bytes"]:
         print(f"keyframe cache:    {human(s['keyframe_cache_bytes'])} (decoded delta bases; safe to delete)")
+    if s.get("counters_match") is False:
+        print("counters:          differ from this count (the store was changed behind casreg's back; "
+              "`casreg verify --full` checks every object)")
     if s["damaged_chunks"]:
         print(f"damaged chunks:    {s['damaged_chunks']} (headers unreadable; `casreg verify --full` names them)")
 

@@ -145,6 +145,9 @@ class Counters:
                 mine[key] = mine.get(key, 0) + n
         self.chunk_raw += other.chunk_raw
         self.damaged += other.damaged
+        for table in (self.count, self.stored, self.chunk_codec):  # as a fresh count has them
+            for key in [k for k, n in table.items() if n == 0 and k not in KIND_NAMES.values()]:
+                del table[key]
         return self
 
     def encode(self) -> bytes:
