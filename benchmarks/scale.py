@@ -7,6 +7,13 @@ a bare repository) as the baseline measured in the same run. Also times `push --
 Prints one line per size and the growth ratios (largest N / smallest N).
 
     python benchmarks/scale.py [--sizes 50,500] [--refs 100,1000]   (about 3 minutes)
+
+With ``--history 1000,10000,100000`` it measures the read commands instead: a model of N named
+versions (``models/m/v<i>``, each the child of the one before, each a small file and a config),
+built through the plumbing API (objects and refs put directly, 2,000 versions a transaction),
+then the time (best of 3) and peak RSS (the child's VmHWM) of ``casreg stats``, ``casreg log -n 10``, ``casreg
+log`` and ``casreg versions m``, with ``git count-objects -v`` and ``git log -n 10`` on a git
+repository of the same shape (built by ``git fast-import``) as the baseline.
 """
 
 from __future__ import annotations
@@ -22,9 +29,13 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from casreg.objects import encoding  # noqa: E402
 from casreg.remotes import open_backend, ops  # noqa: E402
 from casreg.remotes.negotiate import Negotiation  # noqa: E402
 from casreg.repo import Repository  # noqa: E402
+
+CHUNK, MANIFEST, TREE, COMMIT, FILE = encoding.CHUNK, encoding.MANIFEST, encoding.TREE, encoding.COMMIT, encoding.FILE
+Commit, Manifest, Tree, TreeEntry = encoding.Commit, encoding.Manifest, encoding.Tree, encoding.TreeEntry
 
 
 def _weights(seed: int) -> bytes:
@@ -118,11 +129,121 @@ def push_all_cost(work: str, refs: int) -> float:
     return took
 
 
+HISTORY_BATCH = 2000
+
+
+def build_history(store: str, n: int) -> None:
+    """N named versions of model ``m``, each the child of the one before: one 1 KiB file that
+    changes every version and a config that changes never, put as objects and refs directly."""
+    repo = Repository.init(store)
+    staged: dict[bytes, bytes] = {}
+    config_entry = _file_entry(repo, staged, "config.json", b'{"layers": 4}')  # lands with the first batch
+    parent: bytes | None = None
+    for start in range(0, n, HISTORY_BATCH):
+        moves = []
+        for i in range(start, min(n, start + HISTORY_BATCH)):
+            weights = _file_entry(repo, staged, "w.bin", (b"%08d" % i) * 128)
+            tree = _put(repo, staged, TREE, Tree([config_entry, weights]).encode())
+            commit = Commit(tree, [parent] if parent else [], "bench@scale", 1_700_000_000 + i, f"step {i}", {})
+            parent = _put(repo, staged, COMMIT, commit.encode())
+            moves.append((f"models/m/v{i:06d}", parent))
+
+        def land(txn, staged=staged, moves=moves):
+            repo.objects.put_values(txn, staged.items())
+            for ref, cid in moves:
+                repo.refs.set_if_equals(txn, ref, None, cid, who="bench@scale", message="commit")
+        repo.db.write(land)
+        staged = {}
+    repo.close()
+
+
+def _put(repo: Repository, staged: dict, kind: int, data: bytes) -> bytes:
+    oid, value = repo.objects.encode(kind, data)
+    staged[oid] = value
+    return oid
+
+
+def _file_entry(repo: Repository, staged: dict, name: str, data: bytes) -> TreeEntry:
+    chunk = _put(repo, staged, CHUNK, data)
+    manifest = Manifest(len(data), encoding.object_id(data), [(chunk, len(data))])
+    return TreeEntry(name, FILE, 0o644, len(data), id=_put(repo, staged, MANIFEST, manifest.encode()))
+
+
+def build_git_history(path: str, n: int) -> None:
+    """The same shape in git: N commits of w.bin (changing) and config.json, a tag per commit."""
+    subprocess.run(["git", "init", "-q", "--bare", path], check=True)
+    lines = []
+    for i in range(n):
+        weights = (b"%08d" % i) * 128
+        lines.append(b"commit refs/heads/main\nmark :%d\ncommitter b <b@x> %d +0000\ndata %d\nstep %d\n"
+                     % (i + 1, 1_700_000_000 + i, len(b"step %d" % i), i))
+        if i == 0:
+            lines.append(b'M 644 inline config.json\ndata 13\n{"layers": 4}\n')
+        lines.append(b"M 644 inline w.bin\ndata %d\n%s\n" % (len(weights), weights))
+        lines.append(b"reset refs/tags/v%06d\nfrom :%d\n\n" % (i, i + 1))
+    subprocess.run(["git", "fast-import", "--quiet"], cwd=path, input=b"".join(lines), check=True)
+
+
+def timed_child(args: list[str], **options) -> tuple[float, int]:
+    """(seconds, peak RSS in bytes) of a command. The peak comes from GNU time (``%M``: the
+    child's ru_maxrss, its VmHWM): a child forked from this process would count this process's
+    own high-water mark in it, so the command is started by the small ``time`` instead."""
+    with tempfile.NamedTemporaryFile(prefix="casreg-scale-rss-") as out:
+        start = time.perf_counter()
+        proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", out.name, *args], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, **options)
+        took = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(args)} failed: {proc.stderr.decode()}")
+        return took, int(open(out.name).read().split()[-1]) * 1024
+
+
+REPEAT = 3
+
+
+def best_of(args: list[str], **options) -> tuple[float, int]:
+    """The fastest of REPEAT runs (the machine is shared: the others measure the neighbours) and
+    the largest peak RSS."""
+    runs = [timed_child(args, **options) for _ in range(REPEAT)]
+    return min(t for t, _ in runs), max(r for _, r in runs)
+
+
+def history_costs(n: int) -> None:
+    casreg = [sys.executable, "-m", "casreg.cli"]
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    with tempfile.TemporaryDirectory(prefix="casreg-scale-history-") as work:
+        store = os.path.join(work, "store")
+        start = time.perf_counter()
+        build_history(store, n)
+        built = time.perf_counter() - start
+        startup = best_of([*casreg, "--help"], env=env)
+        print(f"{n} versions: built in {built:.1f} s; CLI start-up (casreg --help) "
+              f"{startup[0] * 1000:.0f} ms, {startup[1] >> 20} MB")
+        tip = f"models/m/v{n - 1:06d}"
+        for label, args in (("stats", ["stats"]), ("log -n 10", ["log", "-n", "10", tip]),
+                            ("log", ["log", "--oneline", tip]), ("versions m", ["versions", "m"])):
+            took, rss = best_of([*casreg, "--store", store, *args], env=env)
+            print(f"  casreg {label:<12} {took * 1000:7.0f} ms  {rss >> 20:5d} MB")
+        if shutil.which("git") is None:
+            return
+        git_dir = os.path.join(work, "g.git")
+        build_git_history(git_dir, n)
+        for label, args in (("count-objects -v", ["count-objects", "-v"]), ("log -n 10", ["log", "-n", "10", "main"]),
+                            ("log", ["log", "--oneline", "main"])):
+            took, rss = best_of(["git", "--git-dir", git_dir, *args])
+            print(f"  git {label:<15} {took * 1000:7.0f} ms  {rss >> 20:5d} MB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="50,500", help="history lengths (comma separated)")
     parser.add_argument("--refs", default="100,1000", help="ref counts for push --all (comma separated)")
+    parser.add_argument("--history", default="", help="version counts for the read commands (comma separated)")
     args = parser.parse_args()
+    if args.history:
+        for n in [int(x) for x in args.history.split(",")]:
+            history_costs(n)
+        return
     sizes = [int(x) for x in args.sizes.split(",")]
     rows = []
     for n in sizes:

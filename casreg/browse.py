@@ -14,7 +14,6 @@ import threading
 from . import catalog, notes
 from .errors import InvalidInput, NotFound
 from .footprint import footprint
-from .objects.encoding import COMMIT, LINK, TREE
 
 MAX_LIMIT = 500
 FACTS_KEPT = 200_000  # (time, size) of this many commits kept in memory: ~40 MB at most
@@ -28,9 +27,8 @@ def _commit_facts(repo, txn, cid: bytes) -> tuple[int, int]:
     key = (repo.path, cid)
     found = _facts.get(key)
     if found is None:
-        commit = repo.objects.load(txn, cid, COMMIT)
-        size = sum(e.size for e in repo.objects.load(txn, commit.tree, TREE).entries if e.kind != LINK)
-        found = (commit.time, size)
+        summary = repo.objects.summary(txn, cid)
+        found = (summary.time, summary.logical_bytes)
         with _facts_lock:
             if len(_facts) >= FACTS_KEPT:
                 _facts.clear()
@@ -184,10 +182,10 @@ def version_detail(repo, ref: str) -> dict:
     tags, aliases = _names(repo, model)
     ids = catalog.ids(repo)
     row = _row(repo, ids, tags, aliases, ordered[at], ordered[at + 1] if at + 1 < len(ordered) else None)
-    commit = repo.read_commit(ordered[at][3])
-    files = [f for f in repo.ls(ref) if f["kind"] == "file"]
-    return dict(row, model=model, model_id=ids.get(f"modelmeta/{model}"), parents=[p.hex() for p in commit.parents],
-                files=len(files), meta_changes=len(notes.history(repo, ordered[at][3])))
+    with repo.db.read() as txn:
+        summary = repo.objects.summary(txn, ordered[at][3])
+    return dict(row, model=model, model_id=ids.get(f"modelmeta/{model}"), parents=[p.hex() for p in summary.parents],
+                files=summary.files, meta_changes=len(notes.history(repo, ordered[at][3])))
 
 
 def version_history(repo, ref: str) -> dict:

@@ -3,14 +3,15 @@
 A model is a name; its versions are the refs ``models/<model>/<version>`` (FATE's party model ids
 and model versions are one naming scheme among others: ``models/mlp/v2`` works the same), its
 aliases ``aliases/<model>/<alias>`` and its own metadata the chain ``modelmeta/<model>``. Sizes come
-from the root trees' entries, so listing never walks a version's files.
+from the version summaries written at commit (``objects/summary.py``; a version older than them:
+its root tree's entries), so listing never walks a version's files.
 """
 
 from __future__ import annotations
 
 from . import notes
 from .errors import AlreadyExists, InvalidInput, NotFound, RefConflict
-from .objects.encoding import COMMIT, LINK, TREE, Tree
+from .objects.encoding import COMMIT, TREE, Tree
 from .refs import check_ref_name
 
 MODELS = "models/"
@@ -37,8 +38,7 @@ def split_version_ref(ref: str) -> tuple[str, str] | None:
 
 
 def _size(repo, txn, cid: bytes) -> int:
-    tree = repo.objects.load(txn, repo.objects.load(txn, cid, COMMIT).tree, TREE)
-    return sum(e.size for e in tree.entries if e.kind != LINK)
+    return repo.objects.summary(txn, cid).logical_bytes
 
 
 def models(repo) -> list[dict]:
@@ -67,21 +67,35 @@ def versions(repo, model: str, *, registered_ok: bool = False) -> list[dict]:
     it has none, unless ``registered_ok`` and the model is registered (``create_model``)."""
     prefix = f"{MODELS}{check_model(model)}/"
     tags: dict[bytes, list[str]] = {}
+    named: list[tuple[bytes, str]] = []
     rows = []
+    annotated: dict[bytes, list[dict]] = {}
     with repo.db.read() as txn:
         for ref, cid in repo.refs.items(txn, "tags/"):
             tags.setdefault(cid, []).append(ref[len("tags/"):])
         for ref, cid in repo.refs.items(txn, prefix):
             version = ref[len(prefix):]
-            if "/" in version:
-                continue  # a version of a model whose name goes on (models/<model>/<more>/<version>)
-            c = repo.objects.load(txn, cid, COMMIT)
+            if "/" not in version:  # else a version of a model whose name goes on (models/<model>/<more>/<v>)
+                named.append((cid, version))
+        # in id order: summaries and notes refs are each keyed by the id, so the lookups walk
+        # each B-tree's pages in order instead of at random
+        named.sort()
+        for n, (cid, version) in enumerate(named, 1):
+            c = repo.objects.summary(txn, cid)
             rows.append({"version": version, "id": cid.hex(), "time": c.time, "author": c.author,
-                         "message": c.message, "size": _size(repo, txn, cid), "tags": sorted(tags.get(cid, []))})
+                         "message": c.message, "size": c.logical_bytes, "tags": sorted(tags.get(cid, [])),
+                         "state": c.shown_meta.get("state", "LIVE")})  # as notes.read for one never annotated
+            if repo.refs.get(txn, notes.notes_ref(cid)) is not None:
+                annotated.setdefault(cid, []).append(rows[-1])
+            if n % 1024 == 0:  # the pages read so far (see db.release_pages)
+                repo.db.release_pages()
+    repo.db.release_pages()
     if not rows and not (registered_ok and model_exists(repo, model)):
         raise NotFound(f"no versions of model {model}")
-    for row in rows:
-        row["state"] = notes.read(repo, bytes.fromhex(row["id"])).get("state", "LIVE")
+    for cid, annotated_rows in annotated.items():
+        state = notes.read(repo, cid).get("state", "LIVE")
+        for row in annotated_rows:
+            row["state"] = state
     return sorted(rows, key=lambda r: r["version"])
 
 

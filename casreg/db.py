@@ -2,8 +2,10 @@
 
 Databases: ``objects`` (id -> stored object), ``refs`` (name -> commit id),
 ``reflog`` (name NUL seq -> JSON entry), ``config`` (key -> JSON value), ``keyframes`` (file
-layout key -> delta keyframe, see ``objects/keyframes.py``; optional in a read-only open); and
-those a caller names for itself (``Database.table``: a file:// remote's ``remote-gc``).
+layout key -> delta keyframe, see ``objects/keyframes.py``), ``meta`` (object counters and version
+summaries, see ``objects/summary.py``); the last two are optional in a read-only open (a store
+written before them lacks them); and those a caller names for itself (``Database.table``: a
+file:// remote's ``remote-gc``).
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from .errors import StoreUnavailable
 
 T = TypeVar("T")
 
-DB_NAMES = ("objects", "refs", "reflog", "config", "keyframes")
-OPTIONAL_DBS = ("keyframes",)
+DB_NAMES = ("objects", "refs", "reflog", "config", "keyframes", "meta")
+OPTIONAL_DBS = ("keyframes", "meta")
 # The map is a virtual reservation (LMDB does not allocate it on Linux); it doubles when full.
 INITIAL_MAP_SIZE = 1 << 36  # 64 GiB
 MAX_RETRIES = 8

@@ -46,7 +46,7 @@ from .ignore import EVERYTHING, IGNORE_FILE, PathFilter
 from .metadata import check_map
 from .objects import codec
 from .objects.chunker import Chunker, ChunkerParams
-from .objects.encoding import CHUNK, COMMIT, DIR, FILE, KIND_NAMES, LINK, MANIFEST, TREE, Commit, Tree, TreeEntry
+from .objects.encoding import COMMIT, DIR, FILE, KIND_NAMES, LINK, MANIFEST, TREE, Commit, Tree, TreeEntry
 from .objects.graph import describe, is_ancestor, newest_first, reachable
 from .objects.store import ObjectStore, stored_size
 from .refs import ANY, RefContainer, check_ref_name
@@ -180,6 +180,7 @@ class Repository:
         def write(txn):
             for key, value in config.items():
                 txn.put(key.encode(), json.dumps(value, sort_keys=True).encode(), db=db.dbs["config"])
+            ObjectStore(db).recount(txn)  # an empty store: its counters start at zero
         db.write(write)
         db.close()
         return cls(path)
@@ -581,9 +582,18 @@ class Repository:
 
     def log(self, spec: str, limit: int | None = None) -> list[Version]:
         """The version and its ancestors, newest first (the first ``limit`` of them)."""
+        return list(self.iter_log(spec, limit))
+
+    def iter_log(self, spec: str, limit: int | None = None) -> Iterator[Version]:
+        """``log`` as it is read, one version at a time (memory: the ids seen, not the versions),
+        from one snapshot held until the iterator is done."""
         start = self.resolve(spec)
         with self.db.read() as txn:
-            return [Version(*v) for v in itertools.islice(newest_first(self.objects, txn, start), limit)]
+            for n, found in enumerate(itertools.islice(newest_first(self.objects, txn, start), limit), 1):
+                yield Version(*found)
+                if n % 48 == 0:  # each lookup maps ~1 MB (see db.release_pages)
+                    self.db.release_pages()
+        self.db.release_pages()
 
     def show(self, spec: str) -> dict:
         """One version: its commit, its current metadata and how often that changed."""
@@ -763,42 +773,75 @@ class Repository:
         """The versions refs name; ``with_notes`` the annotation chains too (not versions: see gc)."""
         return [(cid, COMMIT) for name, cid in self.refs.items(txn) if with_notes or not notes.is_notes_ref(name)]
 
-    def stats(self) -> dict:
-        counts = {name: 0 for name in KIND_NAMES.values()}
-        stored = {name: 0 for name in KIND_NAMES.values()}
-        by_codec: dict[str, int] = {}
-        unique = damaged = 0
+    def stats(self, full: bool = False) -> dict:
+        """What the store holds. From the object counters (``objects/summary.py``, kept as objects
+        land and leave): ``objects``, ``stored_bytes``, ``stored_chunk_bytes``,
+        ``stored_bytes_by_codec``, ``unique_chunk_bytes``, ``damaged_chunks`` (chunks whose header
+        was unreadable when counted) and the ratios; from the refs and the version summaries
+        (no tree read): ``refs``, ``versions`` and ``logical_bytes`` of the versions the refs
+        reach; from the directory: ``disk_*``, ``keyframe_cache_bytes``. ``counted``: "counters",
+        or "walk" when every object was read instead: with ``full`` (which also walks the whole
+        graph for ``reachable_objects``, re-reads every chunk header for ``damaged_chunks`` and
+        says in ``counters_match`` whether the counters agree), or for a store that keeps no
+        counters yet (``full`` on a writable store starts them)."""
+        fresh = None
+        if full and not self.db.readonly:
+            with self.db.read() as txn:
+                keeps_counters = self.objects.counters(txn) is not None
+            if not keeps_counters:
+                fresh = self.db.write(self.objects.recount, buffers=True)  # counted now, kept from now on
+        extra: dict = {}
         with self.db.read(buffers=True) as txn:
-            for _, kind, tag, payload in self.objects.iter_stored(txn):
-                name = KIND_NAMES.get(kind, "unknown")
-                counts[name] = counts.get(name, 0) + 1
-                stored[name] = stored.get(name, 0) + len(payload) + 2
-                if kind == CHUNK:
-                    try:
-                        unique += codec.raw_size(tag, payload)
-                    except Corrupt:  # counted and reported; `verify --full` says which
-                        damaged += 1
-                    cname = codec.CODECS[tag].name if tag in codec.CODECS else str(tag)
-                    by_codec[cname] = by_codec.get(cname, 0) + len(payload) + 2
-            graph = reachable(self.objects, txn, self._roots(txn))
-            commits = [oid for oid, kind in graph.items() if kind == COMMIT]
-            logical = 0
-            for cid in commits:
-                tree = self.objects.load(txn, self.objects.load(txn, cid, COMMIT).tree, TREE)
-                logical += sum(e.size for e in tree.entries if e.kind != LINK)
-            refs = sum(1 for _ in self.refs.items(txn))
-        stored_total = sum(stored.values())
+            kept = self.objects.counters(txn)
+            counted = fresh if full else kept
+            source = "counters" if counted is not None and not full else "walk"
+            if counted is None:
+                counted = self.objects.count_stored(txn)
+            if full and kept is not None:
+                extra["counters_match"] = kept == counted  # False: changed behind casreg's back
+            roots = self._roots(txn)
+            refs = txn.stat(self.refs.refs)["entries"]
+            if full:
+                graph = reachable(self.objects, txn, roots)
+                extra["reachable_objects"] = {name: sum(1 for kind in graph.values() if kind == k)
+                                              for k, name in KIND_NAMES.items()}
+                sizes = [self.objects.summary(txn, oid).logical_bytes for oid, kind in graph.items() if kind == COMMIT]
+            else:
+                sizes = [size for _, size in self._versions_reached(txn, [cid for cid, _ in roots])]
+            logical = sum(sizes)
+        self.db.release_pages()
+        stored_total = sum(counted.stored.values())
+        unique, stored_chunks = counted.chunk_raw, counted.stored["chunk"]
         return {
-            "refs": refs, "versions": len(commits), "logical_bytes": logical,
+            "refs": refs, "versions": len(sizes), "logical_bytes": logical,
             "unique_chunk_bytes": unique, "stored_bytes": stored_total,
-            "stored_chunk_bytes": stored["chunk"], "stored_bytes_by_codec": by_codec,
+            "stored_chunk_bytes": stored_chunks, "stored_bytes_by_codec": dict(counted.chunk_codec),
             "dedup_ratio": round(logical / unique, 4) if unique else 1.0,
-            "compression_ratio": round(unique / stored["chunk"], 4) if stored["chunk"] else 1.0,
+            "compression_ratio": round(unique / stored_chunks, 4) if stored_chunks else 1.0,
             "total_ratio": round(logical / stored_total, 4) if stored_total else 1.0,
-            "objects": counts, "keyframe_cache_bytes": _keyframe_cache(self.path).size(),
-            "damaged_chunks": damaged,
+            "objects": dict(counted.count), "keyframe_cache_bytes": _keyframe_cache(self.path).size(),
+            "damaged_chunks": counted.damaged, "counted": source, **extra,
             **self.disk_usage(),
         }
+
+    def _versions_reached(self, txn, tips: list[bytes]) -> Iterator[tuple[bytes, int]]:
+        """(id, logical size) of every commit ``tips`` and their histories hold, each once,
+        following the parents the version summaries name (no tree read, but for versions older
+        than summaries)."""
+        index = self.objects.summaries(txn)
+        seen: set[bytes] = set()
+        stack = list(tips)
+        while stack:
+            cid = stack.pop()
+            if cid in seen:
+                continue
+            seen.add(cid)
+            found = index.parents_and_size(cid)
+            if found is None:
+                summary = self.objects.summary(txn, cid)
+                found = summary.parents, summary.logical_bytes
+            yield cid, found[1]
+            stack.extend(found[0])
 
     def disk_usage(self) -> dict:
         """What the store takes on disk, as ``du`` counts it (allocated blocks): the whole store
@@ -877,8 +920,7 @@ class Repository:
             doomed = [(oid, stored_size(payload)) for oid, _, _, payload in self.objects.iter_stored(txn)
                       if oid not in keep]  # listed in full before the first delete
             if delete:
-                for oid, _ in doomed:
-                    self.objects.delete(txn, oid)
+                self.objects.delete_many(txn, [oid for oid, _ in doomed])
             return {"kept_objects": len(keep), "deleted_objects": len(doomed),
                     "deleted_bytes": sum(n for _, n in doomed), "dry_run": not delete,
                     "grace_seconds": grace if math.isfinite(grace) else None}

@@ -9,6 +9,7 @@ import time
 import blake3
 import pytest
 
+from casreg.repo import Repository
 from tests.helpers import ROOT, run_cli
 
 pytestmark = pytest.mark.slow  # kill -9 campaigns: not in the fast lane
@@ -42,6 +43,8 @@ def test_kill_9_during_commit_then_verify_and_rerun(tmp_path):
         proc.wait()
         verify = run_cli("--store", store, "verify", "--full")
         assert verify.returncode == 0, verify.stdout + verify.stderr
+        with Repository(str(store), readonly=True) as repo, repo.db.read() as txn:  # landed with the objects
+            assert repo.objects.counters(txn) == repo.objects.count_stored(txn)
         if run_cli("--store", store, "refs", "--json").stdout.strip() == b"{}":
             killed_mid_commit += 1
         else:
@@ -98,6 +101,8 @@ def test_kill_9_during_compaction_leaves_a_whole_store(tmp_path):
         outcomes.add(proc.wait())
         verify = run_cli("--store", store, "verify", "--full")
         assert verify.returncode == 0, verify.stdout + verify.stderr
+        with Repository(str(store), readonly=True) as repo, repo.db.read() as txn:  # landed with the objects
+            assert repo.objects.counters(txn) == repo.objects.count_stored(txn)
         run_cli("--store", store, "checkout", "m/keep", tmp_path / f"out{delay}", check=0)
         assert (tmp_path / f"out{delay}" / "keep.bin").read_bytes() == keep.read_bytes()
     assert -signal.SIGKILL in outcomes, "every gc finished before its kill; the test proves nothing"

@@ -7,15 +7,24 @@ from typing import Optional
 
 import typer
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, StoreUnavailable
 from .base import JSON_OPTION, _emit, _progress, _repo, app, human
 
 
 @app.command()
-def stats(as_json: bool = JSON_OPTION) -> None:
+def stats(full: bool = typer.Option(False, "--full", help="Read every object and walk every version "
+                                     "(reachable objects, damaged chunk headers) instead of the counters."),
+          as_json: bool = JSON_OPTION) -> None:
     """Logical and stored bytes, dedup and compression ratios, object counts."""
-    with _repo(readonly=True) as repo:
-        s = repo.stats()
+    try:  # --full also starts the counters of a store older than them, if it can write
+        opened = _repo(readonly=not full)
+    except StoreUnavailable:
+        opened = _repo(readonly=True)
+    with opened as repo:
+        s = repo.stats(full=full)
+    if s["counted"] == "walk" and not full:
+        print("casreg: this store keeps no object counters yet, so every object was read; "
+              "`casreg stats --full` once starts them", file=sys.stderr)
     if as_json:
         _emit(s)
         return
@@ -28,8 +37,14 @@ def stats(as_json: bool = JSON_OPTION) -> None:
           f"{human(s['disk_store_file_bytes'])}, caches {human(s['disk_cache_bytes'])})")
     print("by codec:          " + ", ".join(f"{k} {human(v)}" for k, v in sorted(s["stored_bytes_by_codec"].items())))
     print("objects:           " + ", ".join(f"{k} {v}" for k, v in s["objects"].items()))
+    if "reachable_objects" in s:
+        print("reachable:         " + ", ".join(f"{k} {v}" for k, v in s["reachable_objects"].items())
+              + " (the rest is kept by the reflog until gc, or unreferenced)")
     if s["keyframe_cache_bytes"]:
         print(f"keyframe cache:    {human(s['keyframe_cache_bytes'])} (decoded delta bases; safe to delete)")
+    if s.get("counters_match") is False:
+        print("counters:          differ from this count (the store was changed behind casreg's back; "
+              "`casreg verify --full` checks every object)")
     if s["damaged_chunks"]:
         print(f"damaged chunks:    {s['damaged_chunks']} (headers unreadable; `casreg verify --full` names them)")
 

@@ -1,6 +1,7 @@
 """Objects in the LMDB ``objects`` database: ``id -> kind byte, codec byte, payload``.
 
-This is the only module that knows the stored value layout.
+This is the only module that knows the stored value layout. Every put and delete also keeps, in
+the same transaction, the ``meta`` database's object counters and version summaries (``summary``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import lmdb
 from ..db import Database
 from ..errors import Corrupt, NotFound
 from . import codec, heap
-from .encoding import DECODERS, KIND_NAMES, MAX_CHUNK, object_id
+from .encoding import COMMIT, DECODERS, KIND_NAMES, MAX_CHUNK, TREE, object_id
+from .summary import COUNTERS_KEY, SUMMARY_PREFIX, Counters, Summary, SummaryIndex, summarize, summary_key
 
 HEADER = 2
 KEYFRAMES = "keyframes"  # the LMDB database of the keyframe index (see keyframes.py)
@@ -73,6 +75,7 @@ class ObjectStore:
     def __init__(self, db: Database):
         self.db = db
         self.table = db.dbs["objects"]
+        self.meta = db.dbs.get("meta")  # None in a read-only open of a store older than it
         heap.keep_freed_memory()  # chunk buffers churn: reuse them, don't fault in fresh pages
 
     # -- writing ---------------------------------------------------------------------------------
@@ -82,15 +85,40 @@ class ObjectStore:
         return object_id(data), stored_value(kind, tag, payload)
 
     def put_values(self, txn: lmdb.Transaction, items) -> int:
-        """Put (id, stored value) pairs that are not there yet; returns how many were new."""
+        """Put (id, stored value) pairs that are not there yet; returns how many were new. A new
+        commit gets its summary (its trees put before it or stored already), and the counters
+        count what is new, in ``txn``."""
         new = 0
+        landed = Counters()
+        commits = []
         for n, (oid, value) in enumerate(items, 1):
             if txn.put(oid, value, db=self.table, overwrite=False):
                 new += 1
+                landed.add(*unpack(value))
+                if value[0] == COMMIT:
+                    commits.append(oid)
             if n % RELEASE_EVERY == 0:
                 self.db.release_pages()
+        for oid in commits:
+            self._write_summary(txn, oid)
+        self._count(txn, landed)
         self.db.release_pages()
         return new
+
+    def _write_summary(self, txn: lmdb.Transaction, oid: bytes) -> None:
+        if self.meta is None:
+            return
+        try:
+            found = summarize(self.load(txn, oid, COMMIT), lambda tid: self.load(txn, tid, TREE))
+        except (NotFound, Corrupt):
+            return  # a commit without its trees (a partial fetch): readers fall back to them
+        txn.put(summary_key(oid), found.encode(), db=self.meta)
+
+    def _count(self, txn: lmdb.Transaction, change: Counters) -> None:
+        """Add ``change`` to the counters, if this store keeps them (see ``recount``)."""
+        current = self.counters(txn)
+        if current is not None:
+            txn.put(COUNTERS_KEY, current.merge(change).encode(), db=self.meta)
 
     def missing(self, ids: list[bytes]) -> list[int]:
         """Indexes of the ids the store lacks (one snapshot; memory stays flat, see release_pages)."""
@@ -174,13 +202,56 @@ class ObjectStore:
                 self.db.release_pages()
         return False
 
+    def summary(self, txn: lmdb.Transaction, commit_id: bytes) -> Summary:
+        """A version's summary: the one written when it landed, else (a version that landed
+        before summaries) computed from its trees, writing nothing."""
+        value = None if self.meta is None else txn.get(summary_key(commit_id), db=self.meta)
+        if value is not None:
+            return Summary.decode(value)
+        return summarize(self.load(txn, commit_id, COMMIT), lambda tid: self.load(txn, tid, TREE))
+
+    def summaries(self, txn: lmdb.Transaction) -> SummaryIndex:
+        """The parents and size of every version with a stored summary, read in one pass (pages
+        unmapped as it goes)."""
+        index = SummaryIndex()
+        if self.meta is not None:
+            cur = txn.cursor(db=self.meta)
+            if cur.set_range(SUMMARY_PREFIX):
+                for n, (key, value) in enumerate(cur, 1):
+                    if not bytes(key[:len(SUMMARY_PREFIX)]) == SUMMARY_PREFIX:
+                        break
+                    index.add(bytes(key[len(SUMMARY_PREFIX):]), value)
+                    if n % 4096 == 0:  # a sequential read: pages in order, few per release
+                        self.db.release_pages()
+        self.db.release_pages()
+        return index
+
+    def counters(self, txn: lmdb.Transaction) -> Counters | None:
+        """The object counters (None for a store that has not counted its objects yet)."""
+        value = None if self.meta is None else txn.get(COUNTERS_KEY, db=self.meta)
+        return None if value is None else Counters.decode(value)
+
+    def count_stored(self, txn: lmdb.Transaction) -> Counters:
+        """The counters as they should be: every stored object read (its header) once."""
+        found = Counters()
+        for _, kind, tag, payload in self.iter_stored(txn):
+            found.add(kind, tag, payload)
+        return found
+
+    def recount(self, txn: lmdb.Transaction) -> Counters:
+        """Count every object and keep the counters from now on (a write transaction: no put or
+        delete can come between the count and its record)."""
+        found = self.count_stored(txn)
+        txn.put(COUNTERS_KEY, found.encode(), db=self.meta)
+        return found
+
     def load(self, txn: lmdb.Transaction, oid: bytes, kind: int):
         """A decoded manifest, tree or commit."""
-        stored_kind, _, _ = self.stored(txn, oid)
+        stored_kind, tag, payload = self.stored(txn, oid)
         if stored_kind != kind:
             raise Corrupt(f"object {oid.hex()} is a {KIND_NAMES.get(stored_kind, '?')}, "
                           f"expected a {KIND_NAMES[kind]}")
-        return DECODERS[kind](self.read(txn, oid))
+        return DECODERS[kind](decode_checked(oid, tag, payload, self.base_reader(txn)))
 
     def iter_values(self, txn: lmdb.Transaction) -> Iterator[tuple[bytes, bytes | memoryview]]:
         """(id, stored value as it is) of every stored object, in id order. The pages read are
@@ -198,7 +269,26 @@ class ObjectStore:
             yield oid, kind, tag, payload
 
     def delete(self, txn: lmdb.Transaction, oid: bytes) -> bool:
-        return txn.delete(oid, db=self.table)
+        return self.delete_many(txn, [oid]) == 1
+
+    def delete_many(self, txn: lmdb.Transaction, ids) -> int:
+        """Delete the objects (and the summaries of the commits) among ``ids`` that are stored;
+        returns how many were."""
+        gone = Counters()
+        deleted = 0
+        for n, oid in enumerate(ids, 1):
+            value = txn.get(oid, db=self.table)
+            if value is None:
+                continue
+            gone.add(*unpack(value), sign=-1)
+            if value[0] == COMMIT and self.meta is not None:
+                txn.delete(summary_key(oid), db=self.meta)
+            txn.delete(oid, db=self.table)
+            deleted += 1
+            if n % RELEASE_EVERY == 0:
+                self.db.release_pages()
+        self._count(txn, gone)
+        return deleted
 
     # -- the keyframe index (delta bases by file layout; ``keyframes.py`` owns its entries) -----
     @property
