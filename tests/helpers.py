@@ -79,14 +79,17 @@ def damage(repo, oid: bytes, edit=None) -> None:
     """Damage one stored object of ``repo`` as a failing disk or a hostile peer would: ``edit``
     changes its stored value (kind, codec, payload) in place, a bytearray; without ``edit`` the
     object is gone."""
+    table = repo.objects.table  # behind the store's back: its counters must not see this
+
     def write(txn):
         value = repo.objects.value(txn, oid)
         assert value is not None, f"no object {oid.hex()} to damage"
         value = bytearray(value)
-        repo.objects.delete(txn, oid)
-        if edit is not None:
+        if edit is None:
+            txn.delete(oid, db=table)
+        else:
             edit(value)
-            repo.objects.put_values(txn, [(oid, bytes(value))])
+            txn.put(oid, bytes(value), db=table)
     repo.db.write(write)
 
 

@@ -619,7 +619,7 @@ def test_push_lands_every_base_before_the_deltas_built_on_it(tmp_path, monkeypat
     be = open_backend(f"file://{tmp_path}/remote", create=True)
     put_many = be.put_many
     be.put_many = lambda items: (landed.extend(oid for oid, _ in items), put_many(items))[1]
-    monkeypatch.setattr(sync, "SEND_BYTES", 1)
+    be.batch_bytes = 1
     sync.push(a, be, ["m/both"])
     position = {oid: i for i, oid in enumerate(landed)}
     deltas = [(oid, p) for oid, tag, p in _codecs_of(a, "m/v1") if tag in codec.DELTAS]

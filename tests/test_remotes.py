@@ -149,12 +149,11 @@ def test_interrupted_push_then_rerun_moves_only_what_is_missing(remote, tmp_path
     without a ref; the rerun sends only what is still missing. (The same with kill -9 at random
     moments, on every backend: benchmarks/stress.py --campaign kill9.)"""
     from casreg.errors import RemoteUnreachable
-    from casreg.remotes import sync
     a = new_store(tmp_path, "a", remote)
     big = _model(tmp_path, "big", random_bytes(24 << 20, "interrupted"))
     a.commit(big, "models/m/big")
-    monkeypatch.setattr(sync, "SEND_BYTES", 4 << 20)  # several batches
     be = remote.backend()
+    be.batch_bytes = 4 << 20  # several batches
     real_put, calls = be.put_many, []
 
     def put_then_drop(items):

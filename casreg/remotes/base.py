@@ -80,6 +80,10 @@ class Backend:
         self.traffic = Traffic()
 
     clock_resolution = 0.0  # seconds the server's upload times are rounded to (COS/S3: 1)
+    # Bytes of objects per ``put_many`` a push sends: enough to keep a pipeline or a transaction
+    # busy; a push holds about four times this in memory (the batch read, the one uploading, the
+    # client's encoding). COS/S3 take more: each batch is one pack object.
+    batch_bytes = 8 << 20
 
     # -- objects ---------------------------------------------------------------------------------
     def has_many(self, ids: list[bytes]) -> set[bytes]:

@@ -93,6 +93,8 @@ class PackGone(RemoteUnreachable):
 class PackBackend(Backend):
     """Objects in packs, refs in a create-only log, over ``self.blobs`` (set by the subclass)."""
 
+    batch_bytes = 32 << 20  # one pack per put_many: tens of MiB, few objects to list
+
     blobs: BlobStore
     clock_resolution = 1.0  # listings give upload times to the second
 

@@ -28,7 +28,6 @@ from ..refs import check_ref_name
 from .base import HAVE_BATCH, Backend, batched
 from .negotiate import Negotiation
 
-SEND_BYTES = 32 << 20  # one COS pack per batch: tens of MiB
 GET_BATCH = 256
 WRITE_ORDER = (CHUNK, MANIFEST, TREE, COMMIT)
 
@@ -136,7 +135,7 @@ def _delta_forms(repo, talk: Negotiation, missing: dict[bytes, int]) -> tuple[se
 def _send(repo, backend: Backend, missing: dict[bytes, int], whole: set[bytes], as_delta: set[bytes],
           progress) -> dict[bytes, int]:
     """Send objects in write order (chunks first, deltas after every other chunk, commits last)
-    in batches of about SEND_BYTES; each batch is one ``put_many`` (one COS pack, one MySQL
+    in batches of about ``backend.batch_bytes``; each batch is one ``put_many`` (one COS pack, one MySQL
     transaction, one Redis pipeline), so a base always lands before the deltas built on it, even
     if the push is cut off. The delta chunks in ``whole`` are re-encoded self-contained.
     Returns the bytes sent for each object."""
@@ -169,7 +168,7 @@ def _send(repo, backend: Backend, missing: dict[bytes, int], whole: set[bytes], 
                 batch.append((oid, bytes(value)))
                 size += len(value)
                 sizes[oid] = len(value)
-                if size >= SEND_BYTES:
+                if size >= backend.batch_bytes:
                     upload(batch, size)
                     repo.db.release_pages()
                     batch, size = [], 0

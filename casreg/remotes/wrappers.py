@@ -32,6 +32,7 @@ class BackendWrapper(Backend):
 
     def __init__(self, inner: Backend):  # no Backend.__init__: url, u, traffic, bad_refs are inner's
         self.inner = inner
+        self.batch_bytes = inner.batch_bytes  # a class attribute of Backend: __getattr__ never sees it
 
     def __getattr__(self, name: str):
         if name == "inner":  # not set yet (copying, unpickling): no recursion
