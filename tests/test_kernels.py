@@ -114,3 +114,34 @@ def test_xor_segments_agree_with_numpy_on_random_segments_valid_or_not():
             except ValueError:
                 results.append(ValueError)
         assert results[0] == results[1], (segments, [len(b) for b in bases], length)
+
+
+@pytest.mark.parametrize("width", [2, 4, 8])
+def test_ulp_matches_numpy_inverts_itself_and_refuses_bad_shapes(width):
+    """The ulp delta's transform: C and numpy agree byte for byte on every offset and on lengths
+    around the element grid (zero bases left as they are), and the inverse gives the bytes back."""
+    rng = np.random.default_rng(width)
+    for offset in range(width):
+        for n in (0, 1, width - 1, width, width + 1, 1001, 4097):
+            data = rng.integers(0, 256, n, np.uint8).tobytes()
+            base = rng.integers(0, 256, n, np.uint8)
+            base[: n // 3] = 0  # no counterpart: those elements stay as they are
+            base_bytes = base.tobytes()
+            forward = []
+            for ulp in (kernels.ulp, kernels.ulp_numpy):
+                out = bytearray(data)
+                ulp(out, base_bytes, width, offset, False)
+                forward.append(bytes(out))
+                ulp(out, base_bytes, width, offset, True)
+                assert bytes(out) == data, (ulp, offset, n)
+            assert forward[0] == forward[1], (offset, n)
+    # a weight one unit in the last place above its base becomes 2: high bytes zero
+    one = np.array([1.0], np.float32)
+    moved = bytearray(np.nextafter(one, np.float32(2)).tobytes())
+    kernels.ulp(moved, one.tobytes(), 4, 0, False)
+    assert bytes(moved) == (2).to_bytes(4, "little")
+    for ulp in (kernels.ulp, kernels.ulp_numpy):
+        with pytest.raises(ValueError):
+            ulp(bytearray(8), bytes(7), 4, 0, False)
+        with pytest.raises(ValueError):
+            ulp(bytearray(9), bytes(9), 3, 0, False)

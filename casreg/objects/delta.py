@@ -35,7 +35,6 @@ import json
 from dataclasses import dataclass
 
 import blake3
-import numpy as np
 
 from ..errors import Corrupt
 from . import deltaformat, grouping, kernels, tensorheaders
@@ -137,7 +136,7 @@ def starts(lengths) -> list[int]:
     return list(itertools.accumulate(lengths, initial=0))
 
 
-def xor_aligned(out: np.ndarray, bases: list, segments: list[tuple[int, int]]) -> None:
+def xor_aligned(out: bytearray, bases: list, segments: list[tuple[int, int]]) -> None:
     """XOR the aligned base bytes into ``out`` in place: ``segments`` gathered from the
     concatenated ``bases`` (a ZEROS segment leaves its bytes as they are), without joining them."""
     try:
@@ -146,42 +145,26 @@ def xor_aligned(out: np.ndarray, bases: list, segments: list[tuple[int, int]]) -
         raise Corrupt(str(exc)) from None
 
 
-def _elements(arr: np.ndarray, width: int, offset: int) -> tuple[np.ndarray, int]:
-    """The whole ``width``-byte elements of ``arr`` from ``offset`` as little-endian signed ints
-    (a view), and where they end."""
-    end = offset + (len(arr) - offset) // width * width
-    return arr[offset:end].view(f"<i{width}"), end
-
-
-def ulp_forward(out: np.ndarray, aligned: np.ndarray, width: int, offset: int) -> None:
+def ulp_forward(out: bytearray, aligned, width: int, offset: int) -> None:
     """In place, ``out`` (a chunk's bytes) -> what the ulp delta groups: each whole element as the
     zigzagged integer difference of its bit pattern from the aligned base element's (a float that
     moved by k units in the last place becomes about 2k: the high bytes zero, where XOR sets every
     bit below the highest one that changed, and a carry sets them all). Elements whose base is 0
     (no counterpart, or a zero weight) stay as they are; the bytes around the whole elements are
-    XORed."""
-    x, end = _elements(out, width, offset)
-    b, _ = _elements(aligned, width, offset)
-    d = x - b  # wraps: the difference modulo 2**(8 * width)
-    zigzag = (d << 1) ^ (d >> (8 * width - 1))
-    np.copyto(x, zigzag, where=b != 0)
-    np.bitwise_xor(out[:offset], aligned[:offset], out=out[:offset])
-    np.bitwise_xor(out[end:], aligned[end:], out=out[end:])
+    XORed (``kernels.ulp``)."""
+    kernels.ulp(out, aligned, width, offset, False)
 
 
-def ulp_inverse(out: np.ndarray, aligned: np.ndarray, width: int, offset: int) -> None:
+def ulp_inverse(out: bytearray, aligned, width: int, offset: int) -> None:
     """Undo ``ulp_forward`` in place."""
-    z, end = _elements(out, width, offset)
-    b, _ = _elements(aligned, width, offset)
-    u = z.view(f"<u{width}")
-    d = ((u >> 1) ^ (0 - (u & 1))).view(z.dtype)  # zigzag back: (u >> 1) ^ -(u & 1), logically
-    np.copyto(z, d + b, where=b != 0)
-    np.bitwise_xor(out[:offset], aligned[:offset], out=out[:offset])
-    np.bitwise_xor(out[end:], aligned[end:], out=out[end:])
+    try:
+        kernels.ulp(out, aligned, width, offset, True)
+    except ValueError as exc:
+        raise Corrupt(str(exc)) from None
 
 
-def _aligned(length: int, bases: list, segments: list[tuple[int, int]]) -> np.ndarray:
-    aligned = np.zeros(length, np.uint8)
+def _aligned(length: int, bases: list, segments: list[tuple[int, int]]) -> bytearray:
+    aligned = bytearray(length)
     xor_aligned(aligned, bases, segments)
     return aligned
 
@@ -192,7 +175,7 @@ def apply(payload, bases: list, decompressor, *, ulp: bool = False) -> memoryvie
     _, ids, segments, grouped = deltaformat.parse(payload)
     if len(bases) != len(ids):
         raise Corrupt("delta object given the wrong number of bases")
-    out = grouping.ungroup_array(grouped, decompressor)
+    out = grouping.ungroup_buffer(grouped, decompressor)
     if ulp:
         width, offset = grouping.layout_of(grouped)
         if width not in ULP_WIDTHS:
@@ -200,7 +183,7 @@ def apply(payload, bases: list, decompressor, *, ulp: bool = False) -> memoryvie
         ulp_inverse(out, _aligned(len(out), bases, segments), width, offset)
     else:
         xor_aligned(out, bases, segments)
-    return out.data.toreadonly()  # .data: memoryview(the array)
+    return memoryview(out).toreadonly()
 
 
 def encode(data, keyframe_id: bytes, base_ids_: list[bytes], bases: list, segments: list[tuple[int, int]],
@@ -210,7 +193,7 @@ def encode(data, keyframe_id: bytes, base_ids_: list[bytes], bases: list, segmen
     if len(base_ids_) > 0xFFFF or len(segments) > 0xFFFF:  # thousands of tiny tensors: not worth it
         return None
     width, offset = layout
-    out = np.frombuffer(data, np.uint8).copy()
+    out = bytearray(data)
     if width not in ULP_WIDTHS or not 0 <= offset < width or len(out) - offset < width:
         return None
     ulp_forward(out, _aligned(len(out), bases, segments), width, offset)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import struct
 
-import numpy as np
 import zstandard
 
 from ..errors import Corrupt
@@ -51,7 +50,7 @@ class Streaks:
 def group(data, width: int, offset: int, compressor: zstandard.ZstdCompressor,
           hints: Streaks | None = None) -> bytes | None:
     """The grouped payload of ``data``, or None when it holds no whole element."""
-    arr = np.frombuffer(data, np.uint8)
+    arr = memoryview(data).cast("B")
     count = (len(arr) - offset) // width
     if count <= 0 or not (1 < width <= 8) or not (0 <= offset < width):
         return None
@@ -72,7 +71,7 @@ def group(data, width: int, offset: int, compressor: zstandard.ZstdCompressor,
         if hints is not None and packed is not None:
             hints.note(i, failed=len(packed) >= len(raw))
     return b"".join((_HEAD.pack(width, offset, len(arr)), struct.pack(f"<{width}I", *sizes),
-                     arr[:offset].tobytes(), *frames, arr[offset + count * width:].tobytes()))
+                     arr[:offset], *frames, arr[offset + count * width:]))
 
 
 def layout_of(payload) -> tuple[int, int]:
@@ -89,11 +88,11 @@ def grouped_size(payload) -> int:
 
 
 def ungroup(payload, decompressor: zstandard.ZstdDecompressor) -> memoryview:
-    return ungroup_array(payload, decompressor).data.toreadonly()  # .data: memoryview(the array)
+    return memoryview(ungroup_buffer(payload, decompressor)).toreadonly()
 
 
-def ungroup_array(payload, decompressor: zstandard.ZstdDecompressor) -> np.ndarray:
-    """The original bytes of a grouped payload, as a writable uint8 array."""
+def ungroup_buffer(payload, decompressor: zstandard.ZstdDecompressor) -> bytearray:
+    """The original bytes of a grouped payload, writable."""
     try:
         width, offset, length = _HEAD.unpack_from(payload)
         sizes = struct.unpack_from(f"<{width}I", payload, _HEAD.size)
@@ -102,14 +101,16 @@ def ungroup_array(payload, decompressor: zstandard.ZstdDecompressor) -> np.ndarr
     count = (length - offset) // width if width else -1
     if width < 2 or offset >= width or count < 0:
         raise Corrupt("grouped object has a bad header")
-    src = np.frombuffer(payload, np.uint8)
-    out = np.empty(length, np.uint8)
+    src = memoryview(payload).cast("B")
+    out = bytearray(length)
     pos = _HEAD.size + 4 * width
+    if len(src) < pos + offset:
+        raise Corrupt("truncated grouped object")
     out[:offset] = src[pos:pos + offset]
     pos += offset
     end = offset + count * width
-    planes: list[np.ndarray | bytes] = []
-    plane: np.ndarray | bytes
+    planes: list[memoryview | bytes] = []
+    plane: memoryview | bytes
     try:
         for size in sizes:
             n = size & ~_RAW_FLAG
@@ -126,7 +127,7 @@ def ungroup_array(payload, decompressor: zstandard.ZstdDecompressor) -> np.ndarr
             pos += n
     except zstandard.ZstdError as exc:
         raise Corrupt(f"cannot decompress grouped object: {exc}") from None
-    merge(out[offset:end], planes)
+    merge(memoryview(out)[offset:end], planes)
     if len(src) - pos != length - end:
         raise Corrupt("grouped object has the wrong length")
     out[end:] = src[pos:]
@@ -140,10 +141,10 @@ def detect_layout(data) -> tuple[int, int] | None:
     all 256. Count distinct values per byte phase in a sample: one low phase in four means fp32
     (that phase is the last byte of each element), two low phases two apart mean fp16/bf16.
     """
-    arr = np.frombuffer(data, np.uint8)[:SAMPLE]
-    if len(arr) < 1024:
+    sample = bytes(memoryview(data).cast("B")[:SAMPLE])
+    if len(sample) < 1024:
         return None
-    distinct = [int(np.count_nonzero(np.bincount(arr[p::4], minlength=256))) for p in range(4)]
+    distinct = [len(set(sample[p::4])) for p in range(4)]
     low = [p for p, d in enumerate(distinct) if d <= 48]
     high = [p for p, d in enumerate(distinct) if d >= 120]
     if len(low) == 1 and len(high) == 3:

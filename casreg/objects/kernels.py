@@ -5,6 +5,8 @@
 - ``xor_segments(out, bases, segments)``: XOR into ``out`` the ranges ``(start, length)`` of the
   bases' concatenated bytes, one after the other (``start`` 0xFFFFFFFF: zeros, left as they are).
   Raises ValueError unless the segments cover ``out`` exactly and lie inside the bases.
+- ``ulp(out, aligned, width, offset, inverse)``: the ulp delta's transform in place (see
+  ``delta.ulp_forward``); ValueError for lengths that differ or a width other than 2, 4, 8.
 
 They come from the C module ``_kernels`` (built on install; each is one call that runs with the
 GIL released). Where it could not be built, the numpy versions below give the same bytes, more
@@ -16,12 +18,11 @@ from __future__ import annotations
 import bisect
 import itertools
 
-import numpy as np
-
 ZEROS = 0xFFFFFFFF
 
 
 def split_numpy(src, width: int) -> bytes:
+    import numpy as np  # only without the C module: importing numpy costs ~80 ms of start-up
     arr = np.frombuffer(src, np.uint8)
     if not 1 <= width <= 8 or len(arr) % width:
         raise ValueError("split: width must be 1..8 and divide the length")
@@ -29,6 +30,7 @@ def split_numpy(src, width: int) -> bytes:
 
 
 def merge_numpy(out, planes) -> None:
+    import numpy as np
     width = len(planes)
     dst = np.frombuffer(out, np.uint8)
     if not 1 <= width <= 8 or len(dst) % width:
@@ -42,6 +44,7 @@ def merge_numpy(out, planes) -> None:
 
 
 def xor_segments_numpy(out, bases, segments) -> None:
+    import numpy as np
     dst = np.frombuffer(out, np.uint8)
     arrays = [np.frombuffer(b, np.uint8) for b in bases]
     *offsets, total = itertools.accumulate((len(a) for a in arrays), initial=0)
@@ -67,9 +70,30 @@ def xor_segments_numpy(out, bases, segments) -> None:
         raise ValueError("delta object does not match its bases' length")
 
 
+def ulp_numpy(out, aligned, width: int, offset: int, inverse: bool) -> None:
+    import numpy as np
+    dst, base = np.frombuffer(out, np.uint8), np.frombuffer(aligned, np.uint8)
+    if len(dst) != len(base):
+        raise ValueError("ulp: the aligned bytes differ in length from the chunk")
+    if width not in (2, 4, 8) or not 0 <= offset < width:
+        raise ValueError("ulp: elements of 2, 4 or 8 bytes, offset below the width")
+    head = min(offset, len(dst))
+    end = head + max(0, len(dst) - head) // width * width
+    x, b = dst[head:end].view(f"<i{width}"), base[head:end].view(f"<i{width}")
+    if inverse:
+        u = x.view(f"<u{width}")
+        new = ((u >> 1) ^ (0 - (u & 1))).view(x.dtype) + b  # zigzag back, then add the base
+    else:
+        d = x - b  # wraps: the difference modulo 2**(8 * width)
+        new = (d << 1) ^ (d >> (8 * width - 1))
+    np.copyto(x, new, where=b != 0)
+    np.bitwise_xor(dst[:head], base[:head], out=dst[:head])
+    np.bitwise_xor(dst[end:], base[end:], out=dst[end:])
+
+
 try:
-    from ._kernels import merge, split, xor_segments
+    from ._kernels import merge, split, ulp, xor_segments
     NATIVE = True
 except ImportError:  # no compiler at install time: same bytes, slower
-    split, merge, xor_segments = split_numpy, merge_numpy, xor_segments_numpy
+    split, merge, xor_segments, ulp = split_numpy, merge_numpy, xor_segments_numpy, ulp_numpy
     NATIVE = False
