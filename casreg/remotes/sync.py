@@ -107,8 +107,10 @@ def push(repo, backend: Backend, names: list[str], *, force: bool = False, progr
         known = [t for t in set(remote_refs.values()) if repo.objects.has(txn, t)]
     talk = Negotiation(repo, backend, known)
     per_ref = [talk.missing_for(r.new) for r in moving]
-    missing = {oid: kind for found in per_ref for oid, kind in found.items()}
+    # each object is in one ref's dict (the first that needed it): one ref's is the whole push
+    missing = per_ref[0] if len(per_ref) == 1 else {oid: kind for found in per_ref for oid, kind in found.items()}
     whole, as_delta = _delta_forms(repo, talk, missing)
+    del talk  # what it knew of the remote (a set as large as the push) is not needed to send
     sizes = _send(repo, backend, missing, whole, as_delta, progress)
     for result, found in zip(moving, per_ref):
         result.objects_sent = len(found)
@@ -124,8 +126,8 @@ def _delta_forms(repo, talk: Negotiation, missing: dict[bytes, int]) -> tuple[se
     """(the delta chunks to send self-contained, those to send as deltas): a delta goes as it is
     only when the remote holds its bases or gets them in this push."""
     with repo.db.read() as txn:
-        needs = dict(repo.objects.delta_bases_of(txn, (oid for oid, kind in missing.items() if kind == CHUNK)))
-    needs = {oid: bases for oid, bases in needs.items() if bases}
+        needs = {oid: bases for oid, bases in repo.objects.delta_bases_of(
+            txn, (oid for oid, kind in missing.items() if kind == CHUNK)) if bases}
     unknown = sorted({b for bases in needs.values() for b in bases} - talk.on_remote - missing.keys())
     talk._has(unknown)
     whole = {oid for oid, bases in needs.items() if not all(b in talk.on_remote or b in missing for b in bases)}
