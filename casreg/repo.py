@@ -19,6 +19,7 @@ import itertools
 import json
 import math
 import os
+import re
 import shutil
 import socket
 import stat
@@ -72,6 +73,7 @@ def _codec_config(codec_name: str) -> dict:
     return {"name": codec_name, "level": codec.ZSTD_LEVEL}
 FORMAT = 1
 SHORT_NAMESPACES = ("tags/", "models/", "aliases/", "remotes/")  # `golden` finds tags/golden
+_ANCESTRY = re.compile(r"(?:[~^]\d*)+$")  # git's rev~2^2 steps after a name
 DEFAULT_GRACE = "14d"  # as git's gc.pruneExpire: what no ref reaches stays this long
 ENV_STORE = "CASREG_STORE"
 
@@ -252,10 +254,15 @@ class Repository:
     def resolve(self, spec: str) -> bytes:
         """A commit id from a name, the way git resolves one: the ref itself, else the one ref
         among ``tags/``, ``models/``, ``aliases/``, ``remotes/`` + ``spec``, else a full id or a
-        unique id prefix of 6+ hex digits. Ambiguous names list the candidates; unknown ones
-        suggest the closest names."""
+        unique id prefix of 6+ hex digits; then git's ``~N`` (N first parents back; ``~`` is
+        ``~1``) and ``^N`` (the Nth parent; ``^`` is ``^1``, ``^0`` the version itself), as many
+        as given (ref names cannot hold either). Ambiguous names list the candidates; unknown
+        ones suggest the closest names."""
         if not spec:  # LMDB takes no empty key
             raise InvalidInput("an empty name names no version")
+        steps = _ANCESTRY.search(spec)
+        if steps is not None and steps.start() > 0:
+            return self._ancestor(self.resolve(spec[:steps.start()]), steps.group(), spec)
         with self.db.read() as txn:
             target = self.refs.get(txn, spec)
             if target is not None:
@@ -285,6 +292,21 @@ class Repository:
         close = difflib.get_close_matches(spec, names + list(short), n=3, cutoff=0.6)
         hint = f"; did you mean {', '.join(dict.fromkeys(close))}?" if close else ""
         raise NotFound(f"unknown ref or version: {spec}{hint}")
+
+    def _ancestor(self, cid: bytes, steps: str, spec: str) -> bytes:
+        """Where ``~N`` / ``^N`` steps lead from ``cid`` (NotFound past the first version)."""
+        for op, digits in re.findall(r"([~^])(\d*)", steps):
+            n = int(digits) if digits else 1
+            if op == "^" and n == 0:
+                continue
+            for _ in range(n if op == "~" else 1):
+                parents = self.read_commit(cid).parents
+                index = 0 if op == "~" else n - 1
+                if len(parents) <= index:
+                    has = f"has {len(parents)} parent{'s' if len(parents) != 1 else ''}"
+                    raise NotFound(f"{spec}: version {cid.hex()[:12]} {has}, so nothing is there")
+                cid = parents[index]
+        return cid
 
     def _ids_with_prefix(self, txn, hex_prefix: str, limit: int = 16) -> list[bytes]:
         cur = txn.cursor(db=self.objects.table)

@@ -108,3 +108,23 @@ def test_names_resolve_the_way_git_resolves_them(repo, tmp_path):
     assert repo.resolve(a.hex()[:8]) == a
     with pytest.raises(NotFound, match="did you mean .*mlp/v1"):
         repo.resolve("mlp/v3")
+
+
+def test_git_ancestry_steps_after_a_name(repo, tmp_path):
+    """`m~2`, `m^`, `m^2` (a merge's second parent), `m~^0` chains: git's steps, after any name
+    or id; past the first version is NotFound, never another version."""
+    ids = [repo.commit(write_file(tmp_path / f"v{i}" / "f", b"x%d" % i), "models/m/main").id for i in range(3)]
+    side = repo.commit(write_file(tmp_path / "side" / "f", b"side"), "models/m/side").id
+    merge = repo.commit(write_file(tmp_path / "merge" / "f", b"merged"), "models/m/main",
+                        parents=[ids[2].hex(), side.hex()]).id
+    assert repo.resolve("m/main^0") == merge
+    assert repo.resolve("m/main~") == repo.resolve("m/main^") == repo.resolve("m/main~1") == ids[2]
+    assert repo.resolve("m/main^2") == side
+    assert repo.resolve("m/main~3") == repo.resolve("m/main~1~2") == repo.resolve("m/main^~^") == ids[0]
+    assert repo.resolve(merge.hex()[:10] + "~2") == ids[1]
+    with pytest.raises(NotFound, match="has 0 parents"):
+        repo.resolve("m/main~4")
+    with pytest.raises(NotFound, match="has 2 parents"):
+        repo.resolve("m/main^3")
+    with pytest.raises(NotFound):
+        repo.resolve("nothing~1")
