@@ -29,6 +29,16 @@ def _batch(seed: str, n: int = 3) -> list[tuple[bytes, bytes]]:
     return [(blake3.blake3(v).digest(), v) for v in values]
 
 
+def _put_batches(be, seed: str, count: int = 20) -> list[tuple[bytes, bytes]]:
+    """``count`` pushes of one small batch each (one pack and one index per push)."""
+    pushed = []
+    for i in range(count):
+        batch = _batch(f"{seed}-{i}")
+        be.put_many(batch)
+        pushed += batch
+    return pushed
+
+
 def _cold(remote):
     """A backend that never read the bucket (no cache), and its request count so far."""
     be = remote.backend()
@@ -68,11 +78,7 @@ def test_a_bucket_without_merged_indexes_still_reads_and_gets_one(remote_cos, mo
     remote = remote_cos
     monkeypatch.setattr(packs, "MERGE_AFTER", 10_000)  # written as casreg before merged indexes
     old = remote.backend()
-    pushed = []
-    for i in range(20):
-        batch = _batch(f"old-{i}")
-        old.put_many(batch)
-        pushed += batch
+    pushed = _put_batches(old, "old")
     assert not old.blobs.list("merged")
     old.close()
     monkeypatch.setattr(packs, "MERGE_AFTER", 4)
@@ -267,11 +273,7 @@ def test_a_warm_store_reads_its_cache_not_the_merged_index(remote_cos, monkeypat
     from casreg.remotes import open_backend
     remote = remote_cos
     writer = remote.backend()
-    pushed = []
-    for i in range(20):
-        batch = _batch(f"warm-{i}")
-        writer.put_many(batch)
-        pushed += batch
+    pushed = _put_batches(writer, "warm")
     writer.close()
     cache = str(tmp_path / "cache")
     first = open_backend(remote.url, cache_dir=cache)
