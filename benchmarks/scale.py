@@ -234,12 +234,100 @@ def history_costs(n: int) -> None:
             print(f"  git {label:<15} {took * 1000:7.0f} ms  {rss >> 20:5d} MB")
 
 
+def add_version_on(store: str, tip: str, ref: str, i: int) -> None:
+    """One more version on top of ``tip`` (its shape as ``build_history``'s), at ``ref``."""
+    repo = Repository.open(store)
+    staged: dict[bytes, bytes] = {}
+    parent = repo.resolve(tip)
+    config_entry = _file_entry(repo, staged, "config.json", b'{"layers": 4}')
+    weights = _file_entry(repo, staged, "w.bin", (b"%08d" % i) * 128)
+    tree = _put(repo, staged, TREE, Tree([config_entry, weights]).encode())
+    commit = _put(repo, staged, COMMIT, Commit(tree, [parent], "bench@scale", 1_700_000_000 + i, "new", {}).encode())
+
+    def land(txn):
+        repo.objects.put_values(txn, staged.items())
+        repo.refs.set_if_equals(txn, ref, None, commit, who="bench@scale", message="commit")
+    repo.db.write(land)
+    repo.close()
+
+
+def remote_push_costs(sizes: list[int], kinds: list[str]) -> None:
+    """Per remote: the push of one new version on top of N versions the remote holds already
+    (seconds, requests, bytes sent), for each N; git pushing one commit on the same shape."""
+    from transfer import remote_urls
+
+    from casreg.remotes.sync import push
+    with tempfile.TemporaryDirectory(prefix="casreg-scale-remotes-") as work:
+        stores = {}
+        for n in sizes:
+            stores[n] = os.path.join(work, f"store-{n}")
+            build_history(stores[n], n)
+            for k in range(REPEAT):  # REPEAT different new versions on the tip: the fastest push counts
+                add_version_on(stores[n], f"models/m/v{n - 1:06d}", f"models/m/new{k}", n + k)
+        results: dict[str, list[tuple[int, float, int, int]]] = {}
+        for n in sizes:
+            for kind, url, cleanup in remote_urls(kinds, work):  # a fresh remote of each kind per size
+                try:
+                    repo = Repository.open(stores[n])
+                    backend = open_backend(url, create=True)
+                    push(repo, backend, [f"models/m/v{n - 1:06d}"])  # the remote holds the history
+                    runs = []
+                    for k in range(REPEAT):
+                        before, sent_before = backend.traffic.requests, backend.traffic.bytes_sent
+                        start = time.perf_counter()
+                        [result] = push(repo, backend, [f"models/m/new{k}"])
+                        runs.append((time.perf_counter() - start, backend.traffic.requests - before,
+                                     backend.traffic.bytes_sent - sent_before))
+                    took, requests, sent = min(runs)
+                    row = (n, took, requests, sent)
+                    results.setdefault(kind, []).append(row)
+                    backend.close()
+                    repo.close()
+                    print(f"  push of 1 version on {n:6d} to {kind:5}: {took * 1000:7.1f} ms, {row[2]:3d} requests, "
+                          f"{row[3]:6d} bytes sent, {result.objects_sent} objects", flush=True)
+                finally:
+                    cleanup()
+        for n in sizes:
+            took = git_push_on_history(work, n)
+            if took is not None:
+                results.setdefault("git", []).append((n, took, 0, 0))
+                print(f"  git push of 1 commit on {n:6d}: {took * 1000:7.1f} ms")
+        for kind, rows in results.items():
+            if len(rows) > 1:
+                (n0, t0, r0, _), (n1, t1, r1, _) = rows[0], rows[-1]
+                req = f", requests {r0} -> {r1}" if kind != "git" else ""
+                print(f"  {kind}: {n0} -> {n1} versions: time {t1 / t0:.2f}x{req}")
+
+
+def git_push_on_history(work: str, n: int) -> float | None:
+    """git pushing one new commit on top of n it pushed before (build_git_history's shape)."""
+    if shutil.which("git") is None:
+        return None
+    src, dst = os.path.join(work, f"g{n}.git"), os.path.join(work, f"g{n}-remote.git")
+    build_git_history(src, n)
+    subprocess.run(["git", "init", "-q", "--bare", dst], check=True)
+    subprocess.run(["git", "--git-dir", src, "push", "-q", dst, "main"], check=True, capture_output=True)
+    weights = (b"%08d" % n) * 128
+    stream = (b"commit refs/heads/main\ncommitter b <b@x> %d +0000\ndata 3\nnew\nfrom refs/heads/main^0\n"
+              b"M 644 inline w.bin\ndata %d\n%s\n\n" % (1_700_000_000 + n, len(weights), weights))
+    subprocess.run(["git", "fast-import", "--quiet"], cwd=src, input=stream, check=True)
+    start = time.perf_counter()
+    subprocess.run(["git", "--git-dir", src, "push", "-q", dst, "main"], check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="50,500", help="history lengths (comma separated)")
     parser.add_argument("--refs", default="100,1000", help="ref counts for push --all (comma separated)")
     parser.add_argument("--history", default="", help="version counts for the read commands (comma separated)")
+    parser.add_argument("--remotes", default="", help="remote kinds (file,redis,mysql,cos) for the push of one "
+                                                      "version on --remote-sizes versions")
+    parser.add_argument("--remote-sizes", default="100,10000")
     args = parser.parse_args()
+    if args.remotes:
+        remote_push_costs([int(x) for x in args.remote_sizes.split(",")], args.remotes.split(","))
+        return
     if args.history:
         for n in [int(x) for x in args.history.split(",")]:
             history_costs(n)
