@@ -111,10 +111,10 @@ def push(repo, backend: Backend, names: list[str], *, force: bool = False, progr
     missing = per_ref[0] if len(per_ref) == 1 else {oid: kind for found in per_ref for oid, kind in found.items()}
     whole, as_delta = _delta_forms(repo, talk, missing)
     del talk  # what it knew of the remote (a set as large as the push) is not needed to send
-    sizes = _send(repo, backend, missing, whole, as_delta, progress)
-    for result, found in zip(moving, per_ref):
+    sent = _send(repo, backend, missing, whole, as_delta, progress, per_ref)
+    for result, found, nbytes in zip(moving, per_ref, sent):
         result.objects_sent = len(found)
-        result.bytes_sent = sum(sizes[oid] for oid in found)
+        result.bytes_sent = nbytes
     for result in moving:
         if not backend.set_ref_if_equals(result.ref, result.old, result.new):
             raise RefConflict(f"push of {result.ref} rejected: the remote ref moved while pushing "
@@ -135,17 +135,19 @@ def _delta_forms(repo, talk: Negotiation, missing: dict[bytes, int]) -> tuple[se
 
 
 def _send(repo, backend: Backend, missing: dict[bytes, int], whole: set[bytes], as_delta: set[bytes],
-          progress) -> dict[bytes, int]:
+          progress, per_ref: list[dict[bytes, int]]) -> list[int]:
     """Send objects in write order (chunks first, deltas after every other chunk, commits last)
     in batches of about ``backend.batch_bytes``; each batch is one ``put_many`` (one COS pack, one MySQL
     transaction, one Redis pipeline), so a base always lands before the deltas built on it, even
     if the push is cut off. The delta chunks in ``whole`` are re-encoded self-contained.
-    Returns the bytes sent for each object."""
+    Returns the bytes sent for each of ``per_ref`` (the objects each pushed ref brought first)."""
     from ..progress import NULL, OBJECTS
     progress = progress or NULL
     progress.start("push", len(missing), OBJECTS)
     ids = sorted(missing, key=lambda oid: (WRITE_ORDER.index(missing[oid]), oid in as_delta))
-    sizes: dict[bytes, int] = {}
+    sent = [0] * len(per_ref)
+    # which pushed ref brought each object (with one ref, all of them: no map as large as the push)
+    owner = {oid: i for i, found in enumerate(per_ref) for oid in found} if len(per_ref) > 1 else None
     in_flight: Future[None] | None = None  # one batch uploads while the next is read from the store
 
     def upload(batch, size):
@@ -169,7 +171,7 @@ def _send(repo, backend: Backend, missing: dict[bytes, int], whole: set[bytes], 
                     value = stored_value(CHUNK, tag, payload)
                 batch.append((oid, bytes(value)))
                 size += len(value)
-                sizes[oid] = len(value)
+                sent[0 if owner is None else owner[oid]] += len(value)
                 if size >= backend.batch_bytes:
                     upload(batch, size)
                     repo.db.release_pages()
@@ -177,7 +179,7 @@ def _send(repo, backend: Backend, missing: dict[bytes, int], whole: set[bytes], 
         upload(batch, size)
         upload([], 0)  # wait for the last one: the ref may move only after every object landed
     progress.done()
-    return sizes
+    return sent
 
 
 # -- fetch -----------------------------------------------------------------------------------------
