@@ -29,6 +29,7 @@ from .base import HAVE_BATCH, Backend, batched
 from .negotiate import Negotiation
 
 GET_BATCH = 256
+RELEASE_READS = 256  # values a push reads between unmappings: 256 faults map ~16 MiB around them
 WRITE_ORDER = (CHUNK, MANIFEST, TREE, COMMIT)
 
 
@@ -162,7 +163,9 @@ def _send(repo, backend: Backend, missing: dict[bytes, int], whole: set[bytes], 
     with ThreadPoolExecutor(1, thread_name_prefix="casreg-upload") as uploader:
         batch, size = [], 0
         with repo.db.read() as txn:
-            for oid in ids:
+            for n, oid in enumerate(ids, 1):
+                if n % RELEASE_READS == 0:  # each read faults its neighbours in too (see db.release_pages)
+                    repo.db.release_pages()
                 value = repo.objects.value(txn, oid)
                 if value is None:
                     raise NotFound(f"object {oid.hex()} is missing locally; run `casreg verify`")
