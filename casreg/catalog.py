@@ -9,6 +9,8 @@ its root tree's entries), so listing never walks a version's files.
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 from . import notes
 from .errors import AlreadyExists, InvalidInput, NotFound, RefConflict
 from .objects.encoding import COMMIT, TREE, Tree
@@ -77,15 +79,17 @@ def versions(repo, model: str, *, registered_ok: bool = False) -> list[dict]:
             version = ref[len(prefix):]
             if "/" not in version:  # else a version of a model whose name goes on (models/<model>/<more>/<v>)
                 named.append((cid, version))
-        # in id order: summaries and notes refs are each keyed by the id, so the lookups walk
-        # each B-tree's pages in order instead of at random
-        named.sort()
+        # the versions annotated since: one pass over the notes refs, not a lookup per version
+        noted = {bytes.fromhex(ref[len(notes.PREFIX):]) for ref, _ in repo.refs.items(txn, notes.PREFIX)}
+        # in id order: summaries are keyed by the id, so the lookups walk the B-tree's pages in
+        # order instead of at random
+        named.sort(key=itemgetter(0))
         for n, (cid, version) in enumerate(named, 1):
             c = repo.objects.summary(txn, cid)
             rows.append({"version": version, "id": cid.hex(), "time": c.time, "author": c.author,
-                         "message": c.message, "size": c.logical_bytes, "tags": sorted(tags.get(cid, [])),
+                         "message": c.message, "size": c.logical_bytes, "tags": sorted(tags[cid]) if cid in tags else [],
                          "state": c.shown_meta.get("state", "LIVE")})  # as notes.read for one never annotated
-            if repo.refs.get(txn, notes.notes_ref(cid)) is not None:
+            if cid in noted:
                 annotated.setdefault(cid, []).append(rows[-1])
             if n % 1024 == 0:  # the pages read so far (see db.release_pages)
                 repo.db.release_pages()
@@ -96,7 +100,8 @@ def versions(repo, model: str, *, registered_ok: bool = False) -> list[dict]:
         state = notes.read(repo, cid).get("state", "LIVE")
         for row in annotated_rows:
             row["state"] = state
-    return sorted(rows, key=lambda r: r["version"])
+    rows.sort(key=itemgetter("version"))
+    return rows
 
 
 def alias_ref(model: str, alias: str) -> str:

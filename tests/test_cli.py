@@ -221,3 +221,24 @@ def test_every_parameter_has_help_and_arguments_read_in_capitals():
     walk(command, "")
     assert lower == []
     assert missing == []
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin", "America/St_Johns", "Australia/Lord_Howe"])
+def test_listing_times_are_isoformat_across_offset_changes(zone, monkeypatch):
+    """The DATE column (formatted once per minute) says what datetime.isoformat says, also
+    around a daylight-saving change and in zones whose offsets have half hours."""
+    import datetime
+    import time
+
+    from casreg.cli import base
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    base._MINUTES.clear()
+    try:
+        change = 1711846800  # 2024-03-31 01:00 UTC: Berlin moves to summer time
+        for ts in [*range(change - 7200, change + 7200, 13), *range(1_700_000_000, 1_700_200_000, 997)]:
+            assert base._when(ts) == datetime.datetime.fromtimestamp(ts).astimezone().isoformat(), ts
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+        base._MINUTES.clear()

@@ -3,6 +3,7 @@ output helpers (JSON, tables, one size and time format)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -125,14 +126,28 @@ def _pairs(mapping: dict, as_json: bool, headers: tuple[str, str]) -> None:
 
 
 def _when(timestamp: float) -> str:
-    """Local time as ISO 8601 with its UTC offset (``datetime.isoformat``'s text, 5x faster)."""
-    local = time.localtime(timestamp)
-    offset = local.tm_gmtoff or 0
-    sign = "-" if offset < 0 else "+"
-    hours, minutes = divmod(abs(offset) // 60, 60)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", local) + f"{sign}{hours:02d}:{minutes:02d}"
+    """Local time as ISO 8601 with its UTC offset (``datetime.isoformat``'s text, 5x faster;
+    versions committed within one minute, as a training run's checkpoints are, format it once)."""
+    seconds = int(timestamp)
+    minute = _MINUTES.get(seconds // 60)
+    if minute is None:
+        local = time.localtime(seconds - seconds % 60)
+        offset = local.tm_gmtoff or 0
+        sign = "-" if offset < 0 else "+"
+        hours, minutes = divmod(abs(offset) // 60, 60)
+        minute = (time.strftime("%Y-%m-%dT%H:%M:", local), f"{sign}{hours:02d}:{minutes:02d}", offset % 60 == 0)
+        if len(_MINUTES) < 65536:
+            _MINUTES[seconds // 60] = minute
+    if not minute[2]:  # an offset with seconds (old local mean times): the slow way
+        local = time.localtime(seconds)
+        return time.strftime("%Y-%m-%dT%H:%M:%S", local) + minute[1]
+    return f"{minute[0]}{seconds % 60:02d}{minute[1]}"
 
 
+_MINUTES: dict[int, tuple[str, str, bool]] = {}  # minute since the epoch -> its local text, offset
+
+
+@functools.lru_cache(maxsize=4096)  # a model's versions are often the same size
 def human(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":

@@ -50,19 +50,23 @@ class Summary:
 
     @classmethod
     def decode(cls, value) -> Summary:
-        value = bytes(value)
+        if not isinstance(value, bytes):
+            value = bytes(value)
         try:
             fmt, logical, files, n = _HEAD.unpack_from(value)
             at = _HEAD.size + 32 * n
             when, n_author, n_message, n_meta = _SHOWN.unpack_from(value, at)
             at += _SHOWN.size
-            if fmt != _FORMAT or len(value) != at + n_author + n_message + n_meta:
+            end_author = at + n_author
+            end_message = end_author + n_message
+            if fmt != _FORMAT or len(value) != end_message + n_meta:
                 raise ValueError
-            author = value[at:at + n_author].decode()
-            message = value[at + n_author:at + n_author + n_message].decode()
-            meta = json.loads(value[at + n_author + n_message:]) if n_meta else {}
-            return cls([value[i:i + 32] for i in range(_HEAD.size, _HEAD.size + 32 * n, 32)], logical, files,
-                       when, author, message, dict(meta))
+            meta = json.loads(value[end_message:]) if n_meta else {}
+            if not isinstance(meta, dict):
+                raise ValueError
+            parents = [value[i:i + 32] for i in range(_HEAD.size, _HEAD.size + 32 * n, 32)] if n else []
+            return cls(parents, logical, files, when, value[at:end_author].decode(),
+                       value[end_author:end_message].decode(), meta)
         except (struct.error, ValueError, TypeError):  # UnicodeDecodeError is a ValueError
             raise Corrupt("a version summary is malformed") from None
 
