@@ -140,7 +140,7 @@ class Backend:
     def close(self) -> None:
         pass
 
-    # -- garbage collection (``gc.py``; the design and its safety argument: docs/architecture.md) --
+    # -- garbage collection (``gc.py``; the design and its safety argument: docs/design.md) --
     # An object is *condemned* once a gc found no ref reaching it. A condemned object is still
     # stored and ``get_many`` still returns it, but ``has_many`` no longer reports it and a
     # ``put_many`` of its id clears the condemnation (a push that needs it uploads it again).

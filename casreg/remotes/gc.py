@@ -13,7 +13,7 @@ One run, on any backend (the contract's gc methods, ``base.py``):
    on no push is offered them: ``has_many`` hides them, a push uploads them anew). Reachable
    copies that were condemned are absolved. With grace 0 what is condemned goes at once.
 
-Why that is safe with pushes racing it, case by case: docs/architecture.md, "gc on a remote".
+Why that is safe with pushes racing it, case by case: docs/design.md, "gc on a remote".
 The one assumption: a push moves its ref within the grace period of its ``has_many``/uploads.
 """
 
