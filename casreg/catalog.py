@@ -80,7 +80,7 @@ def versions(repo, model: str, *, registered_ok: bool = False) -> list[dict]:
             if "/" not in version:  # else a version of a model whose name goes on (models/<model>/<more>/<v>)
                 named.append((cid, version))
         # the versions annotated since: one pass over the notes refs, not a lookup per version
-        noted = {bytes.fromhex(ref[len(notes.PREFIX):]) for ref, _ in repo.refs.items(txn, notes.PREFIX)}
+        noted = notes.annotated(repo, txn)
         # in id order: summaries are keyed by the id, so the lookups walk the B-tree's pages in
         # order instead of at random
         named.sort(key=itemgetter(0))

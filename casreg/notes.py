@@ -33,6 +33,11 @@ def is_notes_ref(name: str) -> bool:
     return name.startswith(PREFIX)
 
 
+def annotated(repo, txn) -> set[bytes]:
+    """The versions that have notes (one pass over the ``notes/`` refs, in ``txn``)."""
+    return {bytes.fromhex(ref[len(PREFIX):]) for ref, _ in repo.refs.items(txn, PREFIX)}
+
+
 @dataclass
 class Change:
     """One entry of a version's metadata history."""

@@ -32,8 +32,8 @@ def halt(oid: bytes, kind: int, error: CasregError) -> None:
 
 
 def _raise(oid: bytes, kind: int, error: CasregError) -> None:
-    problem = describe(error)
-    raise (NotFound if problem == "missing" else Corrupt)(f"object {oid.hex()} ({problem}); run `casreg verify`")
+    kind_of_error = NotFound if isinstance(error, NotFound) else Corrupt
+    raise kind_of_error(f"object {oid.hex()} ({describe(error)}); run `casreg verify`")
 
 
 def children(kind: int, obj) -> Iterator[tuple[bytes, int]]:
