@@ -72,9 +72,13 @@ class KeyframeCache:
             os.makedirs(self.dir, exist_ok=True)
             new = not os.path.exists(path)
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            return None
+        try:
             if os.fstat(fd).st_size != size:
                 os.ftruncate(fd, size)  # holes read as zeros: they fail the hash check
         except OSError:
+            os.close(fd)
             return None
         if new:
             self._evict()
