@@ -392,3 +392,19 @@ def test_push_delete_and_push_all_leaves_scratch_refs_home(remote, tmp_path):
     assert "remotes/origin/tags/golden" not in dict(a.list_refs())
     with pytest.raises(CasregError, match="has no ref"):
         ops.delete_remote_ref(a, "origin", "tags/golden")
+
+
+@pytest.mark.parametrize("remote", ["file"], indirect=True)
+def test_push_of_several_refs_counts_each_object_for_the_first_ref_that_needs_it(remote, tmp_path):
+    """One push of two refs that share a file: the shared objects are sent once and counted for
+    the first ref only; the bytes each ref reports add up to what was sent."""
+    a = new_store(tmp_path, "a", remote)
+    shared = random_bytes(1 << 20, "shared")
+    a.commit(_model(tmp_path, "one", shared), "models/m/one")
+    a.commit(_model(tmp_path, "two", shared + random_bytes(300_000, "more")), "models/m/two")
+    be = remote.backend()
+    first, second = push(a, be, ["models/m/one", "models/m/two"])
+    assert first.bytes_sent + second.bytes_sent == be.traffic.bytes_sent
+    assert first.objects_sent + second.objects_sent == len(_objects(a))
+    assert 0 < second.bytes_sent < first.bytes_sent  # the shared chunks went with the first ref
+    be.close()

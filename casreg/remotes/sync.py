@@ -108,11 +108,17 @@ def push(repo, backend: Backend, names: list[str], *, force: bool = False, progr
         known = [t for t in set(remote_refs.values()) if repo.objects.has(txn, t)]
     talk = Negotiation(repo, backend, known)
     per_ref = [talk.missing_for(r.new) for r in moving]
-    # each object is in one ref's dict (the first that needed it): one ref's is the whole push
-    missing = per_ref[0] if len(per_ref) == 1 else {oid: kind for found in per_ref for oid, kind in found.items()}
+    # each object is in one ref's dict (the first that needed it): one ref's is the whole push, and
+    # only several need a map of which ref brought what (for the bytes each one sent)
+    missing, owner = per_ref[0], None
+    if len(per_ref) > 1:
+        missing, owner = {}, {}
+        for i, found in enumerate(per_ref):
+            missing.update(found)
+            owner.update(dict.fromkeys(found, i))
     whole, as_delta = _delta_forms(repo, talk, missing)
     del talk  # what it knew of the remote (a set as large as the push) is not needed to send
-    sent = _send(repo, backend, missing, whole, as_delta, progress, per_ref)
+    sent = _send(repo, backend, missing, whole, as_delta, progress, owner, len(per_ref))
     for result, found, nbytes in zip(moving, per_ref, sent):
         result.objects_sent = len(found)
         result.bytes_sent = nbytes
@@ -136,19 +142,18 @@ def _delta_forms(repo, talk: Negotiation, missing: dict[bytes, int]) -> tuple[se
 
 
 def _send(repo, backend: Backend, missing: dict[bytes, int], whole: set[bytes], as_delta: set[bytes],
-          progress, per_ref: list[dict[bytes, int]]) -> list[int]:
+          progress, owner: dict[bytes, int] | None, refs: int) -> list[int]:
     """Send objects in write order (chunks first, deltas after every other chunk, commits last)
     in batches of about ``backend.batch_bytes``; each batch is one ``put_many`` (one COS pack, one MySQL
     transaction, one Redis pipeline), so a base always lands before the deltas built on it, even
     if the push is cut off. The delta chunks in ``whole`` are re-encoded self-contained.
-    Returns the bytes sent for each of ``per_ref`` (the objects each pushed ref brought first)."""
+    Returns the bytes sent for each of the ``refs`` pushed refs: ``owner`` says which brought an
+    object first (None: one ref brought them all)."""
     from ..progress import NULL, OBJECTS
     progress = progress or NULL
     progress.start("push", len(missing), OBJECTS)
     ids = sorted(missing, key=lambda oid: (WRITE_ORDER.index(missing[oid]), oid in as_delta))
-    sent = [0] * len(per_ref)
-    # which pushed ref brought each object (with one ref, all of them: no map as large as the push)
-    owner = {oid: i for i, found in enumerate(per_ref) for oid in found} if len(per_ref) > 1 else None
+    sent = [0] * refs
     in_flight: Future[None] | None = None  # one batch uploads while the next is read from the store
 
     def upload(batch, size):
