@@ -226,6 +226,28 @@ def test_damaged_payloads_of_every_codec_are_corrupt_never_another_error():
         codec.decode(codec.GROUPED, bytes(grouped))
 
 
+def test_a_delta_on_a_wrong_base_names_the_base():
+    """Bases are not hashed on their own (the delta's bytes are): when a delta fails, the error
+    names the base whose bytes are wrong, and a cache of unchecked bases never yields bytes."""
+    from casreg.objects.encoding import object_id
+    from casreg.objects.store import decode_checked
+    base, moved = SAMPLES["fp32"], _weights(np.float32)
+    base_id = object_id(base)
+    payload = codec.encode_delta(moved, bytes(32), [base_id], [base], [(0, len(moved))], (4, 0))
+    assert decode_checked(object_id(moved), codec.DELTA, payload, lambda bid: codec.encode(base)) == moved
+    wrong = bytearray(base)
+    wrong[100] ^= 1  # decodes fine, to the wrong bytes
+    cache: dict = {}
+    for _ in range(2):  # the second time from the cache, unchecked
+        with pytest.raises(Corrupt, match=f"object {base_id.hex()} does not match its hash"):
+            decode_checked(object_id(moved), codec.DELTA, payload, lambda bid: codec.encode(bytes(wrong)), cache)
+    assert cache[base_id] == wrong
+    with pytest.raises(Corrupt) as refused:  # a damaged delta on the right base: the base is not blamed
+        decode_checked(object_id(moved), codec.DELTA, payload[:-1] + bytes([payload[-1] ^ 1]),
+                       lambda bid: codec.encode(base))
+    assert base_id.hex() not in str(refused.value)
+
+
 def test_grouped_store_round_trip_stats_and_verify(tmp_path):
     repo = Repository.init(str(tmp_path / "store"), codec_name="grouped")
     src = tmp_path / "ckpt"

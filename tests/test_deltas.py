@@ -409,9 +409,9 @@ def test_corrupt_or_missing_delta_base_is_found_by_verify(tmp_path):
     # the decoded keyframe cache still holds the right bytes (checked by hash): v1 restores
     repo.checkout("m/v1", str(tmp_path / "out"))
     assert tree_files(tmp_path / "out") == tree_files(v1)
-    # without the cache the damage shows: one clear error, nothing half-written
+    # without the cache the damage shows: one clear error naming the base, nothing half-written
     shutil.rmtree(KeyframeCache(repo.path).dir)
-    with pytest.raises(CasregError, match="does not match its hash|cannot"):
+    with pytest.raises(CasregError, match=f"object {base.hex()} does not match its hash|cannot"):
         repo.checkout("m/v1", str(tmp_path / "out2"))
     assert not (tmp_path / "out2").exists()
     damage(repo, base)

@@ -97,3 +97,34 @@ def test_gc_and_verify_remote_read_each_object_once_delta_bases_too(remote, tmp_
     finally:
         be.close()
     a.close()
+
+
+@pytest.mark.parametrize("remote", ["redis"], indirect=True)
+def test_verify_remote_names_a_delta_base_whose_bytes_are_wrong(remote, tmp_path):
+    """A base read beside its deltas is hashed on its own: a remote whose base decodes, but to
+    other bytes, is named in the problem of the delta built on it (and is not taken as checked)."""
+    import zstandard
+
+    from casreg.objects import codec, deltaformat
+    from tests.test_deltas import _codecs_of
+    a = Repository.init(str(tmp_path / "a" / ".casreg"), codec_name="delta")
+    ops.config(a).add("origin", remote.url)
+    s = Series()
+    for i in range(2):
+        a.commit(_version(tmp_path, f"v{i}", s.file()), f"m/v{i}")
+        ops.push_refs(a, "origin", [f"m/v{i}"])
+        s.step()
+    ops.delete_remote_ref(a, "origin", "m/v0")  # v0's chunks are now reached only as bases
+    delta_id, _, payload = next(c for c in _codecs_of(a, "m/v1") if c[1] in codec.DELTAS)
+    base = deltaformat.base_ids(payload)[0]
+    with a.db.read() as txn:
+        length = len(a.objects.read(txn, base))
+    remote.delete(base)
+    be = remote.backend()
+    try:
+        be.put_many([(base, bytes((CHUNK, codec.ZSTD)) + zstandard.ZstdCompressor().compress(bytes(length)))])
+        problems = {p["id"]: p["problem"] for p in verify_remote(be, full=True)}
+    finally:
+        be.close()
+    assert base.hex() in problems.get(delta_id.hex(), ""), problems
+    a.close()
