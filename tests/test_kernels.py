@@ -145,3 +145,57 @@ def test_ulp_matches_numpy_inverts_itself_and_refuses_bad_shapes(width):
             ulp(bytearray(8), bytes(7), 4, 0, False)
         with pytest.raises(ValueError):
             ulp(bytearray(9), bytes(9), 3, 0, False)
+
+
+def _planes_payload(width: int, count: int, seed: int) -> tuple[bytes, bytes, list]:
+    """(original bytes, src, planes) as a grouped payload lays them out: some planes compressed,
+    the noisy ones raw, behind a few bytes of header."""
+    import zstandard
+    rng = np.random.default_rng(seed)
+    elements = rng.integers(0, 256, (count, width), np.uint8)
+    elements[:, -1] = rng.integers(60, 64, count, np.uint8)  # a sign/exponent-like plane
+    original = elements.tobytes()
+    src, planes = bytearray(b"head"), []
+    for i in range(width):
+        plane = elements[:, i].tobytes()
+        packed = zstandard.ZstdCompressor().compress(plane)
+        raw = len(packed) >= len(plane)
+        planes.append((len(src), len(plane if raw else packed), raw))
+        src += plane if raw else packed
+    return original, bytes(src), planes
+
+
+@pytest.mark.skipif(not kernels.NATIVE_UNGROUP, reason="no C ungroup (no compiler or no libzstd.so.1)")
+@pytest.mark.parametrize("width,count", [(2, 0), (2, 5), (4, 1), (4, 20000), (8, 777)])
+def test_ungroup_matches_the_python_version(width, count):
+    original, src, planes = _planes_payload(width, count, width * count)
+    for ungroup in (kernels.ungroup, kernels.ungroup_python):
+        out = bytearray(len(original))
+        ungroup(out, src, planes)
+        assert bytes(out) == original
+
+
+@pytest.mark.skipif(not kernels.NATIVE_UNGROUP, reason="no C ungroup (no compiler or no libzstd.so.1)")
+def test_ungroup_refuses_what_would_read_or_write_past_a_buffer():
+    original, src, planes = _planes_payload(4, 1000, 1)
+    packed = next(i for i, (_, _, raw) in enumerate(planes) if not raw)
+    pos, n, _ = planes[packed]
+    bigger = __import__("zstandard").ZstdCompressor().compress(bytes(2000))  # decompresses past the plane
+    cases = [
+        [(len(src) - 3, 4, True)] + planes[1:],  # a raw plane past the end
+        [(0, 999, True)] + planes[1:],  # a raw plane of the wrong size
+        planes[:packed] + [(pos, n + 10**6, False)] + planes[packed + 1:],  # a frame past the end
+        planes[:packed] + [(pos + 1, n - 1, False)] + planes[packed + 1:],  # not a frame
+        planes[:packed] + [(-1, n, False)] + planes[packed + 1:],
+    ]
+    for ungroup in (kernels.ungroup, kernels.ungroup_python):
+        for bad in cases:
+            with pytest.raises(ValueError):
+                ungroup(bytearray(len(original)), src, bad)
+        with pytest.raises(ValueError):  # a frame larger than its plane: never written past it
+            ungroup(bytearray(8), bigger, [(0, len(bigger), False), (0, 2, True)])
+        with pytest.raises(ValueError):
+            ungroup(bytearray(9), src, planes[:2])
+    for bad in ([[0, 4]], [(0,)], [("a", 4, True)], 7):
+        with pytest.raises(TypeError):
+            kernels.ungroup(bytearray(4), b"abcd", bad)
