@@ -30,6 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import blake3  # noqa: E402
 
+from benchmarks import installed_bytecode  # noqa: E402
 from casreg.objects import codec  # noqa: E402
 from casreg.objects.chunker import Chunker, ChunkerParams  # noqa: E402
 from casreg.objects.encoding import CHUNK  # noqa: E402
@@ -144,6 +145,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--work", default=os.path.join(ROOT, ".work"))
     args = parser.parse_args()
+    installed_bytecode()
     tree = args.tree
     if tree is None:
         import corpus

@@ -26,7 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
-from benchmarks import corpus  # noqa: E402
+from benchmarks import corpus, installed_bytecode  # noqa: E402
 
 MB = 1e6
 NEW_DATA_VERSIONS = ("v00-base", "v04-full", "v05-full", "v06-full")  # versions with no chunk in common
@@ -616,6 +616,7 @@ def main() -> None:
     args = parser.parse_args()
     sections = set(args.sections.split(","))
     os.makedirs(args.work, exist_ok=True)
+    installed_bytecode()
     dirs = corpus.build()
     print(f"corpus: {len(dirs)} versions of all-MiniLM-L6-v2 ({sum(map(dir_size, dirs)) / MB:.0f} MB), "
           f"{os.cpu_count()} cores")
