@@ -5,5 +5,5 @@ from setuptools import Extension, setup
 setup(ext_modules=[
     # optional: without a compiler casreg installs anyway and uses numpy (casreg/objects/kernels.py)
     Extension("casreg.objects._kernels", ["casreg/objects/_kernels.c"], optional=True,
-              extra_compile_args=["-O3"], libraries=["dl", "pthread"]),
+              extra_compile_args=["-O3"]),
 ])

@@ -13,25 +13,12 @@
  *                                 of its bits from the aligned element's (inverse: back), where
  *                                 that is not 0; the bytes around the elements XORed
  *
- * ungroup(out, src, planes) -> None
- *                                 a grouped payload's planes (each (pos, n, raw): n bytes of src
- *                                 at pos, a zstd frame of len(out)/len(planes) bytes or those
- *                                 bytes raw) decompressed and interleaved into out; ImportError
- *                                 at the first call if libzstd.so.1 cannot be loaded
- *
  * numpy needs several strided copies per chunk (~3.5 GB/s) with Python work between them; each of
- * these is one call that checks its arguments, then runs with the GIL released. ungroup is one
- * such call for a chunk's whole decoding: two threads calling the zstandard module for each
- * plane spend their time handing the GIL to each other. It uses the system's libzstd (the
- * library python-zstandard bundles too), loaded at run time: its stable ABI, declared below,
- * needs no headers at build time.
+ * these is one call that checks its arguments, then runs with the GIL released.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
-#include <dlfcn.h>
-#include <pthread.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
 static void split_bytes(const uint8_t *src, uint8_t *dst, Py_ssize_t count, int width)
@@ -321,141 +308,6 @@ static PyObject *ulp(PyObject *self, PyObject *args)
     return result;
 }
 
-/* -- libzstd, loaded once --------------------------------------------------------------------- */
-typedef void *(*create_dctx_fn)(void);
-typedef size_t (*free_dctx_fn)(void *);
-typedef size_t (*decompress_dctx_fn)(void *, void *, size_t, const void *, size_t);
-typedef unsigned (*is_error_fn)(size_t);
-typedef const char *(*error_name_fn)(size_t);
-
-static struct {
-    create_dctx_fn create_dctx;
-    free_dctx_fn free_dctx;
-    decompress_dctx_fn decompress_dctx;
-    is_error_fn is_error;
-    error_name_fn error_name;
-} zstd;
-static pthread_once_t zstd_once = PTHREAD_ONCE_INIT;
-static pthread_key_t dctx_key;
-static int zstd_loaded;
-
-static void free_dctx(void *dctx) { zstd.free_dctx(dctx); }
-
-static void load_zstd(void)
-{
-    void *lib = dlopen("libzstd.so.1", RTLD_NOW | RTLD_LOCAL);
-    if (lib == NULL)
-        return;
-    zstd.create_dctx = (create_dctx_fn)dlsym(lib, "ZSTD_createDCtx");
-    zstd.free_dctx = (free_dctx_fn)dlsym(lib, "ZSTD_freeDCtx");
-    zstd.decompress_dctx = (decompress_dctx_fn)dlsym(lib, "ZSTD_decompressDCtx");
-    zstd.is_error = (is_error_fn)dlsym(lib, "ZSTD_isError");
-    zstd.error_name = (error_name_fn)dlsym(lib, "ZSTD_getErrorName");
-    if (zstd.create_dctx && zstd.free_dctx && zstd.decompress_dctx && zstd.is_error && zstd.error_name &&
-        pthread_key_create(&dctx_key, free_dctx) == 0)
-        zstd_loaded = 1;
-}
-
-static void *thread_dctx(void)  /* one decompression context per thread, freed with the thread */
-{
-    void *dctx = pthread_getspecific(dctx_key);
-    if (dctx == NULL) {
-        dctx = zstd.create_dctx();
-        if (dctx != NULL && pthread_setspecific(dctx_key, dctx) != 0) {
-            zstd.free_dctx(dctx);
-            dctx = NULL;
-        }
-    }
-    return dctx;
-}
-
-/* Decompress or copy each plane into scratch (width x count), then interleave into out.
- * Returns NULL or the reason it failed (without the GIL: no Python calls). */
-static const char *ungroup_bytes(uint8_t *out, const uint8_t *src, const Py_ssize_t *pos, const Py_ssize_t *n,
-                                 const int *raw, int width, Py_ssize_t count, uint8_t *scratch)
-{
-    const uint8_t *planes[8];
-    void *dctx = NULL;
-    for (int i = 0; i < width; i++) {
-        if (raw[i]) {
-            planes[i] = src + pos[i];
-            continue;
-        }
-        if (dctx == NULL && (dctx = thread_dctx()) == NULL)
-            return "out of memory for a zstd context";
-        uint8_t *plane = scratch + (Py_ssize_t)i * count;
-        size_t got = zstd.decompress_dctx(dctx, plane, (size_t)count, src + pos[i], (size_t)n[i]);
-        if (zstd.is_error(got))
-            return zstd.error_name(got);
-        if ((Py_ssize_t)got != count)
-            return "a plane has the wrong size";
-        planes[i] = plane;
-    }
-    merge_bytes(planes, out, count, width);
-    return NULL;
-}
-
-static PyObject *ungroup(PyObject *self, PyObject *args)
-{
-    Py_buffer out, src;
-    PyObject *seq, *fast = NULL, *result = NULL;
-    Py_ssize_t pos[8], n[8], count;
-    int raw[8], width, compressed = 0;
-    uint8_t *scratch = NULL;
-    const char *failed = NULL;
-
-    pthread_once(&zstd_once, load_zstd);
-    if (!zstd_loaded) {
-        PyErr_SetString(PyExc_ImportError, "ungroup: libzstd.so.1 could not be loaded");
-        return NULL;
-    }
-    if (!PyArg_ParseTuple(args, "w*y*O", &out, &src, &seq))
-        return NULL;
-    if ((fast = PySequence_Fast(seq, "ungroup: planes must be a sequence")) == NULL)
-        goto done;
-    width = (int)PySequence_Fast_GET_SIZE(fast);
-    if (width < 1 || width > 8 || out.len % width != 0) {
-        PyErr_SetString(PyExc_ValueError, "ungroup: 1..8 planes whose count divides the output");
-        goto done;
-    }
-    count = out.len / width;
-    for (int i = 0; i < width; i++) {
-        PyObject *item = PySequence_Fast_GET_ITEM(fast, i);
-        if (!PyTuple_Check(item)) {
-            PyErr_SetString(PyExc_TypeError, "ungroup: a plane is (pos, n, raw)");
-            goto done;
-        }
-        if (!PyArg_ParseTuple(item, "nnp;ungroup: a plane is (pos, n, raw)", &pos[i], &n[i], &raw[i]))
-            goto done;
-        if (pos[i] < 0 || n[i] < 0 || pos[i] > src.len || n[i] > src.len - pos[i]) {
-            PyErr_SetString(PyExc_ValueError, "ungroup: a plane lies outside the payload");
-            goto done;
-        }
-        if (raw[i] && n[i] != count) {
-            PyErr_SetString(PyExc_ValueError, "ungroup: a raw plane has the wrong size");
-            goto done;
-        }
-        compressed += !raw[i];
-    }
-    if (compressed && (scratch = malloc((size_t)width * (size_t)(count > 0 ? count : 1))) == NULL) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    Py_BEGIN_ALLOW_THREADS
-    failed = ungroup_bytes((uint8_t *)out.buf, (const uint8_t *)src.buf, pos, n, raw, width, count, scratch);
-    Py_END_ALLOW_THREADS
-    if (failed != NULL)
-        PyErr_Format(PyExc_ValueError, "ungroup: %s", failed);
-    else
-        result = Py_NewRef(Py_None);
-done:
-    free(scratch);
-    Py_XDECREF(fast);
-    PyBuffer_Release(&out);
-    PyBuffer_Release(&src);
-    return result;
-}
-
 static PyMethodDef methods[] = {
     {"split", split, METH_VARARGS, "split(src, width) -> bytes: the byte planes of src, back to back."},
     {"merge", merge, METH_VARARGS, "merge(out, planes): interleave the planes into the writable out."},
@@ -463,8 +315,6 @@ static PyMethodDef methods[] = {
      "xor_segments(out, bases, segments): XOR ranges of the bases' concatenation into out."},
     {"ulp", ulp, METH_VARARGS,
      "ulp(out, aligned, width, offset, inverse): the ulp delta's transform of out, in place."},
-    {"ungroup", ungroup, METH_VARARGS,
-     "ungroup(out, src, planes): decompress a grouped payload's planes and interleave them into out."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -17,8 +17,7 @@ import struct
 import zstandard
 
 from ..errors import Corrupt
-from . import kernels
-from .kernels import split
+from .kernels import merge, split
 
 _HEAD = struct.Struct("<BBI")
 _RAW_FLAG = 1 << 31
@@ -92,9 +91,8 @@ def ungroup(payload, decompressor: zstandard.ZstdDecompressor) -> memoryview:
     return memoryview(ungroup_buffer(payload, decompressor)).toreadonly()
 
 
-def ungroup_buffer(payload, decompressor: zstandard.ZstdDecompressor | None = None) -> bytearray:
-    """The original bytes of a grouped payload, writable (``kernels.ungroup`` decompresses and
-    merges the planes; ``decompressor`` is no longer needed)."""
+def ungroup_buffer(payload, decompressor: zstandard.ZstdDecompressor) -> bytearray:
+    """The original bytes of a grouped payload, writable."""
     try:
         width, offset, length = _HEAD.unpack_from(payload)
         sizes = struct.unpack_from(f"<{width}I", payload, _HEAD.size)
@@ -111,17 +109,25 @@ def ungroup_buffer(payload, decompressor: zstandard.ZstdDecompressor | None = No
     out[:offset] = src[pos:pos + offset]
     pos += offset
     end = offset + count * width
-    planes = []
-    for size in sizes:
-        n = size & ~_RAW_FLAG
-        planes.append((pos, n, bool(size & _RAW_FLAG)))
-        pos += n
-    if pos > len(src):
-        raise Corrupt("truncated grouped object")
+    planes: list[memoryview | bytes] = []
+    plane: memoryview | bytes
     try:
-        kernels.ungroup(memoryview(out)[offset:end], src, planes)
-    except ValueError as exc:
+        for size in sizes:
+            n = size & ~_RAW_FLAG
+            if size & _RAW_FLAG:
+                plane = src[pos:pos + n]
+            else:
+                frame = payload[pos:pos + n]
+                if zstandard.frame_content_size(frame) not in (count, -1):  # checked before it is allocated
+                    raise Corrupt("grouped object plane has the wrong size")
+                plane = decompressor.decompress(frame, max_output_size=count)
+            if len(plane) != count:
+                raise Corrupt("grouped object plane has the wrong size")
+            planes.append(plane)
+            pos += n
+    except zstandard.ZstdError as exc:
         raise Corrupt(f"cannot decompress grouped object: {exc}") from None
+    merge(memoryview(out)[offset:end], planes)
     if len(src) - pos != length - end:
         raise Corrupt("grouped object has the wrong length")
     out[end:] = src[pos:]

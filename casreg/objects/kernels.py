@@ -7,11 +7,6 @@
   Raises ValueError unless the segments cover ``out`` exactly and lie inside the bases.
 - ``ulp(out, aligned, width, offset, inverse)``: the ulp delta's transform in place (see
   ``delta.ulp_forward``); ValueError for lengths that differ or a width other than 2, 4, 8.
-- ``ungroup(out, src, planes)``: a grouped payload's planes, each ``(pos, n, raw)`` (``n`` bytes
-  of ``src`` at ``pos``: a zstd frame of ``len(out) // len(planes)`` bytes, or those bytes raw),
-  decompressed and merged into ``out``; ValueError for a plane outside ``src``, of the wrong
-  size or that does not decompress. In C it is one GIL-free call per chunk (two restoring
-  threads then use both cores), with the system's libzstd; without it, zstandard and ``merge``.
 
 They come from the C module ``_kernels`` (built on install; each is one call that runs with the
 GIL released). Where it could not be built, the numpy versions below give the same bytes, more
@@ -96,49 +91,9 @@ def ulp_numpy(out, aligned, width: int, offset: int, inverse: bool) -> None:
     np.bitwise_xor(dst[end:], base[end:], out=dst[end:])
 
 
-def ungroup_python(out, src, planes) -> None:
-    import zstandard
-    width = len(planes)
-    if not 1 <= width <= 8 or len(out) % width:
-        raise ValueError("ungroup: 1..8 planes whose count divides the output")
-    count = len(out) // width
-    src = memoryview(src).cast("B")
-    decompressor = zstandard.ZstdDecompressor()
-    got = []
-    for pos, n, raw in planes:
-        if pos < 0 or n < 0 or pos + n > len(src):
-            raise ValueError("ungroup: a plane lies outside the payload")
-        frame = src[pos:pos + n]
-        if raw:
-            plane = frame
-        else:
-            try:
-                if zstandard.frame_content_size(frame) not in (count, -1):  # checked before it is allocated
-                    raise ValueError("ungroup: a plane has the wrong size")
-                plane = decompressor.decompress(frame, max_output_size=count)
-            except zstandard.ZstdError as exc:
-                raise ValueError(f"ungroup: {exc}") from None
-        if len(plane) != count:
-            raise ValueError("ungroup: a plane has the wrong size")
-        got.append(plane)
-    merge(out, got)
-
-
-def _native_ungroup():
-    """The C ``ungroup`` if the system's libzstd loads (a first call loads it), else None."""
-    try:
-        from ._kernels import ungroup as native
-        native(bytearray(), b"", [(0, 0, True)])
-        return native
-    except ImportError:
-        return None
-
-
 try:
     from ._kernels import merge, split, ulp, xor_segments
     NATIVE = True
 except ImportError:  # no compiler at install time: same bytes, slower
     split, merge, xor_segments, ulp = split_numpy, merge_numpy, xor_segments_numpy, ulp_numpy
     NATIVE = False
-ungroup = _native_ungroup() or ungroup_python
-NATIVE_UNGROUP = ungroup is not ungroup_python
