@@ -102,18 +102,20 @@ def _table(rows: list, as_json: bool, columns: list[tuple[str, object]], *, json
     if not rows:
         return  # nothing listed prints nothing, as git does
     from rich.cells import cell_len  # columns line up by terminal cells (wide characters take two)
-    values = [[fn(row) for _, fn in columns] for row in rows]  # type: ignore[operator]
-    out = []
-    for n, (header, _) in enumerate(columns):
-        cells = [header] + [str(v[n]) for v in values]
-        right = all(isinstance(v[n], int) for v in values)
-        if all(map(str.isascii, cells)):
-            width = max(map(len, cells))
-            out.append([c.rjust(width) if right else c.ljust(width) for c in cells])
-            continue
-        width = max(map(cell_len, cells))
-        out.append([" " * (width - cell_len(c)) + c if right else c + " " * (width - cell_len(c)) for c in cells])
-    lines = ["  ".join(parts).rstrip() for parts in zip(*out)]
+    specs, cells = [], []
+    for header, fn in columns:  # a column at a time: one call per cell, one format call per line
+        values = list(map(fn, rows))  # type: ignore[call-overload]
+        text = set(map(type, values)) == {str}  # the common case, checked without a call per cell
+        right = not text and all(isinstance(v, int) for v in values)
+        column = [header, *(values if text else map(str, values))]
+        if "".join(column).isascii():
+            specs.append(f"{{:{'>' if right else '<'}{max(map(len, column))}}}")
+        else:
+            width = max(map(cell_len, column))
+            column = [" " * (width - cell_len(c)) + c if right else c + " " * (width - cell_len(c)) for c in column]
+            specs.append("{}")
+        cells.append(column)
+    lines = list(map(str.rstrip, map("  ".join(specs).format, *cells)))
     if sys.stdout.isatty():
         lines[0] = f"\033[1m{lines[0]}\033[0m"
     print("\n".join(lines))
