@@ -84,6 +84,19 @@ def _emit_each(items) -> None:
     print("[]" if first else "\n]")
 
 
+def _print_lines(lines, batch: int = 1024) -> None:
+    """``print`` of each line, written ``batch`` lines at a time (a long listing: one write per
+    batch, not per line; still streamed, so ``| head`` stops early)."""
+    out = []
+    for line in lines:
+        out.append(line)
+        if len(out) == batch:
+            sys.stdout.write("\n".join(out) + "\n")
+            out.clear()
+    if out:
+        sys.stdout.write("\n".join(out) + "\n")
+
+
 def _value(named: dict, as_json: bool) -> None:
     """One setting: ``{"name": value}`` with ``--json``, else the value alone."""
     if as_json:
