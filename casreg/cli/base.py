@@ -76,25 +76,30 @@ def _emit(data) -> None:
 
 def _emit_each(items) -> None:
     """``_emit`` of a list, printed item by item as ``items`` yields them (the same text)."""
-    first = True
-    for item in items:
-        body = json.dumps(item, indent=2, sort_keys=True, allow_nan=False).replace("\n", "\n  ")
-        print(("[\n  " if first else ",\n  ") + body, end="")
-        first = False
-    print("[]" if first else "\n]")
+    def pieces():
+        first = True
+        for item in items:
+            body = json.dumps(item, indent=2, sort_keys=True, allow_nan=False).replace("\n", "\n  ")
+            yield ("[\n  " if first else ",\n  ") + body
+            first = False
+        yield "[]\n" if first else "\n]\n"
+    _print_lines(pieces(), end="")
 
 
-def _print_lines(lines, batch: int = 1024) -> None:
-    """``print`` of each line, written ``batch`` lines at a time (a long listing: one write per
-    batch, not per line; still streamed, so ``| head`` stops early)."""
-    out = []
-    for line in lines:
-        out.append(line)
-        if len(out) == batch:
-            sys.stdout.write("\n".join(out) + "\n")
-            out.clear()
-    if out:
-        sys.stdout.write("\n".join(out) + "\n")
+def _print_lines(lines, *, end: str = "\n", batch: int = 1024) -> None:
+    """``print(line, end=end)`` of each line, written ``batch`` lines at a time (a long listing:
+    one write per batch, not per line; still streamed, so ``| head`` stops early; what came
+    before an error is written too)."""
+    out: list[str] = []
+    try:
+        for line in lines:
+            out.append(line)
+            if len(out) == batch:
+                sys.stdout.write(end.join(out) + end)
+                out.clear()
+    finally:  # what came before an error is printed, as print would have
+        if out:
+            sys.stdout.write(end.join(out) + end)
 
 
 def _value(named: dict, as_json: bool) -> None:

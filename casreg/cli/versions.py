@@ -102,16 +102,14 @@ def log(ref: str = typer.Argument(..., metavar="REF", help="A version: ref, tag,
         if as_json:
             _emit_each(v.to_json() for v in entries)
             return
-        for cid, c in entries:
-            _print_version(cid, c)
+        _print_lines(_version_text(cid, c) for cid, c in entries)
 
 
-def _print_version(cid: bytes, c) -> None:
-    print(f"version {cid.hex()}")
-    print(f"Author: {c.author}\nDate:   {_when(c.time)}")
-    for key, value in sorted(c.meta.items()):
-        print(f"Meta:   {key}={json.dumps(value) if not isinstance(value, str) else value}")
-    print(f"\n    {c.message}\n" if c.message else "")
+def _version_text(cid: bytes, c) -> str:
+    meta = "".join(f"Meta:   {key}={json.dumps(value) if not isinstance(value, str) else value}\n"
+                   for key, value in sorted(c.meta.items()))
+    return (f"version {cid.hex()}\nAuthor: {c.author}\nDate:   {_when(c.time)}\n{meta}"
+            + (f"\n    {c.message}\n" if c.message else ""))
 
 
 @app.command()
