@@ -9,6 +9,8 @@ its root tree's entries), so listing never walks a version's files.
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 from . import notes
 from .errors import AlreadyExists, InvalidInput, NotFound, RefConflict
 from .objects.encoding import COMMIT, TREE, Tree
@@ -79,8 +81,9 @@ def versions(repo, model: str, *, registered_ok: bool = False) -> list[dict]:
                 named.append((cid, version))
         # the versions annotated since: one pass over the notes refs, not a lookup per version
         noted = notes.annotated(repo, txn)
-        # in the refs' order, which is the versions' (UTF-8 sorts as the text does); the summaries
-        # are small and kept together, so the pages their lookups map are dropped seldom
+        # in id order: summaries are keyed by the id, so the lookups walk the B-tree's pages in
+        # order instead of at random
+        named.sort(key=itemgetter(0))
         for n, (cid, version) in enumerate(named, 1):
             c = repo.objects.summary(txn, cid)
             rows.append({"version": version, "id": cid.hex(), "time": c.time, "author": c.author,
@@ -88,7 +91,7 @@ def versions(repo, model: str, *, registered_ok: bool = False) -> list[dict]:
                          "state": c.shown_meta.get("state", "LIVE")})  # as notes.read for one never annotated
             if cid in noted:
                 annotated.setdefault(cid, []).append(rows[-1])
-            if n % 4096 == 0:  # the pages read so far (see db.release_pages)
+            if n % 4096 == 0:  # the pages read so far (see db.release_pages; in id order they are few)
                 repo.db.release_pages()
     repo.db.release_pages()
     if not rows and not (registered_ok and model_exists(repo, model)):
@@ -97,6 +100,7 @@ def versions(repo, model: str, *, registered_ok: bool = False) -> list[dict]:
         state = notes.read(repo, cid).get("state", "LIVE")
         for row in annotated_rows:
             row["state"] = state
+    rows.sort(key=itemgetter("version"))
     return rows
 
 
