@@ -625,10 +625,11 @@ class Repository:
         commit stands in for a version stored before them), so no commit is read or decoded."""
         start = self.resolve(spec)
         with self.db.read() as txn:
-            for n, found in enumerate(itertools.islice(newest_first(lambda cid: self.objects.dated(txn, cid), start),
-                                                       limit), 1):
-                yield found
-                if n % 1024 == 0:  # summaries are small and together (see db.release_pages)
+            history = newest_first(lambda cid: self.objects.dated(txn, cid), start)
+            for n, (cid, entry) in enumerate(itertools.islice(history, limit), 1):
+                yield cid, entry
+                # summaries are small and together; a commit standing in maps ~1 MB, as in iter_log
+                if n % 1024 == 0 or (n % 48 == 0 and isinstance(entry, Commit)):
                     self.db.release_pages()
         self.db.release_pages()
 

@@ -4,9 +4,9 @@
 here, a remote's in ``remotes/sync.py``). ``reachable`` (``walk`` over the local store) serves
 ``verify`` (report what is missing or corrupt), ``gc`` (mark) and ``stats``; fetch, verify --remote
 and gc --remote walk a remote with ``sync.RemoteLoader``. Commits alone: ``ancestors`` walks a
-version's history (``is_ancestor``), ``newest_first`` in time order (``log``, over commits or
-their summaries); push's negotiation
-walks on its own terms (``remotes/negotiate.py`` says why).
+version's history (``is_ancestor``), ``newest_first`` in time order (``log``; over the commits'
+summaries for ``log --oneline``); push's negotiation walks on its own terms
+(``remotes/negotiate.py`` says why).
 """
 
 from __future__ import annotations
