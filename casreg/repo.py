@@ -50,6 +50,7 @@ from .objects.chunker import Chunker, ChunkerParams
 from .objects.encoding import COMMIT, DIR, FILE, KIND_NAMES, LINK, MANIFEST, TREE, Commit, Tree, TreeEntry
 from .objects.graph import describe, is_ancestor, newest_first, reachable
 from .objects.store import ObjectStore, stored_size
+from .objects.summary import Summary
 from .refs import ANY, RefContainer, check_ref_name
 from .timespec import parse_duration
 
@@ -611,9 +612,24 @@ class Repository:
         from one snapshot held until the iterator is done."""
         start = self.resolve(spec)
         with self.db.read() as txn:
-            for n, found in enumerate(itertools.islice(newest_first(self.objects, txn, start), limit), 1):
+            history = newest_first(lambda cid: self.objects.load(txn, cid, COMMIT), start)
+            for n, found in enumerate(itertools.islice(history, limit), 1):
                 yield Version(*found)
                 if n % 48 == 0:  # each lookup maps ~1 MB (see db.release_pages)
+                    self.db.release_pages()
+        self.db.release_pages()
+
+    def iter_history(self, spec: str, limit: int | None = None) -> Iterator[tuple[bytes, Summary | Commit]]:
+        """``iter_log`` in brief: (id, what ``log --oneline`` shows: parents, time, author,
+        message) in the same order, from the versions' summaries (``ObjectStore.dated``: a
+        commit stands in for a version stored before them), so no commit is read or decoded."""
+        start = self.resolve(spec)
+        with self.db.read() as txn:
+            history = newest_first(lambda cid: self.objects.dated(txn, cid), start)
+            for n, (cid, entry) in enumerate(itertools.islice(history, limit), 1):
+                yield cid, entry
+                # summaries are small and together; a commit standing in maps ~1 MB, as in iter_log
+                if n % 1024 == 0 or (n % 48 == 0 and isinstance(entry, Commit)):
                     self.db.release_pages()
         self.db.release_pages()
 

@@ -76,12 +76,30 @@ def _emit(data) -> None:
 
 def _emit_each(items) -> None:
     """``_emit`` of a list, printed item by item as ``items`` yields them (the same text)."""
-    first = True
-    for item in items:
-        body = json.dumps(item, indent=2, sort_keys=True, allow_nan=False).replace("\n", "\n  ")
-        print(("[\n  " if first else ",\n  ") + body, end="")
-        first = False
-    print("[]" if first else "\n]")
+    def pieces():
+        first = True
+        for item in items:
+            body = json.dumps(item, indent=2, sort_keys=True, allow_nan=False).replace("\n", "\n  ")
+            yield ("[\n  " if first else ",\n  ") + body
+            first = False
+        yield "[]\n" if first else "\n]\n"
+    _print_lines(pieces(), end="")
+
+
+def _print_lines(lines, *, end: str = "\n", batch: int = 1024) -> None:
+    """``print(line, end=end)`` of each line, written ``batch`` lines at a time (a long listing:
+    one write per batch, not per line; still streamed, so ``| head`` stops early; what came
+    before an error is written too)."""
+    out: list[str] = []
+    try:
+        for line in lines:
+            out.append(line)
+            if len(out) == batch:
+                sys.stdout.write(end.join(out) + end)
+                out.clear()
+    finally:  # what came before an error is printed, as print would have
+        if out:
+            sys.stdout.write(end.join(out) + end)
 
 
 def _value(named: dict, as_json: bool) -> None:
@@ -102,18 +120,20 @@ def _table(rows: list, as_json: bool, columns: list[tuple[str, object]], *, json
     if not rows:
         return  # nothing listed prints nothing, as git does
     from rich.cells import cell_len  # columns line up by terminal cells (wide characters take two)
-    values = [[fn(row) for _, fn in columns] for row in rows]  # type: ignore[operator]
-    out = []
-    for n, (header, _) in enumerate(columns):
-        cells = [header] + [str(v[n]) for v in values]
-        right = all(isinstance(v[n], int) for v in values)
-        if all(map(str.isascii, cells)):
-            width = max(map(len, cells))
-            out.append([c.rjust(width) if right else c.ljust(width) for c in cells])
-            continue
-        width = max(map(cell_len, cells))
-        out.append([" " * (width - cell_len(c)) + c if right else c + " " * (width - cell_len(c)) for c in cells])
-    lines = ["  ".join(parts).rstrip() for parts in zip(*out)]
+    specs, cells = [], []
+    for header, fn in columns:  # a column at a time: one call per cell, one format call per line
+        values = list(map(fn, rows))  # type: ignore[call-overload]
+        text = set(map(type, values)) == {str}  # the common case, checked without a call per cell
+        right = not text and all(isinstance(v, int) for v in values)
+        column = [header, *(values if text else map(str, values))]
+        if "".join(column).isascii():
+            specs.append(f"{{:{'>' if right else '<'}{max(map(len, column))}}}")
+        else:
+            width = max(map(cell_len, column))
+            column = [" " * (width - cell_len(c)) + c if right else c + " " * (width - cell_len(c)) for c in column]
+            specs.append("{}")
+        cells.append(column)
+    lines = list(map(str.rstrip, map("  ".join(specs).format, *cells)))
     if sys.stdout.isatty():
         lines[0] = f"\033[1m{lines[0]}\033[0m"
     print("\n".join(lines))

@@ -11,7 +11,7 @@ from typing import List, Optional
 import typer
 
 from ..metadata import parse_pairs
-from .base import JSON_OPTION, _emit, _emit_each, _pairs, _progress, _repo, _table, _value, _when, app, human, state
+from .base import JSON_OPTION, _emit, _emit_each, _pairs, _print_lines, _progress, _repo, _table, _value, _when, app, human, state
 
 
 @app.command()
@@ -94,23 +94,22 @@ def log(ref: str = typer.Argument(..., metavar="REF", help="A version: ref, tag,
         as_json: bool = JSON_OPTION) -> None:
     """History of a version, newest first."""
     with _repo(readonly=True) as repo:
+        if oneline and not as_json:  # what the summaries hold: no commit read
+            _print_lines(f"{cid.hex()[:12]} {_when(c.time)} {c.message}".rstrip()
+                         for cid, c in repo.iter_history(ref, max_count))
+            return
         entries = repo.iter_log(ref, max_count)
         if as_json:
             _emit_each(v.to_json() for v in entries)
             return
-        for cid, c in entries:
-            _print_version(cid, c, oneline)
+        _print_lines(_version_text(cid, c) for cid, c in entries)
 
 
-def _print_version(cid: bytes, c, oneline: bool) -> None:
-    if oneline:
-        print(f"{cid.hex()[:12]} {_when(c.time)} {c.message}".rstrip())
-        return
-    print(f"version {cid.hex()}")
-    print(f"Author: {c.author}\nDate:   {_when(c.time)}")
-    for key, value in sorted(c.meta.items()):
-        print(f"Meta:   {key}={json.dumps(value) if not isinstance(value, str) else value}")
-    print(f"\n    {c.message}\n" if c.message else "")
+def _version_text(cid: bytes, c) -> str:
+    meta = "".join(f"Meta:   {key}={json.dumps(value) if not isinstance(value, str) else value}\n"
+                   for key, value in sorted(c.meta.items()))
+    return (f"version {cid.hex()}\nAuthor: {c.author}\nDate:   {_when(c.time)}\n{meta}"
+            + (f"\n    {c.message}\n" if c.message else ""))
 
 
 @app.command()

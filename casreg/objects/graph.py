@@ -4,13 +4,14 @@
 here, a remote's in ``remotes/sync.py``). ``reachable`` (``walk`` over the local store) serves
 ``verify`` (report what is missing or corrupt), ``gc`` (mark) and ``stats``; fetch, verify --remote
 and gc --remote walk a remote with ``sync.RemoteLoader``. Commits alone: ``ancestors`` walks a
-version's history (``is_ancestor``), ``newest_first`` in time order (``log``); push's negotiation
-walks on its own terms (``remotes/negotiate.py`` says why).
+version's history (``is_ancestor``), ``newest_first`` in time order (``log``; over the commits'
+summaries for ``log --oneline``); push's negotiation walks on its own terms
+(``remotes/negotiate.py`` says why).
 """
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Protocol, TypeVar
 
 import lmdb
 
@@ -65,11 +66,21 @@ def ancestors(objects: ObjectStore, txn: lmdb.Transaction, start: bytes) -> Iter
         stack.extend(commit.parents)
 
 
-def newest_first(objects: ObjectStore, txn: lmdb.Transaction, start: bytes) -> Iterator[tuple[bytes, Commit]]:
-    """``start``'s history by commit time, newest first, read lazily (git log's order): taking
-    the first n reads about n commits, not the whole history."""
+class Dated(Protocol):
+    """What ordering a history needs of a version: a commit, or its summary (``summary.Summary``)."""
+    time: int
+    parents: list[bytes]
+
+
+D = TypeVar("D", bound=Dated)
+
+
+def newest_first(load: Callable[[bytes], D], start: bytes) -> Iterator[tuple[bytes, D]]:
+    """``start``'s history by commit time, newest first, read lazily (git log's order) with
+    ``load(id)`` (a commit or what stands for it): taking the first n loads about n, not the
+    whole history."""
     import heapq
-    first = objects.load(txn, start, COMMIT)
+    first = load(start)
     heap = [(-first.time, 0, start, first)]
     seen = {start}
     tie = 1
@@ -79,7 +90,7 @@ def newest_first(objects: ObjectStore, txn: lmdb.Transaction, start: bytes) -> I
         for parent in commit.parents:
             if parent not in seen:
                 seen.add(parent)
-                loaded = objects.load(txn, parent, COMMIT)
+                loaded = load(parent)
                 heapq.heappush(heap, (-loaded.time, tie, parent, loaded))
                 tie += 1
 

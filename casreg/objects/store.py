@@ -13,7 +13,7 @@ import lmdb
 from ..db import Database
 from ..errors import Corrupt, NotFound
 from . import codec, heap
-from .encoding import COMMIT, DECODERS, KIND_NAMES, MAX_CHUNK, TREE, object_id
+from .encoding import COMMIT, DECODERS, KIND_NAMES, MAX_CHUNK, TREE, Commit, object_id
 from .summary import COUNTERS_KEY, SUMMARY_PREFIX, Counters, Summary, SummaryIndex, summarize, summary_key
 
 HEADER = 2
@@ -226,6 +226,12 @@ class ObjectStore:
         if value is not None:
             return Summary.decode(value)
         return summarize(self.load(txn, commit_id, COMMIT), lambda tid: self.load(txn, tid, TREE))
+
+    def dated(self, txn: lmdb.Transaction, commit_id: bytes) -> Summary | Commit:
+        """What a brief history shows of a version (parents, time, author, message): its summary,
+        else (a version that landed before summaries) its commit; not the files, never its trees."""
+        value = None if self.meta is None else txn.get(summary_key(commit_id), db=self.meta)
+        return Summary.decode(value) if value is not None else self.load(txn, commit_id, COMMIT)
 
     def summaries(self, txn: lmdb.Transaction) -> SummaryIndex:
         """The parents and size of every version with a stored summary, read in one pass (pages

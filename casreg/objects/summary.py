@@ -29,7 +29,7 @@ _HEAD = struct.Struct("<BQQH")  # format, logical bytes, files, number of parent
 _SHOWN = struct.Struct("<qIII")  # time, then the lengths of author, message, shown metadata (JSON)
 
 
-@dataclass
+@dataclass(slots=True)  # listings make one per row: slots build faster
 class Summary:
     """What listings show of a version: its parents, logical size and number of files, and from
     its commit the time, author, message and ``shown_meta``: the keys of the metadata it was
@@ -54,9 +54,9 @@ class Summary:
             value = bytes(value)
         try:
             fmt, logical, files, n = _HEAD.unpack_from(value)
-            at = _HEAD.size + 32 * n
-            when, n_author, n_message, n_meta = _SHOWN.unpack_from(value, at)
-            at += _SHOWN.size
+            end_parents = _HEAD.size + 32 * n
+            when, n_author, n_message, n_meta = _SHOWN.unpack_from(value, end_parents)
+            at = end_parents + _SHOWN.size
             end_author = at + n_author
             end_message = end_author + n_message
             if fmt != _FORMAT or len(value) != end_message + n_meta:
@@ -64,7 +64,8 @@ class Summary:
             meta = json.loads(value[end_message:]) if n_meta else {}
             if not isinstance(meta, dict):
                 raise ValueError
-            parents = [value[i:i + 32] for i in range(_HEAD.size, _HEAD.size + 32 * n, 32)] if n else []
+            parents = ([value[_HEAD.size:end_parents]] if n == 1 else  # most versions have one: listings decode
+                       [value[i:i + 32] for i in range(_HEAD.size, end_parents, 32)])  # one per row
             return cls(parents, logical, files, when, value[at:end_author].decode(),
                        value[end_author:end_message].decode(), meta)
         except (struct.error, ValueError, TypeError):  # UnicodeDecodeError is a ValueError
