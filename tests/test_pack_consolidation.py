@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 
@@ -328,6 +329,10 @@ def test_writers_warm_from_their_cache_merge_every_few_pushes_not_every_push(rem
             be.close()
     [merged] = list(remote_cos.backend().blobs.list("merged"))
     assert int(merged.partition("-")[0]) == 2 * (packs.MERGE_AFTER + 1), merged  # merged at 17 and 34
+    def starts(name: str) -> bytes:
+        with open(os.path.join(cache, name), "rb") as f:
+            return f.read(len(packs.MERGED_MAGIC))
+    assert [starts(n) for n in os.listdir(cache)].count(packs.MERGED_MAGIC) == 1, "the cache keeps one merged index"
 
 
 # -- merged views and tombstones -------------------------------------------------------------------

@@ -63,6 +63,7 @@ tombstone), for what was not read.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -89,6 +90,7 @@ MERGE_AFTER = 16  # pack indexes no merged index covers, past which a writer wri
 MARGIN = 120.0  # seconds: a pack upload's time from naming it to its index landing, plus clock skew
 LAYOUT = "~casreg-layout-2"  # under index/: a casreg from before tombstones stops at it ("damaged")
 LAYOUT_BODY = b"casreg-layout-2\nthis bucket has pack tombstones: use a newer casreg\n"
+MERGED_CACHED = "merged-cached"  # in the cache: which file is the merged index cached last
 GONE = "~"  # a tombstone is index/<stamp>~<pack> (empty), written before a gc deletes index/<pack>
 SNAPSHOT_MAGIC = b"casreg-refsnapshot-1\n"
 SNAPSHOT_AFTER = 16  # ref heads no snapshot gives, past which a full refs() writes a snapshot
@@ -206,7 +208,7 @@ class PackBackend(Backend):
         (with a warning) for the next best: the per-pack indexes say the same."""
         for name, info in _newest_first(self.blobs.list_info("merged"))[:CANDIDATES]:
             try:
-                body = self._get_immutable(f"merged/{name}", info.etag)  # named by its bytes
+                body = self._get_merged(name, info.etag)
                 if not body.startswith(MERGED_MAGIC):
                     raise ValueError
                 header, _, table = body[len(MERGED_MAGIC):].partition(b"\n")
@@ -222,7 +224,39 @@ class PackBackend(Backend):
                 log.warning("%s: merged index %s is damaged; reading the pack indexes instead", self.where, name)
         return None
 
+    def _get_merged(self, name: str, etag: str) -> bytes:
+        """A merged index (named by its bytes), through the cache."""
+        cached = self._cache_path(f"merged/{name}", etag)
+        if cached:
+            with contextlib.suppress(FileNotFoundError):  # another process may have replaced it
+                with open(cached, "rb") as f:
+                    return f.read()
+        body, got = self.blobs.get(f"merged/{name}")
+        self._cache_merged(name, got, body)
+        return body
+
+    def _cache_merged(self, name: str, etag: str, body: bytes) -> None:
+        """Cache a merged index in place of the one cached before (each is megabytes at 10^4
+        pushes and replaces the last: the cache keeps one)."""
+        path = self._cache_path(f"merged/{name}", etag)
+        if not path:
+            return
+        self._cache_put(f"merged/{name}", etag, body)
+        pointer = os.path.join(os.path.dirname(path), MERGED_CACHED)
+        try:
+            with open(pointer) as f:
+                before = f.read().strip()
+        except OSError:
+            before = ""
+        with open(pointer + ".tmp", "w") as f:
+            f.write(os.path.basename(path))
+        os.replace(pointer + ".tmp", pointer)
+        if before and before != os.path.basename(path):
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(os.path.dirname(path), before))
+
     def _due(self) -> bool:
+        """More than ``MERGE_AFTER`` known packs in no merged index read, or that one has no view."""
         covered = self._merged[1]
         uncovered = sum(1 for p in self._packs_loaded if p not in covered)
         return uncovered > MERGE_AFTER or (self._merged_view is None and len(self._packs_loaded) > MERGE_AFTER)
@@ -249,7 +283,7 @@ class PackBackend(Backend):
         name = f"{len(packs):012d}-{blake3.blake3(body).hexdigest()}"
         etag = self.blobs.put_if_absent(f"merged/{name}", body)
         if etag:
-            self._cache_put(f"merged/{name}", etag, body)
+            self._cache_merged(name, etag, body)
         self._merged, self._merged_view = (name, set(packs)), self._view
         if base and base != name:
             self.blobs.delete(f"merged/{base}")
