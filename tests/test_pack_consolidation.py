@@ -1,12 +1,16 @@
 """COS/S3 pack indexes merged and ref logs snapshotted as they accumulate (issue 15), on SeaweedFS:
-a cold reader GETs the merged index (the snapshot) plus the few newer ones; nothing is lost or
-listed twice when a merge races a push, no ref is stale when a snapshot races a ref move; buckets
-written without either still read."""
+a cold reader GETs the merged index (the snapshot) plus the few newer ones, and lists only the
+indexes named after the merged index's view; nothing is lost or listed twice when a merge races
+a push or a gc's deletion, no ref is stale when a snapshot races a ref move; buckets written
+without either (or by casreg before tombstones) still read."""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
+import time
 
 import blake3
 import pytest
@@ -67,8 +71,10 @@ def test_a_cold_reader_after_40_pushes_gets_a_handful_of_indexes(remote):
     be, before = _cold(remote)
     try:
         assert be.has_many([oid for oid, _ in pushed]) == {oid for oid, _ in pushed}
-        # LIST index, LIST merged, GET merged, then only the indexes written after the last merge
-        assert be.traffic.requests - before <= 3 + packs.MERGE_AFTER, be.traffic
+        # LIST merged, GET it, LIST the records, LIST index/ after its view, then only the
+        # indexes it does not give
+        assert be.traffic.requests - before <= 4 + packs.MERGE_AFTER, be.traffic
+        assert not be._full, "the merged index's view was used"
         _assert_complete(be, pushed)
     finally:
         be.close()
@@ -95,19 +101,23 @@ def test_a_bucket_without_merged_indexes_still_reads_and_gets_one(remote_cos, mo
     again, before = _cold(remote)
     try:
         assert again.has_many([oid for oid, _ in pushed]) == {oid for oid, _ in pushed}
-        assert again.traffic.requests - before == 3, again.traffic  # LIST, LIST, GET merged
+        assert again.traffic.requests - before == 4, again.traffic  # LIST merged, GET it, LIST, LIST
         _assert_complete(again, pushed)
     finally:
         again.close()
 
 
-def test_merges_racing_pushes_lose_nothing_and_list_nothing_twice(remote_cos, monkeypatch):
+def test_merges_racing_pushes_and_a_gc_lose_nothing_and_list_nothing_twice(remote_cos, monkeypatch):
     remote = remote_cos
     monkeypatch.setattr(packs, "MERGE_AFTER", 2)  # every third push merges
     rounds = 15
+    setup = remote.backend()
+    doomed = _put_batches(setup, "doomed", 8)  # merged, then deleted by a gc while the others push
+    doomed_packs = sorted({setup._index[oid][0] for oid, _ in doomed})
+    setup.close()
     pushed: dict[str, list] = {"a": [], "b": []}
     errors: list[BaseException] = []
-    start = threading.Barrier(2)
+    start = threading.Barrier(3)
 
     def pusher(who: str) -> None:
         be = remote.backend()  # its own instance: each writer merges what it has seen
@@ -122,7 +132,19 @@ def test_merges_racing_pushes_lose_nothing_and_list_nothing_twice(remote_cos, mo
         finally:
             be.close()
 
-    threads = [threading.Thread(target=pusher, args=(who,)) for who in pushed]
+    def gc() -> None:
+        be = remote.backend()
+        try:
+            start.wait(timeout=30)
+            for pack in doomed_packs:
+                be._delete_pack(pack)  # what delete_condemned does with a pack it may delete
+                time.sleep(0.05)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            be.close()
+
+    threads = [threading.Thread(target=pusher, args=(who,)) for who in pushed] + [threading.Thread(target=gc)]
     for t in threads:
         t.start()
     for t in threads:
@@ -132,8 +154,11 @@ def test_merges_racing_pushes_lose_nothing_and_list_nothing_twice(remote_cos, mo
     be, _ = _cold(remote)
     try:
         assert be.blobs.list("merged")
+        assert be.has_many([oid for oid, _ in doomed]) == set(), "a deleted pack came back"
+        assert not be._full, "read through the merged index's view"
         _assert_complete(be, everything)
         assert len(be._packs_loaded) == 2 * rounds
+        assert not set(doomed_packs) & {o.where for o in be.list_objects()}
     finally:
         be.close()
 
@@ -147,8 +172,7 @@ def test_a_gc_deleting_a_merged_pack_is_not_resurrected_by_the_merged_index(remo
     victim = _batch("gone-0")[0][0]
     writer.has_many([victim])
     pack = writer._index[victim][0]
-    writer.blobs.delete(f"index/{pack}")  # as gc --remote does: the index first, then the pack
-    writer.blobs.delete(f"packs/{pack}")
+    writer._delete_pack(pack)  # as gc --remote does: a tombstone, the index, then the pack
     writer.close()
     be, _ = _cold(remote)
     try:
@@ -269,7 +293,7 @@ def test_a_damaged_merged_index_or_snapshot_is_passed_over_with_a_warning(remote
         be.close()
 
 
-def test_a_warm_store_reads_its_cache_not_the_merged_index(remote_cos, monkeypatch, tmp_path):
+def test_a_warm_store_reads_the_merged_index_from_its_cache(remote_cos, monkeypatch, tmp_path):
     from casreg.remotes import open_backend
     remote = remote_cos
     writer = remote.backend()
@@ -279,17 +303,16 @@ def test_a_warm_store_reads_its_cache_not_the_merged_index(remote_cos, monkeypat
     first = open_backend(remote.url, cache_dir=cache)
     before = first.traffic.requests
     assert first.has_many([oid for oid, _ in pushed]) == {oid for oid, _ in pushed}
-    assert first._merged[0], "cold: the merged index read, and its packs' indexes cached"
-    assert first.traffic.requests - before <= 3 + 3, first.traffic  # LIST, LIST, GET merged, 3 newer
-    _assert_complete(first, pushed)  # lists afresh: now all from the cache
-    assert not first._merged[0]
+    assert first._merged[0], "cold: the merged index read"
+    assert first.traffic.requests - before <= 4 + 3, first.traffic  # LIST, GET merged, LIST x2, 3 newer
+    _assert_complete(first, pushed)
     first.close()
     second = open_backend(remote.url, cache_dir=cache)
     try:
         before = second.traffic.requests
         assert second.has_many([oid for oid, _ in pushed]) == {oid for oid, _ in pushed}
-        assert second.traffic.requests - before == 1, second.traffic  # the LIST of index/ alone
-        assert not second._merged[0]
+        assert second.traffic.requests - before == 3, second.traffic  # the LISTs alone: the rest cached
+        assert second._merged[0] == first._merged[0]
     finally:
         second.close()
 
@@ -305,4 +328,134 @@ def test_writers_warm_from_their_cache_merge_every_few_pushes_not_every_push(rem
         finally:
             be.close()
     [merged] = list(remote_cos.backend().blobs.list("merged"))
-    assert int(merged.partition("-")[0]) == 2 * (packs.MERGE_AFTER + 1), merged  # merged at 17 and 34
+    every = packs.MERGE_AFTER + 1  # a merge each time that many are uncovered, not on each push
+    assert int(merged.partition("-")[0]) == 40 // every * every, merged
+    def starts(name: str) -> bytes:
+        with open(os.path.join(cache, name), "rb") as f:
+            return f.read(len(packs.MERGED_MAGIC))
+    assert [starts(n) for n in os.listdir(cache)].count(packs.MERGED_MAGIC) == 1, "the cache keeps one merged index"
+
+
+# -- merged views and tombstones -------------------------------------------------------------------
+def _old_push(remote, batch) -> str:
+    """One pack as casreg before tombstones wrote it: named by its hash alone."""
+    body = b"".join(v for _, v in batch)
+    records, offset = [], 0
+    for oid, value in batch:
+        records.append(packs._REC.pack(oid, offset, len(value)))
+        offset += len(value)
+    name = blake3.blake3(body).hexdigest()
+    remote.put_raw(f"packs/{name}", body)
+    remote.put_raw(f"index/{name}", packs.INDEX_MAGIC + b"".join(records))
+    return name
+
+
+def _old_merged(remote, names: list[str]) -> None:
+    """A merged index as casreg before tombstones wrote it: no view."""
+    be = remote.backend()
+    etags = be.blobs.list("index")
+    table = [be.blobs.get(f"index/{n}")[0][len(packs.INDEX_MAGIC):] for n in names]
+    header = json.dumps({"packs": [[n, etags[n], len(t) // packs._REC.size] for n, t in zip(names, table)]})
+    be.blobs.put(f"merged/{len(names):012d}-old", packs.MERGED_MAGIC + header.encode() + b"\n" + b"".join(table))
+    be.close()
+
+
+def test_a_bucket_from_before_tombstones_reads_and_its_first_writer_moves_it_on(remote_cos):
+    remote = remote_cos
+    batches = [_batch(f"old-{i}") for i in range(30)]
+    names = [_old_push(remote, b) for b in batches]
+    _old_merged(remote, names[:25])
+    pushed = [item for b in batches for item in b]
+    be, before = _cold(remote)
+    try:
+        _assert_complete(be, pushed)
+        assert be._full, "a merged index without a view: every index listed"
+        more = _batch("new")
+        be.put_many(more)  # 31 packs, the merged index has no view: a writer merges them
+        pushed += more
+        assert be.blobs.list("index").keys() >= {packs.LAYOUT}, "casreg before tombstones now stops here"
+        assert list(be.blobs.list("merged")) != [f"{25:012d}-old"]
+    finally:
+        be.close()
+    again, before = _cold(remote)
+    try:
+        assert again.has_many([oid for oid, _ in pushed]) == {oid for oid, _ in pushed}
+        assert not again._full and again.traffic.requests - before == 4, again.traffic
+        _assert_complete(again, pushed)
+    finally:
+        again.close()
+
+
+def test_a_cold_reader_lists_only_the_indexes_named_after_the_merged_view(remote_cos, monkeypatch):
+    remote = remote_cos
+    monkeypatch.setattr(packs, "MARGIN", 0.0)  # one machine, one clock: no slack needed
+    monkeypatch.setattr(packs, "MERGE_AFTER", 4)
+    writer = remote.backend()
+    early = _put_batches(writer, "early", 15)
+    time.sleep(1.2)  # listings give upload times to the second
+    late = _put_batches(writer, "late", 15)
+    early_packs = {writer._index[oid][0] for oid, _ in early}
+    writer.close()
+    be, _ = _cold(remote)
+    listed: list[str] = []
+    real = be.blobs.list_info
+
+    def spy(folder, starting="", after=""):
+        out = real(folder, starting, after)
+        listed.extend(out if folder == "index" else ())
+        return out
+    monkeypatch.setattr(be.blobs, "list_info", spy)
+    try:
+        assert be.has_many([oid for oid, _ in early + late]) == {oid for oid, _ in early + late}
+        assert not be._full
+        assert listed and not early_packs & set(listed), "indexes merged before the view were not listed"
+        _assert_complete(be, early + late)
+    finally:
+        be.close()
+
+
+def test_a_merged_index_written_after_a_gc_deleted_a_pack_does_not_bring_it_back(remote_cos, monkeypatch):
+    remote = remote_cos
+    monkeypatch.setattr(packs, "MERGE_AFTER", 2)
+    writer = remote.backend()
+    pushed = _put_batches(writer, "stale", 6)
+    [merged] = writer.blobs.list("merged")
+    stale = writer.blobs.get(f"merged/{merged}")[0]
+    victim = pushed[0][0]
+    pack = writer._index[victim][0]
+    writer._delete_pack(pack)  # a gc
+    # a writer that loaded before the gc writes its merged index (naming the pack) after it
+    writer.blobs.put("merged/999999999999-stale", stale)
+    writer.close()
+    be, _ = _cold(remote)
+    try:
+        assert be.has_many([victim]) == set()
+        assert not be._full and be._merged[0] == "999999999999-stale"
+        rest = [item for item in pushed if item[0] not in {oid for oid, _ in _batch("stale-0")}]
+        _assert_complete(be, rest)
+        assert pack not in {o.where for o in be.list_objects()}
+    finally:
+        be.close()
+
+
+def test_a_pack_named_before_the_merged_view_is_still_read(remote_cos, monkeypatch):
+    """A push slower than ``MARGIN`` (or a clock far behind) names its pack before a merged view
+    that does not hold it: a reader misses it in ``has_many`` (the object is sent again) but
+    ``get_many`` lists every index and finds it."""
+    remote = remote_cos
+    monkeypatch.setattr(packs, "MERGE_AFTER", 2)
+    writer = remote.backend()
+    pushed = _put_batches(writer, "view", 6)
+    slow = _batch("slow")
+    monkeypatch.setattr(packs.time, "time", lambda: 1_000_000.0)  # its name: 1970
+    writer._write_pack(slow)
+    monkeypatch.undo()
+    writer.close()
+    be, _ = _cold(remote)
+    try:
+        ids = [oid for oid, _ in pushed + slow]
+        assert be.has_many(ids) == {oid for oid, _ in pushed}
+        assert dict(be.get_many(ids)) == dict(pushed + slow)
+        assert be._full
+    finally:
+        be.close()

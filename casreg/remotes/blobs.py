@@ -11,6 +11,7 @@ What the pack layout relies on:
   S3-like store promises that of a single PUT).
 - ``put_if_absent`` is create-only on the server: of racing writers of one key, exactly one gets
   its ETag, the others None. Everything the ref log's compare-and-swap is rests on that.
+- ``list_info`` gives keys in byte order and can start after a given key (``after``);
 - ``list`` is complete for keys written before it started (read-after-write listing, which S3,
   COS and SeaweedFS give today).
 """
@@ -49,9 +50,11 @@ class BlobStore:
         """Name (after ``folder/``) -> ETag of every key under ``folder/``."""
         return {name: info.etag for name, info in self.list_info(folder).items()}
 
-    def list_info(self, folder: str, starting: str = "") -> dict[str, BlobInfo]:
+    def list_info(self, folder: str, starting: str = "", after: str = "") -> dict[str, BlobInfo]:
         """Name (after ``folder/``) -> ``BlobInfo`` of every key under ``folder/`` whose name
-        starts with ``starting`` (one ref's log: ``list_info("refs", "models/m:")``)."""
+        starts with ``starting`` (one ref's log: ``list_info("refs", "models/m:")``) and sorts
+        after ``after`` (byte order, as listings give keys: COS ``Marker``, S3 ``StartAfter``),
+        so a listing costs what is named after it, not what the folder holds."""
         raise NotImplementedError
 
     def get(self, key: str, byte_range: tuple[int, int] | None = None) -> tuple[bytes, str]:

@@ -70,10 +70,10 @@ class COSBlobs(BlobStore):
         except (SyntaxError, ValueError, KeyError, TypeError, AttributeError) as exc:  # the SDK parsing a non-COS reply
             raise RemoteError(f"{self.where}: unexpected reply, is it a COS server? ({type(exc).__name__})") from None
 
-    def list_info(self, folder: str, starting: str = "") -> dict[str, BlobInfo]:
+    def list_info(self, folder: str, starting: str = "", after: str = "") -> dict[str, BlobInfo]:
         keys: dict[str, BlobInfo] = {}
-        marker = ""
         base = self.full_key(folder) + "/"
+        marker = base + after if after else ""
         prefix = base + starting
         while True:
             self.traffic.requests += 1

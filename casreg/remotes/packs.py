@@ -1,36 +1,50 @@
 """The pack layout over an object store (``blobs.BlobStore``): what COS and S3 remotes share.
 
 Layout under the prefix:
-- ``packs/<id>``: many objects concatenated (one pack per ``put_many``: tens of MiB), so a push
-  is a few large PUTs, never one request per chunk; ``<id>`` is the BLAKE3 of the pack's bytes
-  (of a random salt and them for a gc's copy of objects whose every copy is condemned);
-- ``index/<id>``: the pack's table of ``(object id, offset, length)``, written after its pack; an
-  object exists for casreg once its index exists (a pack without index is debris of a killed push,
-  and a batch becomes visible at once, when its index lands);
+- ``packs/<name>``: many objects concatenated (one pack per ``put_many``: tens of MiB), so a push
+  is a few large PUTs, never one request per chunk; ``<name>`` is ``t<ms>-<BLAKE3>``: the
+  writer's clock when it named the pack (13 digits of milliseconds: names sort by when they were
+  written) and the BLAKE3 of the pack's bytes (of a random salt and them for a gc's copy of
+  objects whose every copy is condemned); a retried ``put_many`` reuses the name. Buckets written
+  before have packs named by the BLAKE3 alone, read as ever;
+- ``index/<name>``: the pack's table of ``(object id, offset, length)``, written after its pack;
+  an object exists for casreg once its index exists (a pack without index is debris of a killed
+  push, and a batch becomes visible at once, when its index lands);
 - ``refs/<name>:<seq>``: an append-only log of ref updates (JSON ``{"old", "new"}``), each written
   create-only (``BlobStore.put_if_absent``): the writer of seq n+1 wins, a racer gets None. A
   ref's value is its entry with the highest seq; a deleted ref's last entry has ``"new": null``;
 - ``index/condemned-<ms>-<random>``: a gc's condemnation record (JSON ``{"packs": {pack: [id hex,
   ...]}}``), written create-only before anything it names is deleted; its upload time is the
-  condemnation time. Beside the indexes, so the one listing a reader makes finds them (and a
-  casreg from before gc, which could not honour them, stops at them: "pack index is damaged").
-  A copy of an object is condemned when a record names it in its pack; ``has_many`` offers only
-  copies that are not, and a push of a condemned id writes a new pack. A record goes once every
-  pack it names is gone.
+  condemnation time. Beside the indexes (and a casreg from before gc, which could not honour
+  them, stops at them: "pack index is damaged"). A copy of an object is condemned when a record
+  names it in its pack; ``has_many`` offers only copies that are not, and a push of a condemned
+  id writes a new pack. A record goes once every pack it names is gone.
+- ``index/t<ms>~<pack>``: a tombstone (empty), written by a gc before it deletes ``index/<pack>``
+  (``<ms>`` by the server's clock), never deleted: a pack it names is gone for good (new names
+  are never reused). Sorted among the indexes by time, so the listing a reader makes of the
+  indexes named after a time also gives the tombstones written since.
+- ``index/~casreg-layout-2``: written once, before the first merged index with a view: a casreg
+  from before tombstones (whose gc would delete without writing them) stops at it ("pack index
+  ~casreg-layout-2 is damaged") instead of reading or collecting this bucket.
 
 - ``merged/<packs>-<id>``: a merged index (``MERGED_MAGIC``, a JSON line ``{"packs": [[pack,
-  ETag of its index, records], ...]}``, then those packs' records in that order), written
-  create-only by a writer that found more than ``MERGE_AFTER`` pack indexes no merged index
-  covers; ``<packs>`` (12 digits) is how many it covers, ``<id>`` the BLAKE3 of its bytes. A cold
-  reader GETs the one covering most and then only the indexes it does not cover. It only ever
-  *saves reading*: a pack counts as present through its own ``index/<pack>`` being listed with the
-  ETag the merged index recorded (so a gc deleting an index, a rewritten one, a merged index
-  racing a push, lose nothing and list nothing twice); the per-pack indexes stay, so buckets
-  without merged indexes read as before and an older casreg reads new buckets. The merged index a
-  writer built on is deleted once its successor is written (a reader that misses it reads the
-  per-pack indexes). Only a store missing many indexes from its cache reads one; the indexes it
-  gives are cached, and which one it was (``MERGED_KNOWN``), so a writer warm from its cache
-  merges every ``MERGE_AFTER`` pushes, not on each.
+  ETag of its index, records], ...], "view": t}``, then those packs' records in that order),
+  written create-only, from a fresh load, by a writer that knows more than ``MERGE_AFTER`` packs
+  no merged index it read covers; ``<packs>`` (12 digits) is how many it covers, ``<id>`` the
+  BLAKE3 of its bytes, ``view`` the newest upload time (server clock) its writer's listings gave.
+  Every reader, cold or warm, GETs the one covering most (cached by name and ETag: once per
+  store), lists the condemnation records and then only ``index/`` after ``t<view - MARGIN>``:
+  the packs pushed and the tombstones written since (and in the last ``MARGIN``). Its packs
+  count unless a tombstone names them: a gc writes the tombstone before the index goes, and a
+  merged index is only ever written with packs its writer read as alive, from the merged index
+  before it (less the tombstones since its view) or listed, so a merged index racing a push or a
+  gc loses nothing and resurrects nothing (a stale one merely lists more). Requests follow what
+  changed since the last merge, not how many pushes there ever were. A pack whose name is older
+  than the view it is not in (its upload took longer than ``MARGIN``, or its writer's clock is
+  that far behind) is missed by ``has_many`` (sent again) and found by ``get_many``, which on a
+  miss lists every index (``full``, as gc does and as buckets whose merged index has no view are
+  read). The per-pack indexes stay; the merged index a writer built on is deleted once its
+  successor is written (a reader that misses it takes the next, or lists everything).
 
 - ``refsnap/<entries>-<id>``: a ref snapshot (``SNAPSHOT_MAGIC``, JSON ``{"refs": {name: [seq,
   ETag, new]}}``): every ref's head when a full ``refs()`` had to read more than
@@ -43,11 +57,13 @@ Reads fetch only the byte ranges they need (adjacent ranges coalesced). Pack ind
 entries are written once, so they are cached locally (``cache_dir``), keyed by name *and* the ETag
 the listing gives: a key rewritten since (the prefix emptied, another site pushing anew) is read
 again. A pack removed by a gc while a reader holds its old index is a ``PackGone``
-(``RemoteUnreachable``): ``Retrying`` asks again, against a fresh listing, for what was not read.
+(``RemoteUnreachable``): ``Retrying`` asks again, against a fresh load (which lists the
+tombstone), for what was not read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -70,8 +86,12 @@ SEQ_WIDTH = 16
 RANGE_GAP = 1 << 20
 CONDEMNED = "condemned-"  # under index/
 MERGED_MAGIC = b"casreg-mergedindex-1\n"
-MERGE_AFTER = 16  # pack indexes no merged index covers, past which a writer writes a merged one
-MERGED_KNOWN = "merged-known.json"  # in the cache: the merged index this store read or wrote last
+MERGE_AFTER = 8  # packs no merged index covers, past which a writer merges (a cold reader GETs as many)
+MARGIN = 120.0  # seconds: a pack upload's time from naming it to its index landing, plus clock skew
+LAYOUT = "~casreg-layout-2"  # under index/: a casreg from before tombstones stops at it ("damaged")
+LAYOUT_BODY = b"casreg-layout-2\nthis bucket has pack tombstones: use a newer casreg\n"
+MERGED_CACHED = "merged-cached"  # in the cache: which file is the merged index cached last
+GONE = "~"  # a tombstone is index/<stamp>~<pack> (empty), written before a gc deletes index/<pack>
 SNAPSHOT_MAGIC = b"casreg-refsnapshot-1\n"
 SNAPSHOT_AFTER = 16  # ref heads no snapshot gives, past which a full refs() writes a snapshot
 NAMED_LISTINGS = 8  # refs(names) of up to this many names lists each one's log, more the whole log
@@ -84,6 +104,17 @@ def _newest_first(listing: dict[str, BlobInfo]) -> list[tuple[str, BlobInfo]]:
     """Merged indexes or ref snapshots, the one covering most first (named by a zero-padded
     count, then a hash)."""
     return sorted(listing.items(), key=lambda item: (item[0].partition("-")[0], item[0]), reverse=True)
+
+
+def _stamp(seconds: float) -> str:
+    """A time as names sort it: ``t`` and 13 digits of milliseconds (after every hex name and
+    ``condemned-``, before ``~``)."""
+    return f"t{max(0, int(seconds * 1000)):013d}"
+
+
+def _position(view: float) -> str:
+    """Where a reader of a merged index with this view starts listing indexes and tombstones."""
+    return _stamp(view - MARGIN)
 
 
 class PackGone(RemoteUnreachable):
@@ -106,8 +137,15 @@ class PackBackend(Backend):
         self._packs_loaded: dict[str, BlobInfo] = {}
         self._pack_records: dict[str, bytes] = {}  # pack -> its index's records, as stored
         self._merged: tuple[str, set[str]] = ("", set())  # the merged index read, the packs it gave
+        self._merged_view: float | None = None  # its view (None: written before views)
+        self._view = 0.0  # the newest upload time the last load's listings gave (server clock)
+        self._full = False  # the last load listed every index
+        self._layout = False  # index/LAYOUT exists
         self._condemned: dict[tuple[str, bytes], float] = {}  # (pack, id) -> condemnation time
         self._records: dict[str, BlobInfo] = {}  # condemnation records read
+        self._dying: set[str] = set()  # packs with both a tombstone and an index: a gc deleting them
+        self._names: dict[str, str] = {}  # pack hash -> the name this backend gave it (a retry reuses it)
+        self._clock_offset: float | None = None  # server clock less ours, once server_time() asked
 
     @property
     def where(self) -> str:
@@ -117,22 +155,45 @@ class PackBackend(Backend):
     def _forget(self) -> None:
         """Drop what was read of the layout (the next read lists it afresh)."""
         self._index, self._dups, self._packs_loaded, self._pack_records = None, {}, {}, {}
-        self._merged = ("", set())
-        self._condemned, self._records = {}, {}
+        self._merged, self._merged_view, self._view, self._full = ("", set()), None, 0.0, False
+        self._condemned, self._records, self._dying = {}, {}, set()
 
-    def _load_index(self) -> dict[bytes, tuple[str, int, int]]:
-        listing = self.blobs.list_info("index")
-        records = {n: i for n, i in listing.items() if n.startswith(CONDEMNED)}
-        listing = {n: i for n, i in listing.items() if not n.startswith(CONDEMNED)}
-        if any(listing.get(p, BlobInfo("")).etag != info.etag for p, info in self._packs_loaded.items()):
-            self._forget()  # an index removed (a gc) or rewritten: start again
-        if self._index is None:
-            self._index = {}
-        new = {p: info for p, info in listing.items() if p not in self._packs_loaded}
-        unread = {p: info for p, info in new.items() if not self._cached(f"index/{p}", info.etag)}
-        if len(unread) > MERGE_AFTER:
-            self._load_merged(unread)
-            new = {p: info for p, info in new.items() if p not in self._packs_loaded}
+    def _load_index(self, full: bool = False) -> dict[bytes, tuple[str, int, int]]:
+        """Read which packs hold which objects. Cold or warm, a reader GETs the newest merged
+        index (from the cache when it read it before), lists the condemnation records and then
+        only the indexes and tombstones named after the merged index's view less ``MARGIN``:
+        requests follow what changed since, not how many pushes there were. ``full`` (gc; a
+        reader missing an object; a bucket whose merged index has no view) lists every index
+        and tombstone, as before, using the merged index only to GET fewer indexes."""
+        found = self._read_merged()
+        view = found[3] if found is not None else None
+        full = full or view is None
+        if full:  # condemnation records sort before packs and tombstones: listed first, as they must be
+            listing = self.blobs.list_info("index")
+            records = {n: i for n, i in listing.items() if n.startswith(CONDEMNED)}
+        else:  # a record goes only after its packs' tombstones: list records before them
+            records = self.blobs.list_info("index", CONDEMNED)
+            listing = self.blobs.list_info("index", after=_position(view))  # type: ignore[arg-type]
+        layout = listing.pop(LAYOUT, None)
+        tombstones = {n: i for n, i in listing.items() if n[len(_stamp(0)):].startswith(GONE)}
+        gone = {n[len(_stamp(0)) + 1:] for n in tombstones}
+        listing = {n: i for n, i in listing.items() if n not in records and n not in tombstones}
+        self._forget()
+        self._index, self._full, self._layout = {}, full, layout is not None
+        self._dying = {p for p in listing if p in gone}  # a gc's deletion under way (or killed)
+        self._view = max([view or 0.0, *(i.modified for i in (*listing.values(), *tombstones.values(),
+                                                                 *records.values()))])
+        if found is not None:
+            name, packs, table, merged_view = found
+            at = 0
+            for pack, etag, n in packs:
+                part, at = table[at:at + n * _REC.size], at + n * _REC.size
+                info = listing.get(pack)
+                if pack in gone or (info is None and full) or (info is not None and info.etag != etag):
+                    continue  # deleted by a gc, or (listing every index) not listed, or rewritten: read alone
+                self._add_index(pack, list(_REC.iter_unpack(part)), info or BlobInfo(etag))
+            self._merged, self._merged_view = (name, {p for p, _, _ in packs}), merged_view
+        new = {p: info for p, info in listing.items() if p not in self._packs_loaded and p not in gone}
         with ThreadPoolExecutor(8) as pool:
             bodies = list(pool.map(lambda p: (p[0], p[1], self._get_immutable(f"index/{p[0]}", p[1].etag)),
                                    new.items()))
@@ -141,83 +202,89 @@ class PackBackend(Backend):
         self._load_condemned(records)
         return self._index
 
-    def _load_merged(self, listed: dict[str, BlobInfo]) -> None:
-        """The packs of ``listed`` (index name -> listing) that the merged index covering most
-        names with the same ETag, added from it: one GET instead of one per pack."""
-        found = self._read_merged()
-        if found is None:
-            return
-        name, packs, table = found
-        at = 0
-        for pack, etag, n in packs:
-            part, at = table[at:at + n * _REC.size], at + n * _REC.size
-            if pack in listed and listed[pack].etag == etag and pack not in self._packs_loaded:
-                self._add_index(pack, list(_REC.iter_unpack(part)), listed[pack])
-                self._cache_put(f"index/{pack}", etag, INDEX_MAGIC + part)  # as if read alone
-        self._know_merged(name, {p for p, _, _ in packs})
-
-    def _read_merged(self) -> tuple[str, list[tuple[str, str, int]], bytes] | None:
-        """(name, [(pack, ETag of its index, records)], records) of the merged index covering
-        most, None if there is none. One gone meanwhile or damaged is passed over (with a
-        warning) for the next best: the per-pack indexes say the same."""
-        for name, _ in _newest_first(self.blobs.list_info("merged"))[:CANDIDATES]:
+    def _read_merged(self) -> tuple[str, list[tuple[str, str, int]], bytes, float | None] | None:
+        """(name, [(pack, ETag of its index, records)], records, view or None) of the merged
+        index covering most, None if there is none. One gone meanwhile or damaged is passed over
+        (with a warning) for the next best: the per-pack indexes say the same."""
+        for name, info in _newest_first(self.blobs.list_info("merged"))[:CANDIDATES]:
             try:
-                body = self.blobs.get(f"merged/{name}")[0]  # not cached: each replaces the last
+                body = self._get_merged(name, info.etag)
                 if not body.startswith(MERGED_MAGIC):
                     raise ValueError
                 header, _, table = body[len(MERGED_MAGIC):].partition(b"\n")
-                packs = [(str(p), str(e), int(n)) for p, e, n in json.loads(header)["packs"]]
+                meta = json.loads(header)
+                packs = [(str(p), str(e), int(n)) for p, e, n in meta["packs"]]
+                view = float(meta["view"]) if "view" in meta else None
                 if sum(n for _, _, n in packs) * _REC.size != len(table):
                     raise ValueError
-                return name, packs, table
+                return name, packs, table, view
             except BlobMissing:
                 continue
             except (ValueError, KeyError, TypeError):
                 log.warning("%s: merged index %s is damaged; reading the pack indexes instead", self.where, name)
         return None
 
-    def _know_merged(self, name: str, packs: set[str]) -> None:
-        """Remember the merged index read or written and the packs it covers, here and in the
-        cache (so a writer whose cache gave it every index knows what is merged without a GET)."""
-        self._merged = (name, packs)
-        if self.cache_dir:
-            os.makedirs(self.cache_dir, exist_ok=True)
-            path = os.path.join(self.cache_dir, MERGED_KNOWN)
-            with open(path + ".tmp", "w") as f:
-                json.dump({"key": self._cache_name("merged"), "name": name, "packs": sorted(packs)}, f)
-            os.replace(path + ".tmp", path)
+    def _get_merged(self, name: str, etag: str) -> bytes:
+        """A merged index (named by its bytes), through the cache."""
+        cached = self._cache_path(f"merged/{name}", etag)
+        if cached:
+            with contextlib.suppress(FileNotFoundError):  # another process may have replaced it
+                with open(cached, "rb") as f:
+                    return f.read()
+        body, got = self.blobs.get(f"merged/{name}")
+        self._cache_merged(name, got, body)
+        return body
 
-    def _known_merged(self) -> tuple[str, set[str]]:
-        """What ``_know_merged`` kept in the cache, else what the newest merged index covers."""
+    def _cache_merged(self, name: str, etag: str, body: bytes) -> None:
+        """Cache a merged index in place of the one cached before (each is megabytes at 10^4
+        pushes and replaces the last: the cache keeps one)."""
+        path = self._cache_path(f"merged/{name}", etag)
+        if not path:
+            return
+        self._cache_put(f"merged/{name}", etag, body)
+        pointer = os.path.join(os.path.dirname(path), MERGED_CACHED)
         try:
-            with open(os.path.join(self.cache_dir or "", MERGED_KNOWN)) as f:
-                known = json.load(f)
-            if known["key"] == self._cache_name("merged"):
-                return str(known["name"]), {str(p) for p in known["packs"]}
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
-        found = self._read_merged()
-        if found is None:
-            return "", set()
-        self._know_merged(found[0], {p for p, _, _ in found[1]})
-        return self._merged
+            with open(pointer) as f:
+                before = f.read().strip()
+        except OSError:
+            before = ""
+        with open(pointer + ".tmp", "w") as f:
+            f.write(os.path.basename(path))
+        os.replace(pointer + ".tmp", pointer)
+        if before and before != os.path.basename(path):
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(os.path.dirname(path), before))
+
+    def _due(self) -> bool:
+        """More than ``MERGE_AFTER`` known packs in no merged index read, or that one has no view."""
+        covered = self._merged[1]
+        uncovered = sum(1 for p in self._packs_loaded if p not in covered)
+        return uncovered > MERGE_AFTER or (self._merged_view is None and len(self._packs_loaded) > MERGE_AFTER)
 
     def _merge_if_due(self) -> None:
         """A merged index of every pack this writer knows, once more than ``MERGE_AFTER`` of them
-        are in no merged index it knows of (create-only, named by its bytes: racing writers of
-        the same set write one)."""
-        base, covered = self._merged
-        if not base and len(self._packs_loaded) > MERGE_AFTER:
-            base, covered = self._known_merged()  # its cache gave this writer every index
-        if sum(1 for p in self._packs_loaded if p not in covered) <= MERGE_AFTER:
+        are in no merged index it read (or the one it read has no view), create-only, named by
+        its bytes (racing writers of the same set write one), from a fresh load. Its view is the
+        newest upload time that load's listings gave: readers list what is named after it less
+        ``MARGIN``."""
+        if not self._due():
             return
+        self._load_index()  # afresh: the view is now, and what others pushed meanwhile is in it
+        if not self._due():
+            return
+        base = self._merged[0]
+        if not self._layout:  # casreg from before tombstones stops at it: its gc would not write them
+            self.blobs.put_if_absent(f"index/{LAYOUT}", LAYOUT_BODY)
+            self._layout = True
         packs = sorted(self._packs_loaded)
         header = json.dumps({"packs": [[p, self._packs_loaded[p].etag, len(self._pack_records[p]) // _REC.size]
-                                       for p in packs]}, separators=(",", ":")).encode()
+                                       for p in packs], "view": self._view}, separators=(",", ":")).encode()
         body = MERGED_MAGIC + header + b"\n" + b"".join(self._pack_records[p] for p in packs)
         name = f"{len(packs):012d}-{blake3.blake3(body).hexdigest()}"
-        self.blobs.put_if_absent(f"merged/{name}", body)
-        self._know_merged(name, set(packs))
+        etag = self.blobs.put_if_absent(f"merged/{name}", body)
+        if etag:
+            self._cache_merged(name, etag, body)
+        self._merged, self._merged_view = (name, set(packs)), self._view
         if base and base != name:
             self.blobs.delete(f"merged/{base}")
 
@@ -329,11 +396,13 @@ class PackBackend(Backend):
         for oid, value in items:
             records.append(_REC.pack(oid, offset, len(value)))
             offset += len(value)
-        # Named by its content: a retried put_many rewrites the same bytes under the same names.
-        pack = blake3.blake3(salt + body).hexdigest()
+        # Named by the time and its content: names sort by when they were written (a reader
+        # lists those after its merged index's view), and a retried put_many reuses the name.
+        digest = blake3.blake3(salt + body).hexdigest()
+        pack = self._names.setdefault(digest, f"{_stamp(time.time())}-{digest}")
         self.blobs.put(f"packs/{pack}", body)
         table = INDEX_MAGIC + b"".join(records)
-        if create_only:  # an index already there has these very bytes (the pack is named by them)
+        if create_only:  # an index already there has these very bytes (a retry, by its name)
             self.blobs.put_if_absent(f"index/{pack}", table)
             return pack
         etag = self.blobs.put(f"index/{pack}", table)  # after the pack: only now do its objects exist
@@ -346,7 +415,7 @@ class PackBackend(Backend):
         by_pack: dict[str, list[tuple[int, int, bytes]]] = defaultdict(list)
         for oid in ids:
             if oid not in index:
-                index = self._load_index()  # someone may have pushed since we looked
+                index = self._load_index(full=True)  # pushed since, or named before the merged view
                 if oid not in index:
                     raise RemoteError(f"{self.where} lacks object {oid.hex()}")
             pack, offset, length = index[oid]
@@ -476,23 +545,25 @@ class PackBackend(Backend):
     def server_time(self) -> float:
         """The upload time the server gives a probe key just written (the bucket's clock)."""
         key = f"gc/clock/{uuid.uuid4().hex}"
+        asked = time.time()
         self.blobs.put(key, b"")
         try:
-            return self.blobs.list_info("gc/clock")[key.rpartition("/")[2]].modified
+            now = self.blobs.list_info("gc/clock")[key.rpartition("/")[2]].modified
+            self._clock_offset = now - asked  # rounded down: stamps up to 1 s early, within MARGIN
+            return now
         except KeyError:
             raise RemoteError(f"{self.where}: a key just written is not listed") from None
         finally:
             self.blobs.delete(key)
 
     def list_objects(self) -> Iterator[StoredObject]:
-        self._forget()
-        self._load_index()
+        self._load_index(full=True)
         for pack, info in self._packs_loaded.items():
             for oid, _, length in _REC.iter_unpack(self._pack_records[pack]):
                 yield StoredObject(oid, length, info.modified, self._condemned.get((pack, oid)), pack)
 
     def condemn(self, items: list[StoredObject], uploaded_before: float = math.inf) -> int:
-        self._load_index()
+        self._load_index(full=True)
         packs: dict[str, list[str]] = defaultdict(list)
         for item in items:
             info = self._packs_loaded.get(item.where)  # a pack's objects share its upload time
@@ -502,13 +573,13 @@ class PackBackend(Backend):
             return 0
         name = f"{CONDEMNED}{int(time.time() * 1000):013d}-{uuid.uuid4().hex}"
         self.blobs.put_if_absent(f"index/{name}", json.dumps({"packs": packs}, sort_keys=True).encode())
-        self._load_index()
+        self._load_index(full=True)
         return sum(len(ids) for ids in packs.values())
 
     def absolve(self, items: list[StoredObject]) -> None:
         """Records are written once: the objects without a clean copy are copied into a new pack
         (indexed create-only), which no record names."""
-        self._load_index()
+        self._load_index(full=True)
         ids = list(dict.fromkeys(o.id for o in items if self._live_copy(o.id) is None))
         for batch in batched(ids, 256):
             self._write_pack(sorted(self.get_many(batch)), create_only=True, salt=uuid.uuid4().bytes)
@@ -530,8 +601,7 @@ class PackBackend(Backend):
 
     def delete_condemned(self, items: list[StoredObject], cutoff: float, *, repack_below: float = 0.5,
                          debris_before: float | None = None) -> tuple[int, int]:
-        self._forget()
-        self._load_index()
+        self._load_index(full=True)
         doomed: dict[str, set[bytes]] = defaultdict(set)
         for item in items:
             stamp = self._condemned.get((item.where, item.id))
@@ -552,11 +622,11 @@ class PackBackend(Backend):
                 continue  # mostly live: not worth rewriting yet
             if rest and not self._repack(pack, rest):
                 continue
-            self.blobs.delete(f"index/{pack}")  # the index first: no reader finds the pack after
-            self.blobs.delete(f"packs/{pack}")
+            self._delete_pack(pack)
             objects, size = objects + len(gone), size + sum(r[2] for r in gone)
-        self._forget()
-        self._load_index()
+        for pack in self._dying:  # a killed gc's deletions, finished
+            self._delete_pack(pack, tombstone=False)
+        self._load_index(full=True)
         for name in self._records:  # records whose every pack is gone
             try:
                 packs = json.loads(self._get_immutable(f"index/{name}", self._records[name].etag))["packs"]
@@ -570,6 +640,19 @@ class PackBackend(Backend):
                     self.blobs.delete(f"packs/{pack}")
         self._forget()
         return objects, size
+
+    def _delete_pack(self, pack: str, *, tombstone: bool = True) -> None:
+        """A tombstone (by the server's clock), then the index (no reader finds the pack after),
+        then the pack. Readers trusting a merged index that names the pack see the tombstone:
+        they list those named after their merged index's view less ``MARGIN``, and a merged
+        index is never written with a pack whose tombstone its writer listed."""
+        if tombstone:
+            if self._clock_offset is None:
+                self.server_time()
+            assert self._clock_offset is not None
+            self.blobs.put(f"index/{_stamp(time.time() + self._clock_offset)}{GONE}{pack}", b"")
+        self.blobs.delete(f"index/{pack}")
+        self.blobs.delete(f"packs/{pack}")
 
     def _repack(self, pack: str, rest: list[tuple[bytes, int, int]]) -> bool:
         """The objects ``rest`` of ``pack`` copied into a new pack, indexed; False if ``pack`` is

@@ -104,7 +104,7 @@ class S3Blobs(BlobStore):
             raise RemoteError(f"{self.where}: unexpected reply, is it an S3 server? "
                               f"({type(exc).__name__}: {str(exc).splitlines()[0][:100]})") from None
 
-    def list_info(self, folder: str, starting: str = "") -> dict[str, BlobInfo]:
+    def list_info(self, folder: str, starting: str = "", after: str = "") -> dict[str, BlobInfo]:
         keys: dict[str, BlobInfo] = {}
         base = self.full_key(folder) + "/"
         prefix = base + starting
@@ -113,7 +113,8 @@ class S3Blobs(BlobStore):
             self.traffic.requests += 1
             with self._errors():
                 resp = self.client.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1000,
-                                                   **({"ContinuationToken": token} if token else {}))
+                                                   **({"ContinuationToken": token} if token else {}),
+                                                   **({"StartAfter": base + after} if after else {}))
                 contents = resp.get("Contents", [])
                 keys.update((c["Key"][len(base):], BlobInfo(strip_etag(c.get("ETag")), int(c.get("Size", 0)),
                                                             listed_time(c.get("LastModified"))))
