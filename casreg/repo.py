@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator, NamedTuple
+from typing import TYPE_CHECKING, Callable, Iterator, NamedTuple, TypeVar
 
 from . import notes
 from . import progress as progress_mod
@@ -48,15 +48,19 @@ from .metadata import check_map
 from .objects import codec
 from .objects.chunker import Chunker, ChunkerParams
 from .objects.encoding import COMMIT, DIR, FILE, KIND_NAMES, LINK, MANIFEST, TREE, Commit, Tree, TreeEntry
-from .objects.graph import describe, is_ancestor, newest_first, reachable
+from .objects.graph import Dated, describe, is_ancestor, newest_first, reachable
 from .objects.store import ObjectStore, stored_size
 from .objects.summary import Summary
 from .refs import ANY, RefContainer, check_ref_name
 from .timespec import parse_duration
 
 if TYPE_CHECKING:  # the pipelines import numpy: loaded when a command needs them, not at start-up
+    import lmdb
+
     from .objects.ingest import Ingester
     from .objects.restore import Restorer
+
+_Dated = TypeVar("_Dated", bound=Dated)  # a commit, or its summary
 
 STORE_DIR = ".casreg"
 # The store's codec policy (codec.POLICIES): zstd: every chunk zstd -3 (or raw); grouped: numeric
@@ -610,25 +614,24 @@ class Repository:
     def iter_log(self, spec: str, limit: int | None = None) -> Iterator[Version]:
         """``log`` as it is read, one version at a time (memory: the ids seen, not the versions),
         from one snapshot held until the iterator is done."""
-        start = self.resolve(spec)
-        with self.db.read() as txn:
-            history = newest_first(lambda cid: self.objects.load(txn, cid, COMMIT), start)
-            for n, found in enumerate(itertools.islice(history, limit), 1):
-                yield Version(*found)
-                if n % 48 == 0:  # each lookup maps ~1 MB (see db.release_pages)
-                    self.db.release_pages()
-        self.db.release_pages()
+        for cid, commit in self._history(spec, limit, lambda txn, cid: self.objects.load(txn, cid, COMMIT)):
+            yield Version(cid, commit)
 
     def iter_history(self, spec: str, limit: int | None = None) -> Iterator[tuple[bytes, Summary | Commit]]:
         """``iter_log`` in brief: (id, what ``log --oneline`` shows: parents, time, author,
         message) in the same order, from the versions' summaries (``ObjectStore.dated``: a
         commit stands in for a version stored before them), so no commit is read or decoded."""
+        return self._history(spec, limit, self.objects.dated)
+
+    def _history(self, spec: str, limit: int | None, load: Callable[[lmdb.Transaction, bytes], _Dated]
+                 ) -> Iterator[tuple[bytes, _Dated]]:
+        """(id, ``load(txn, id)``) of ``spec``'s history newest first, in one read snapshot."""
         start = self.resolve(spec)
         with self.db.read() as txn:
-            history = newest_first(lambda cid: self.objects.dated(txn, cid), start)
+            history = newest_first(lambda cid: load(txn, cid), start)
             for n, (cid, entry) in enumerate(itertools.islice(history, limit), 1):
                 yield cid, entry
-                # summaries are small and together; a commit standing in maps ~1 MB, as in iter_log
+                # a commit maps ~1 MB (see db.release_pages); summaries are small and together
                 if n % 1024 == 0 or (n % 48 == 0 and isinstance(entry, Commit)):
                     self.db.release_pages()
         self.db.release_pages()
