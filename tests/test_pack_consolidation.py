@@ -167,9 +167,7 @@ def test_a_gc_deleting_a_merged_pack_is_not_resurrected_by_the_merged_index(remo
     remote = remote_cos
     monkeypatch.setattr(packs, "MERGE_AFTER", 2)
     writer = remote.backend()
-    for i in range(6):
-        writer.put_many(_batch(f"gone-{i}"))
-    victim = _batch("gone-0")[0][0]
+    victim = _put_batches(writer, "gone", 6)[0][0]
     writer.has_many([victim])
     pack = writer._index[victim][0]
     writer._delete_pack(pack)  # as gc --remote does: a tombstone, the index, then the pack
