@@ -29,6 +29,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from benchmarks import installed_bytecode  # noqa: E402
 from casreg.objects import encoding  # noqa: E402
 from casreg.remotes import open_backend, ops  # noqa: E402
 from casreg.remotes.negotiate import Negotiation  # noqa: E402
@@ -325,6 +326,7 @@ def main() -> None:
                                                       "version on --remote-sizes versions")
     parser.add_argument("--remote-sizes", default="100,10000")
     args = parser.parse_args()
+    installed_bytecode()
     if args.remotes:
         remote_push_costs([int(x) for x in args.remote_sizes.split(",")], args.remotes.split(","))
         return
