@@ -445,9 +445,9 @@ def test_a_pack_named_before_the_merged_view_is_still_read(remote_cos, monkeypat
     writer = remote.backend()
     pushed = _put_batches(writer, "view", 6)
     slow = _batch("slow")
-    monkeypatch.setattr(packs.time, "time", lambda: 1_000_000.0)  # its name: 1970
-    writer._write_pack(slow)
-    monkeypatch.undo()
+    with monkeypatch.context() as m:  # only the clock: MERGE_AFTER stays patched
+        m.setattr(packs.time, "time", lambda: 1_000_000.0)  # its name: 1970
+        writer._write_pack(slow)
     writer.close()
     be, _ = _cold(remote)
     try:
@@ -457,3 +457,176 @@ def test_a_pack_named_before_the_merged_view_is_still_read(remote_cos, monkeypat
         assert be._full
     finally:
         be.close()
+
+
+# -- gc against long-lived writers, skewed clocks, killed gcs and hostile keys -------------------
+def _objects_of(be, pack: str) -> list:
+    return [o for o in be.list_objects() if o.where == pack]
+
+
+def test_a_long_lived_writer_pushing_a_condemned_batch_again_gives_it_a_new_name(remote_cos):
+    """A gc condemns a batch; the same backend (a server's, long-lived) pushes it again: the new
+    pack must not take the condemned pack's name, or the gc deletes the copy the push relied on."""
+    remote = remote_cos
+    writer = remote.backend()
+    batch = _batch("again")
+    writer.put_many(batch)
+    first = writer._index[batch[0][0]][0]
+    gc = remote.backend()
+    try:
+        doomed = _objects_of(gc, first)
+        assert gc.condemn(doomed) == len(batch)
+        writer._load_index()  # the writer's next push sees the condemnation
+        assert writer.has_many([oid for oid, _ in batch]) == set()
+        writer.put_many(batch)  # sent again
+        second = writer._index[batch[0][0]][0]
+        assert second != first, "the condemned pack's name was given again"
+        gc.delete_condemned(doomed, cutoff=time.time() + 3600)
+        assert gc.blobs.head(f"packs/{first}") is None, "the condemned pack went"
+    finally:
+        gc.close()
+        writer.close()
+    be, _ = _cold(remote)
+    try:
+        _assert_complete(be, batch)
+    finally:
+        be.close()
+
+
+def test_a_killed_gcs_early_tombstone_is_renewed_when_its_deletion_is_finished(remote_cos, monkeypatch):
+    """A pusher's clock 300 s ahead names a pack after the gc's tombstone; the gc is killed after
+    the tombstone, before the index goes; merges since list past the tombstone but still list the
+    index (and keep the pack). The gc that finishes the deletion writes a fresh tombstone, so no
+    reader trusting those merged indexes offers the deleted objects."""
+    remote = remote_cos
+    monkeypatch.setattr(packs, "MARGIN", 0.0)
+    monkeypatch.setattr(packs, "MERGE_AFTER", 2)
+    ahead = remote.backend()
+    ahead._load_index()
+    batch = _batch("ahead")
+    real_time = time.time
+    with monkeypatch.context() as m:
+        m.setattr(packs.time, "time", lambda: real_time() + 300)
+        pack = ahead._write_pack(batch)
+    ahead.close()
+    gc = remote.backend()
+    doomed = _objects_of(gc, pack)
+    gc.condemn(doomed)
+    gc.blobs.put(f"index/{packs._stamp(gc.server_time())}{packs.GONE}{pack}", b"")  # then killed
+    gc.close()
+    time.sleep(1.2)  # listings give upload times to the second: merges' views are after it
+    writer = remote.backend()
+    others = _put_batches(writer, "after", 8)
+    writer.close()
+    finisher = remote.backend()
+    finisher.delete_condemned(doomed, cutoff=time.time() + 3600)
+    finisher.close()
+    assert remote.backend().blobs.head(f"index/{pack}") is None
+    be, _ = _cold(remote)
+    try:
+        assert be.has_many([oid for oid, _ in batch]) == set(), "objects of a deleted pack offered"
+        assert not be._full
+        _assert_complete(be, others)
+    finally:
+        be.close()
+
+
+def test_hostile_tombstones_do_not_make_a_gc_delete_a_live_pack(remote_cos, caplog):
+    remote = remote_cos
+    writer = remote.backend()
+    live = _batch("live")
+    writer.put_many(live)
+    pack = writer._index[live[0][0]][0]
+    writer.close()
+    remote.put_raw(f"index/zzzzzzzzzzzzzz{packs.GONE}{pack}", b"")  # not a casreg tombstone
+    gc = remote.backend()
+    with caplog.at_level(logging.WARNING, logger="casreg"):
+        assert gc.has_many([oid for oid, _ in live]) == {oid for oid, _ in live}
+        gc.delete_condemned([], cutoff=time.time() + 3600)
+        assert gc.blobs.head(f"packs/{pack}") is not None
+        # a well-formed tombstone no gc record backs: readers take the pack as gone (and send
+        # its objects again), but no gc deletes it
+        gc.blobs.put(f"index/{packs._stamp(time.time())}{packs.GONE}{pack}", b"")
+        gc.delete_condemned([], cutoff=time.time() + 3600)
+        assert gc.blobs.head(f"packs/{pack}") is not None and gc.blobs.head(f"index/{pack}") is not None
+    messages = " ".join(r.getMessage() for r in caplog.records)
+    assert "is not a pack index or tombstone" in messages
+    assert "no gc record condemns it; left alone" in messages
+    gc.close()
+
+
+@pytest.mark.parametrize("view", ["NaN", "Infinity", '"inf"', "1e12", "-1e400"])
+def test_a_merged_index_with_a_hostile_view_is_not_trusted(remote_cos, monkeypatch, caplog, view):
+    """A view that is not a number, or is after the merged index's own upload, would make a
+    reader skip the tombstones: the reader warns and lists every index instead."""
+    remote = remote_cos
+    monkeypatch.setattr(packs, "MERGE_AFTER", 2)
+    writer = remote.backend()
+    pushed = _put_batches(writer, "view", 6)
+    [merged] = writer.blobs.list("merged")
+    body = writer.blobs.get(f"merged/{merged}")[0]
+    header, _, table = body[len(packs.MERGED_MAGIC):].partition(b"\n")
+    meta = json.loads(header)
+    victim = pushed[0][0]
+    pack = writer._index[victim][0]
+    writer._delete_pack(pack)  # a gc: a tombstone, the index, the pack
+    text = json.dumps({"packs": meta["packs"], "view": 0}).replace('"view": 0', f'"view": {view}')
+    writer.blobs.put("merged/999999999999-hostile", packs.MERGED_MAGIC + text.encode() + b"\n" + table)
+    writer.close()
+    be, _ = _cold(remote)
+    try:
+        with caplog.at_level(logging.WARNING, logger="casreg"):
+            assert be.has_many([victim]) == set()
+        assert be._full or be._merged[0] != "999999999999-hostile"
+        assert "999999999999-hostile" in " ".join(r.getMessage() for r in caplog.records)
+        _assert_complete(be, [item for item in pushed if item[0] not in {oid for oid, _ in _batch("view-0")}])
+    finally:
+        be.close()
+
+
+def test_a_merged_index_naming_a_bad_pack_or_count_is_passed_over(remote_cos, monkeypatch, caplog):
+    remote = remote_cos
+    monkeypatch.setattr(packs, "MERGE_AFTER", 2)
+    writer = remote.backend()
+    pushed = _put_batches(writer, "count", 6)
+    [merged] = writer.blobs.list("merged")
+    body = writer.blobs.get(f"merged/{merged}")[0]
+    header, _, table = body[len(packs.MERGED_MAGIC):].partition(b"\n")
+    meta = json.loads(header)
+    (p0, e0, n0), (p1, e1, _) = meta["packs"][:2]
+    negative = [[p0, e0, n0 + 1], [p1, e1, -1], *meta["packs"][2:]]  # the counts still sum right
+    traversal = [["../refs/x", e0, n0], *meta["packs"][1:]]
+    for name, bad in (("999999999999-negative", negative), ("999999999998-traversal", traversal)):
+        writer.blobs.put(f"merged/{name}", packs.MERGED_MAGIC + json.dumps(
+            {"packs": bad, "view": meta["view"]}).encode() + b"\n" + table)
+    writer.close()
+    be, _ = _cold(remote)
+    try:
+        with caplog.at_level(logging.WARNING, logger="casreg"):
+            _assert_complete(be, pushed)
+        messages = " ".join(r.getMessage() for r in caplog.records)
+        assert "999999999999-negative is damaged" in messages and "999999999998-traversal is damaged" in messages
+    finally:
+        be.close()
+
+
+def test_a_pack_missing_beside_its_index_is_damage_not_a_gc(remote_cos):
+    """A pack gone while its index stays (and no tombstone names it) is no gc's work: one line
+    saying so, not ``PackGone`` retried until the remote is called unreachable."""
+    from casreg.errors import RemoteError
+    remote = remote_cos
+    writer = remote.backend()
+    batch = _batch("lost")
+    writer.put_many(batch)
+    pack = writer._index[batch[0][0]][0]
+    writer.blobs.delete(f"packs/{pack}")
+    try:
+        with pytest.raises(RemoteError, match="missing though its index lists it") as info:
+            dict(writer.get_many([oid for oid, _ in batch]))
+        assert not isinstance(info.value, packs.PackGone)
+        before = writer.traffic.requests
+        with pytest.raises(RemoteError, match="lacks object"):
+            dict(writer.get_many([blake3.blake3(b"never pushed").digest()]))
+        assert writer.traffic.requests == before, "a full listing is not listed again for a miss"
+    finally:
+        writer.close()

@@ -11,7 +11,7 @@ What the pack layout relies on:
   S3-like store promises that of a single PUT).
 - ``put_if_absent`` is create-only on the server: of racing writers of one key, exactly one gets
   its ETag, the others None. Everything the ref log's compare-and-swap is rests on that.
-- ``list_info`` gives keys in byte order and can start after a given key (``after``);
+- ``list_info`` gives keys in byte order and can start after a given key (``after``).
 - ``list`` is complete for keys written before it started (read-after-write listing, which S3,
   COS and SeaweedFS give today).
 """

@@ -20,12 +20,17 @@ Layout under the prefix:
   names it in its pack; ``has_many`` offers only copies that are not, and a push of a condemned
   id writes a new pack. A record goes once every pack it names is gone.
 - ``index/t<ms>~<pack>``: a tombstone (empty), written by a gc before it deletes ``index/<pack>``
-  (``<ms>`` by the server's clock), never deleted: a pack it names is gone for good (new names
-  are never reused). Sorted among the indexes by time, so the listing a reader makes of the
-  indexes named after a time also gives the tombstones written since.
+  (``<ms>`` by the server's clock, never before the pack's own stamp), never deleted: a pack it
+  names is gone for good (a name is never written again once its index landed; a gc finishing a
+  killed gc's deletion writes a fresh tombstone first, and finishes only packs a record condemns).
+  A key with ``~`` that is not a tombstone of a pack name is ignored with a warning. Sorted
+  among the indexes by time, so the listing a reader makes of the indexes named after a time
+  also gives the tombstones written since.
 - ``index/~casreg-layout-2``: written once, before the first merged index with a view: a casreg
   from before tombstones (whose gc would delete without writing them) stops at it ("pack index
-  ~casreg-layout-2 is damaged") instead of reading or collecting this bucket.
+  ~casreg-layout-2 is damaged") instead of reading or collecting this bucket. Upgrading: a gc
+  of such a casreg that listed before the marker was written deletes without tombstones, so no
+  gc of an older casreg may be running when a newer one first writes to the bucket.
 
 - ``merged/<packs>-<id>``: a merged index (``MERGED_MAGIC``, a JSON line ``{"packs": [[pack,
   ETag of its index, records], ...], "view": t}``, then those packs' records in that order),
@@ -67,6 +72,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import struct
 import time
 import uuid
@@ -98,6 +104,14 @@ NAMED_LISTINGS = 8  # refs(names) of up to this many names lists each one's log,
 
 
 CANDIDATES = 2  # merged indexes (ref snapshots) tried, newest first, before reading without one
+PACK_NAME = re.compile(r"(t\d{13}-)?[0-9a-f]{64}")  # a pack: stamp and BLAKE3, or (before stamps) BLAKE3
+TOMBSTONE = re.compile(r"t\d{13}" + re.escape(GONE) + r"((?:t\d{13}-)?[0-9a-f]{64})")
+VIEW_SLACK = 2.0  # seconds a merged index's view may be after its own upload time (listings round)
+
+
+def _pack_stamp(pack: str) -> float:
+    """The time a pack's name gives (0 for a name from before stamps)."""
+    return int(pack[1:14]) / 1000 if pack.startswith("t") else 0.0
 
 
 def _newest_first(listing: dict[str, BlobInfo]) -> list[tuple[str, BlobInfo]]:
@@ -119,6 +133,14 @@ def _position(view: float) -> str:
 
 class PackGone(RemoteUnreachable):
     """A pack this reader's index named was removed (by a gc) meanwhile: read again."""
+
+
+class _Missing(Exception):
+    """A pack's range was not there (turned into ``PackGone`` or damage by ``get_many``)."""
+
+    def __init__(self, pack: str):
+        super().__init__(pack)
+        self.pack = pack
 
 
 class PackBackend(Backend):
@@ -175,9 +197,18 @@ class PackBackend(Backend):
             records = self.blobs.list_info("index", CONDEMNED)
             listing = self.blobs.list_info("index", after=_position(view))  # type: ignore[arg-type]
         layout = listing.pop(LAYOUT, None)
-        tombstones = {n: i for n, i in listing.items() if n[len(_stamp(0)):].startswith(GONE)}
-        gone = {n[len(_stamp(0)) + 1:] for n in tombstones}
-        listing = {n: i for n, i in listing.items() if n not in records and n not in tombstones}
+        tombstones: dict[str, BlobInfo] = {}
+        gone: set[str] = set()
+        for name in [n for n in listing if GONE in n]:
+            stone = listing.pop(name)
+            match = TOMBSTONE.fullmatch(name)
+            if match is None:  # not written by casreg: neither a pack's index nor a tombstone
+                log.warning("%s: index/%s is not a pack index or tombstone casreg writes; ignored",
+                            self.where, name)
+                continue
+            tombstones[name] = stone
+            gone.add(match.group(1))
+        listing = {n: i for n, i in listing.items() if n not in records}
         self._forget()
         self._index, self._full, self._layout = {}, full, layout is not None
         self._dying = {p for p in listing if p in gone}  # a gc's deletion under way (or killed)
@@ -214,9 +245,19 @@ class PackBackend(Backend):
                 header, _, table = body[len(MERGED_MAGIC):].partition(b"\n")
                 meta = json.loads(header)
                 packs = [(str(p), str(e), int(n)) for p, e, n in meta["packs"]]
-                view = float(meta["view"]) if "view" in meta else None
+                if any(n < 0 or not PACK_NAME.fullmatch(p) for p, _, n in packs):
+                    raise ValueError
                 if sum(n for _, _, n in packs) * _REC.size != len(table):
                     raise ValueError
+                view = float(meta["view"]) if "view" in meta else None
+                if view is not None and not math.isfinite(view):
+                    raise ValueError
+                if view is not None and view > info.modified + VIEW_SLACK:
+                    # a view after the index's own upload would hide tombstones written
+                    # before it: not what a writer can have seen; list everything instead
+                    log.warning("%s: merged index %s claims a view after its upload; listing every index",
+                                self.where, name)
+                    view = None
                 return name, packs, table, view
             except BlobMissing:
                 continue
@@ -399,13 +440,17 @@ class PackBackend(Backend):
         # Named by the time and its content: names sort by when they were written (a reader
         # lists those after its merged index's view), and a retried put_many reuses the name.
         digest = blake3.blake3(salt + body).hexdigest()
-        pack = self._names.setdefault(digest, f"{_stamp(time.time())}-{digest}")
+        pack = self._names.setdefault(digest, f"{_stamp(time.time() + (self._clock_offset or 0.0))}-{digest}")
         self.blobs.put(f"packs/{pack}", body)
         table = INDEX_MAGIC + b"".join(records)
         if create_only:  # an index already there has these very bytes (a retry, by its name)
             self.blobs.put_if_absent(f"index/{pack}", table)
+            self._names.pop(digest, None)
             return pack
         etag = self.blobs.put(f"index/{pack}", table)  # after the pack: only now do its objects exist
+        # Landed: the name is never given again (only a retry of a failed write reuses it), for a
+        # gc may tombstone it, and a pack written under a tombstoned name is gone for every reader.
+        self._names.pop(digest, None)
         self._add_index(pack, self._records_of(pack, table), BlobInfo(etag, len(table), time.time()))
         self._cache_put(f"index/{pack}", etag, table)
         return pack
@@ -415,7 +460,8 @@ class PackBackend(Backend):
         by_pack: dict[str, list[tuple[int, int, bytes]]] = defaultdict(list)
         for oid in ids:
             if oid not in index:
-                index = self._load_index(full=True)  # pushed since, or named before the merged view
+                if not self._full:  # pushed since, or named before the merged view
+                    index = self._load_index(full=True)
                 if oid not in index:
                     raise RemoteError(f"{self.where} lacks object {oid.hex()}")
             pack, offset, length = index[oid]
@@ -432,21 +478,32 @@ class PackBackend(Backend):
                     spans.append((pack, start, end, members))
                     start, end, members = entry[0], entry[0] + entry[1], [entry]
             spans.append((pack, start, end, members))
-        with ThreadPoolExecutor(4) as pool:
-            fetched = pool.map(lambda s: (s, self._get_range(*s[:3])), spans)
-            for (pack, start, end, members), body in fetched:
-                if len(body) != end - start:
-                    raise RemoteError(f"{self.where}: pack {pack} is shorter than its index says")
-                for offset, length, oid in members:
-                    yield oid, body[offset - start:offset - start + length]
+        try:
+            with ThreadPoolExecutor(4) as pool:
+                fetched = pool.map(lambda s: (s, self._get_range(*s[:3])), spans)
+                for (pack, start, end, members), body in fetched:
+                    if len(body) != end - start:
+                        raise RemoteError(f"{self.where}: pack {pack} is shorter than its index says")
+                    for offset, length, oid in members:
+                        yield oid, body[offset - start:offset - start + length]
+        except _Missing as missing:
+            raise self._pack_missing(missing.pack) from None
 
     def _get_range(self, pack: str, start: int, end: int) -> bytes:
         try:
             return self.blobs.get(f"packs/{pack}", (start, end))[0]
         except BlobMissing:
-            self._forget()
-            raise PackGone(f"{self.where}: pack {pack} was removed (by a gc) while reading; "
-                           "reading again from a fresh listing") from None
+            raise _Missing(pack) from None
+
+    def _pack_missing(self, pack: str) -> RemoteError:
+        """What a pack found missing means: a gc removed it meanwhile (its index went first, or
+        it has a tombstone): ``PackGone``, read again from the full listing loaded here; or its
+        index is still there and no tombstone names it: the bucket is damaged."""
+        self._load_index(full=True)
+        if pack in self._packs_loaded:
+            return RemoteError(f"{self.where}: pack {pack} is missing though its index lists it")
+        return PackGone(f"{self.where}: pack {pack} was removed (by a gc) while reading; "
+                        "reading again from a fresh listing")
 
     # -- refs ------------------------------------------------------------------------------------
     def _ref_heads(self, names: Collection[str] | None = None) -> dict[str, tuple[int, str]]:
@@ -601,6 +658,7 @@ class PackBackend(Backend):
 
     def delete_condemned(self, items: list[StoredObject], cutoff: float, *, repack_below: float = 0.5,
                          debris_before: float | None = None) -> tuple[int, int]:
+        self._clock_offset = None  # measured afresh: this gc's grace period may have been long
         self._load_index(full=True)
         doomed: dict[str, set[bytes]] = defaultdict(set)
         for item in items:
@@ -624,15 +682,22 @@ class PackBackend(Backend):
                 continue
             self._delete_pack(pack)
             objects, size = objects + len(gone), size + sum(r[2] for r in gone)
-        for pack in self._dying:  # a killed gc's deletions, finished
-            self._delete_pack(pack, tombstone=False)
+        condemned_packs = {pack for pack, _ in self._condemned}
+        for pack in sorted(self._dying):  # a killed gc's deletions, finished
+            if pack not in condemned_packs:  # a tombstone no gc of ours wrote: the pack stays
+                log.warning("%s: index/%s has a tombstone but no gc record condemns it; left alone",
+                            self.where, pack)
+                continue
+            # A fresh tombstone first: the killed gc's may sort before what readers list now
+            # (their merged index may give the pack as alive and have a view after it).
+            self._delete_pack(pack)
         self._load_index(full=True)
-        for name in self._records:  # records whose every pack is gone
+        for name in self._records:  # records whose every pack is gone (not merely being deleted)
             try:
                 packs = json.loads(self._get_immutable(f"index/{name}", self._records[name].etag))["packs"]
             except (ValueError, KeyError, TypeError):
                 continue
-            if not any(p in self._packs_loaded for p in packs):
+            if not any(p in self._packs_loaded or p in self._dying for p in packs):
                 self.blobs.delete(f"index/{name}")
         if debris_before is not None:  # packs without an index: killed pushes and repacks
             for pack, info in self.blobs.list_info("packs").items():
@@ -641,16 +706,18 @@ class PackBackend(Backend):
         self._forget()
         return objects, size
 
-    def _delete_pack(self, pack: str, *, tombstone: bool = True) -> None:
-        """A tombstone (by the server's clock), then the index (no reader finds the pack after),
-        then the pack. Readers trusting a merged index that names the pack see the tombstone:
-        they list those named after their merged index's view less ``MARGIN``, and a merged
-        index is never written with a pack whose tombstone its writer listed."""
-        if tombstone:
-            if self._clock_offset is None:
-                self.server_time()
-            assert self._clock_offset is not None
-            self.blobs.put(f"index/{_stamp(time.time() + self._clock_offset)}{GONE}{pack}", b"")
+    def _delete_pack(self, pack: str) -> None:
+        """A tombstone, then the index (no reader finds the pack after), then the pack. Readers
+        trusting a merged index that names the pack see the tombstone: they list those named
+        after their merged index's view less ``MARGIN``, and a merged index is never written with
+        a pack whose tombstone its writer listed. The tombstone is stamped by the server's clock
+        and never before the pack's own name (a pusher's clock ahead): it sorts after the pack's
+        index, so a listing that gives the index gives the tombstone."""
+        if self._clock_offset is None:
+            self.server_time()
+        assert self._clock_offset is not None
+        when = max(time.time() + self._clock_offset, _pack_stamp(pack))
+        self.blobs.put(f"index/{_stamp(when)}{GONE}{pack}", b"")
         self.blobs.delete(f"index/{pack}")
         self.blobs.delete(f"packs/{pack}")
 
