@@ -630,3 +630,23 @@ def test_a_pack_missing_beside_its_index_is_damage_not_a_gc(remote_cos):
         assert writer.traffic.requests == before, "a full listing is not listed again for a miss"
     finally:
         writer.close()
+
+
+@pytest.mark.parametrize("remote", ["cos", "s3"], indirect=True)
+def test_listings_page_and_start_after_a_key(remote):
+    """``list_info`` over many pages (COS ``Marker``, S3 ``ContinuationToken`` with ``StartAfter``):
+    every key once, those after ``after`` only, those starting with ``starting`` only."""
+    be = remote.backend()
+    try:
+        names = [f"k{i:03d}" for i in range(25)] + [f"m{i:03d}" for i in range(5)]
+        for name in names:
+            be.blobs.put(f"paging/{name}", name.encode())
+        be.blobs.page_keys = 4
+        before = be.traffic.requests
+        assert sorted(be.blobs.list_info("paging")) == names
+        assert be.traffic.requests - before == 8, "30 keys in pages of 4"
+        assert sorted(be.blobs.list_info("paging", after="k010")) == names[11:]
+        assert sorted(be.blobs.list_info("paging", "k0", after="k017")) == names[18:25]
+        assert sorted(be.blobs.list_info("paging", "m")) == names[25:]
+    finally:
+        be.close()

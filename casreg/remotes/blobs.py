@@ -41,6 +41,7 @@ class BlobStore:
     where = "object store"     # how messages name it: "S3 bucket b", "COS bucket b-125..."
     prefix = ""                # what every key is under, without the trailing "/"
     traffic: Traffic           # the backend's, shared
+    page_keys = 1000           # keys per listing request (the most S3 and COS give)
 
     def full_key(self, key: str) -> str:
         """The key as the server names it."""

@@ -78,7 +78,7 @@ class COSBlobs(BlobStore):
         while True:
             self.traffic.requests += 1
             with self._errors():
-                resp = self.client.list_objects(Bucket=self.bucket, Prefix=prefix, Marker=marker, MaxKeys=1000)
+                resp = self.client.list_objects(Bucket=self.bucket, Prefix=prefix, Marker=marker, MaxKeys=self.page_keys)
                 contents = resp.get("Contents", [])
                 keys.update((c["Key"][len(base):], BlobInfo(_etag(c), int(c.get("Size", 0)),
                                                             listed_time(c.get("LastModified"))))

@@ -112,7 +112,7 @@ class S3Blobs(BlobStore):
         while True:
             self.traffic.requests += 1
             with self._errors():
-                resp = self.client.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1000,
+                resp = self.client.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=self.page_keys,
                                                    **({"ContinuationToken": token} if token else {}),
                                                    **({"StartAfter": base + after} if after else {}))
                 contents = resp.get("Contents", [])
