@@ -9,10 +9,9 @@ its root tree's entries), so listing never walks a version's files.
 
 from __future__ import annotations
 
-from operator import itemgetter
-
 from . import notes
 from .errors import AlreadyExists, InvalidInput, NotFound, RefConflict
+from .gcpause import paused_gc
 from .objects.encoding import COMMIT, TREE, Tree
 from .refs import check_ref_name
 
@@ -69,10 +68,9 @@ def versions(repo, model: str, *, registered_ok: bool = False) -> list[dict]:
     it has none, unless ``registered_ok`` and the model is registered (``create_model``)."""
     prefix = f"{MODELS}{check_model(model)}/"
     tags: dict[bytes, list[str]] = {}
-    named: list[tuple[bytes, str]] = []
-    rows = []
+    named: list[tuple[bytes, str]] = []  # in version order (the refs' key order)
     annotated: dict[bytes, list[dict]] = {}
-    with repo.db.read() as txn:
+    with paused_gc(), repo.db.read() as txn:
         for ref, cid in repo.refs.items(txn, "tags/"):
             tags.setdefault(cid, []).append(ref[len("tags/"):])
         for ref, cid in repo.refs.items(txn, prefix):
@@ -81,16 +79,18 @@ def versions(repo, model: str, *, registered_ok: bool = False) -> list[dict]:
                 named.append((cid, version))
         # the versions annotated since: one pass over the notes refs, not a lookup per version
         noted = notes.annotated(repo, txn)
+        rows: list[dict] = [{}] * len(named)
+        listed = repo.objects.listed
         # in id order: summaries are keyed by the id, so the lookups walk the B-tree's pages in
-        # order instead of at random
-        named.sort(key=itemgetter(0))
-        for n, (cid, version) in enumerate(named, 1):
-            c = repo.objects.summary(txn, cid)
-            rows.append({"version": version, "id": cid.hex(), "time": c.time, "author": c.author,
-                         "message": c.message, "size": c.logical_bytes, "tags": sorted(tags[cid]) if cid in tags else [],
-                         "state": c.shown_meta.get("state", "LIVE")})  # as notes.read for one never annotated
+        # order instead of at random; each row goes to its version's place
+        for n, at in enumerate(sorted(range(len(named)), key=lambda i: named[i][0]), 1):
+            cid, version = named[at]
+            when, author, message, size, state = listed(txn, cid)
+            rows[at] = row = {"version": version, "id": cid.hex(), "time": when, "author": author,
+                              "message": message, "size": size, "tags": sorted(tags[cid]) if cid in tags else [],
+                              "state": state}  # as notes.read for one never annotated
             if cid in noted:
-                annotated.setdefault(cid, []).append(rows[-1])
+                annotated.setdefault(cid, []).append(row)
             if n % 4096 == 0:  # the pages read so far (see db.release_pages; in id order they are few)
                 repo.db.release_pages()
     repo.db.release_pages()
@@ -100,7 +100,6 @@ def versions(repo, model: str, *, registered_ok: bool = False) -> list[dict]:
         state = notes.read(repo, cid).get("state", "LIVE")
         for row in annotated_rows:
             row["state"] = state
-    rows.sort(key=itemgetter("version"))
     return rows
 
 

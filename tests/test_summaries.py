@@ -173,3 +173,28 @@ def test_listings_print_text_as_it_is(repo, tmp_path):
     header, row = out.splitlines()
     assert header.split() == ["VERSION", "STATE", "DATE", "AUTHOR", "SIZE", "TAGS", "MESSAGE"]
     assert row.startswith("v1") and row.endswith("[bold]fix[/bold] :smile:")
+
+
+@pytest.mark.parametrize("parents,meta", [([], {}), ([b"p" * 32], {"state": "ARCHIVED"}),
+                                          ([b"a" * 32, b"b" * 32], {"state": "LIVE"})])
+def test_a_listing_row_reads_what_the_summary_holds(parents, meta):
+    from casreg.objects.summary import Summary, listed
+    value = Summary(parents, 12345, 7, 1_700_000_000, "ann@x", "fine-tune \u00e9", meta).encode()
+    assert listed(value) == (1_700_000_000, "ann@x", "fine-tune \u00e9", 12345, meta.get("state", "LIVE"))
+    with pytest.raises(Corrupt, match="version summary"):
+        listed(value[:-1])
+
+
+def test_versions_are_listed_in_version_order_whatever_their_ids(tmp_path):
+    reg = Registry.init(str(tmp_path / "store"))
+    names = [f"v{i:02d}" for i in range(12)]
+    for name in names:
+        write_file(tmp_path / "src" / "w.bin", name.encode() * 100)
+        reg.commit(str(tmp_path / "src"), f"models/m/{name}")
+    rows = reg.versions("m")
+    assert [r["version"] for r in rows] == names
+    assert sorted(r["id"] for r in rows) != [r["id"] for r in rows], "ids in another order than names"
+    with reg.db.read() as txn:
+        for r in rows:
+            assert reg.objects.summary(txn, bytes.fromhex(r["id"])).logical_bytes == r["size"]
+    reg.close()

@@ -161,10 +161,11 @@ def _when(timestamp: float) -> str:
     if not minute[2]:  # an offset with seconds (old local mean times): the slow way
         local = time.localtime(seconds)
         return time.strftime("%Y-%m-%dT%H:%M:%S", local) + minute[1]
-    return f"{minute[0]}{seconds % 60:02d}{minute[1]}"
+    return minute[0] + _SECONDS[seconds % 60] + minute[1]
 
 
 _MINUTES: dict[int, tuple[str, str, bool]] = {}  # minute since the epoch -> its local text, offset
+_SECONDS = [f"{s:02d}" for s in range(60)]
 
 
 @functools.lru_cache(maxsize=4096)  # a model's versions are often the same size

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from operator import itemgetter
 from typing import List, Optional
 
 import typer
@@ -117,10 +118,10 @@ def versions(model: str, where: list[str] = WHERE_OPTION, as_json: bool = JSON_O
     """Versions of a model (any name; FATE party model ids too) with time, author, size."""
     with _repo(readonly=True) as repo:
         rows = repo.versions(model, parse_pairs(where))
-    _table(rows, as_json, [("VERSION", lambda r: r["version"]), ("STATE", lambda r: r["state"]),
-                           ("DATE", lambda r: _when(r["time"])), ("AUTHOR", lambda r: r["author"]),
+    _table(rows, as_json, [("VERSION", itemgetter("version")), ("STATE", itemgetter("state")),
+                           ("DATE", lambda r: _when(r["time"])), ("AUTHOR", itemgetter("author")),
                            ("SIZE", lambda r: human(r["size"])), ("TAGS", lambda r: ", ".join(r["tags"])),
-                           ("MESSAGE", lambda r: r["message"])])
+                           ("MESSAGE", itemgetter("message"))])
 
 
 @checkpoint_app.command("list")

@@ -14,7 +14,7 @@ from ..db import Database
 from ..errors import Corrupt, NotFound
 from . import codec, heap
 from .encoding import COMMIT, DECODERS, KIND_NAMES, MAX_CHUNK, TREE, Commit, object_id
-from .summary import COUNTERS_KEY, SUMMARY_PREFIX, Counters, Summary, SummaryIndex, summarize, summary_key
+from .summary import COUNTERS_KEY, SUMMARY_PREFIX, Counters, Summary, SummaryIndex, listed, summarize, summary_key
 
 HEADER = 2
 KEYFRAMES = "keyframes"  # the LMDB database of the keyframe index (see keyframes.py)
@@ -226,6 +226,15 @@ class ObjectStore:
         if value is not None:
             return Summary.decode(value)
         return summarize(self.load(txn, commit_id, COMMIT), lambda tid: self.load(txn, tid, TREE))
+
+    def listed(self, txn: lmdb.Transaction, commit_id: bytes) -> tuple[int, str, str, int, str]:
+        """(time, author, message, logical bytes, committed state) of a version, for a listing
+        row: from its summary without building one, else from ``summary``."""
+        value = None if self.meta is None else txn.get(summary_key(commit_id), db=self.meta)
+        if value is not None:
+            return listed(value)
+        c = self.summary(txn, commit_id)
+        return c.time, c.author, c.message, c.logical_bytes, c.shown_meta.get("state", "LIVE")
 
     def dated(self, txn: lmdb.Transaction, commit_id: bytes) -> Summary | Commit:
         """What a brief history shows of a version (parents, time, author, message): its summary,

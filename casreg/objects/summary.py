@@ -72,6 +72,30 @@ class Summary:
             raise Corrupt("a version summary is malformed") from None
 
 
+def listed(value) -> tuple[int, str, str, int, str]:
+    """What a listing row shows of a stored summary: (time, author, message, logical bytes,
+    committed state or "LIVE"), without building a ``Summary`` (``versions`` reads one per
+    version); Corrupt as ``Summary.decode``."""
+    try:
+        fmt, logical, _, n = _HEAD.unpack_from(value)
+        at = _HEAD.size + 32 * n
+        when, n_author, n_message, n_meta = _SHOWN.unpack_from(value, at)
+        at += _SHOWN.size
+        end_author = at + n_author
+        end_message = end_author + n_message
+        if fmt != _FORMAT or len(value) != end_message + n_meta:
+            raise ValueError
+        state = "LIVE"
+        if n_meta:
+            meta = json.loads(bytes(value[end_message:]))
+            if not isinstance(meta, dict):
+                raise ValueError
+            state = meta.get("state", "LIVE")
+        return when, bytes(value[at:end_author]).decode(), bytes(value[end_author:end_message]).decode(), logical, state
+    except (struct.error, ValueError, TypeError):
+        raise Corrupt("a version summary is malformed") from None
+
+
 class SummaryIndex:
     """The parents and logical size of every version with a summary, read in one pass over the
     ``meta`` database in key order (a walk of many versions then costs a dictionary lookup each,
