@@ -14,6 +14,10 @@ built through the plumbing API (objects and refs put directly, 2,000 versions a 
 then the time (best of 3) and peak RSS (the child's VmHWM) of ``casreg stats``, ``casreg log -n 10``, ``casreg
 log`` and ``casreg versions m``, with ``git count-objects -v`` and ``git log -n 10`` on a git
 repository of the same shape (built by ``git fast-import``) as the baseline.
+
+With ``--full-push 300000`` (and ``--remotes``, default all four): the time and peak RSS of a
+full push of a store of that many distinct 4 KiB chunks (one version, 300 directories of 1,000
+files) to a fresh remote of each kind, and of a clone of it back (about 2.6 GB; ~10 minutes).
 """
 
 from __future__ import annotations
@@ -300,6 +304,67 @@ def remote_push_costs(sizes: list[int], kinds: list[str]) -> None:
                 print(f"  {kind}: {n0} -> {n1} versions: time {t1 / t0:.2f}x{req}")
 
 
+WIDE_FILES = 1000  # files per directory of build_wide's tree
+
+
+def build_wide(store: str, chunks: int) -> None:
+    """One version of ``chunks`` distinct incompressible 4 KiB files (one chunk each), in
+    directories of WIDE_FILES, at ``models/m/main``: the store a full push must stream."""
+    import blake3
+    repo = Repository.init(store)
+    dirs = []
+    for d in range(0, chunks, WIDE_FILES):
+        staged: dict[bytes, bytes] = {}
+        block = blake3.blake3(b"wide %d" % d).digest(length=4096 * WIDE_FILES)
+        entries = [_file_entry(repo, staged, f"f{i:04d}", block[i * 4096:(i + 1) * 4096])
+                   for i in range(min(WIDE_FILES, chunks - d))]
+        tree = _put(repo, staged, TREE, Tree(entries).encode())
+        dirs.append(TreeEntry(f"d{d // WIDE_FILES:04d}", encoding.DIR, 0o755, 4096 * len(entries), id=tree))
+        repo.db.write(lambda txn, staged=staged: repo.objects.put_values(txn, staged.items()))
+    staged = {}
+    root = _put(repo, staged, TREE, Tree(dirs).encode())
+    commit = _put(repo, staged, COMMIT, Commit(root, [], "bench@scale", 1_700_000_000, "wide", {}).encode())
+
+    def land(txn):
+        repo.objects.put_values(txn, staged.items())
+        repo.refs.set_if_equals(txn, "models/m/main", None, commit, who="bench@scale", message="commit")
+    repo.db.write(land)
+    repo.close()
+
+
+def full_push_costs(chunks: int, kinds: list[str]) -> None:
+    """Time and peak RSS of ``casreg push`` (a whole process) of a build_wide store of ``chunks``
+    chunks to a fresh remote of each kind, then of ``casreg clone`` of it: memory must not follow
+    the store's size."""
+    from transfer import remote_urls
+    casreg = [sys.executable, "-m", "casreg.cli"]
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    with tempfile.TemporaryDirectory(prefix="casreg-scale-full-") as work:
+        store = os.path.join(work, "store")
+        start = time.perf_counter()
+        build_wide(store, chunks)
+        size = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(store) for f in fs)
+        print(f"full push of {chunks} chunks ({size / 1e6:.0f} MB store, built in "
+              f"{time.perf_counter() - start:.0f} s):", flush=True)
+        for kind, url, cleanup in remote_urls(kinds, work):
+            env = dict(os.environ, PYTHONPATH=ROOT)  # with what remote_urls set (COS's keys)
+            try:
+                repo = Repository.open(store)
+                ops.config(repo).add(kind, url)
+                repo.close()
+                open_backend(url, create=True).close()
+                took, rss = timed_child([*casreg, "--store", store, "push", kind, "models/m/main"], env=env)
+                print(f"  push to {kind:5}: {took:6.1f} s, {size / took / 1e6:5.0f} MB/s, peak RSS {rss >> 20:4d} MB",
+                      flush=True)
+                clone = os.path.join(work, f"clone-{kind}")
+                took, rss = timed_child([*casreg, "clone", url, clone], env=env)
+                print(f"  clone of {kind:5}: {took:6.1f} s, {size / took / 1e6:5.0f} MB/s, peak RSS {rss >> 20:4d} MB",
+                      flush=True)
+                shutil.rmtree(clone)
+            finally:
+                cleanup()
+
+
 def git_push_on_history(work: str, n: int) -> float | None:
     """git pushing one new commit on top of n it pushed before (build_git_history's shape)."""
     if shutil.which("git") is None:
@@ -325,8 +390,13 @@ def main() -> None:
     parser.add_argument("--remotes", default="", help="remote kinds (file,redis,mysql,cos) for the push of one "
                                                       "version on --remote-sizes versions")
     parser.add_argument("--remote-sizes", default="100,10000")
+    parser.add_argument("--full-push", type=int, default=0, metavar="CHUNKS",
+                        help="time and peak RSS of a full push of a store of CHUNKS chunks to each --remotes kind")
     args = parser.parse_args()
     installed_bytecode()
+    if args.full_push:
+        full_push_costs(args.full_push, (args.remotes or "file,redis,mysql,cos").split(","))
+        return
     if args.remotes:
         remote_push_costs([int(x) for x in args.remote_sizes.split(",")], args.remotes.split(","))
         return

@@ -198,3 +198,35 @@ def test_versions_are_listed_in_version_order_whatever_their_ids(tmp_path):
         for r in rows:
             assert reg.objects.summary(txn, bytes.fromhex(r["id"])).logical_bytes == r["size"]
     reg.close()
+
+
+def test_a_summary_holds_one_tree_at_a_time_however_wide_the_version():
+    """summarize loads a directory's trees as their turn comes: a version of 3x10^5 files in 300
+    directories held every subtree at once (+100 MB in the remote's store during a push)."""
+    import gc
+    import weakref
+
+    from casreg.objects.encoding import DIR, FILE, Commit, Tree, TreeEntry
+    from casreg.objects.summary import summarize
+
+    def entry(name, kind, size, seed):
+        return TreeEntry(name, kind, 0o755 if kind == DIR else 0o644, size, id=bytes([seed]) * 32)
+
+    leaves = {bytes([d]) * 32: Tree([entry(f"f{i}", FILE, 10, 200) for i in range(5)]) for d in range(1, 41)}
+    root_id = bytes([100]) * 32
+    trees = {root_id: Tree([entry(f"d{d:02d}", DIR, 50, d) for d in range(1, 41)]), **leaves}
+    alive: list[weakref.ref] = []
+    most = 0
+
+    def load_tree(tid):
+        nonlocal most
+        gc.collect()
+        alive[:] = [r for r in alive if r() is not None]
+        most = max(most, len(alive))
+        tree = Tree(list(trees[tid].entries))  # a new object per load, as decoding makes one
+        alive.append(weakref.ref(tree))
+        return tree
+
+    summary = summarize(Commit(root_id, [], "a", 1, "m", {}), load_tree)
+    assert (summary.files, summary.logical_bytes) == (200, 40 * 50)
+    assert most <= 2, f"{most} trees were held at once"

@@ -128,17 +128,21 @@ def logical_size(tree: Tree) -> int:
 def summarize(commit: Commit, load_tree) -> Summary:
     """The summary of ``commit``, reading its trees with ``load_tree(id) -> Tree`` (each once)."""
     root = load_tree(commit.tree)
+    logical = logical_size(root)
+    tree: Tree | None = root
+    del root
     files = 0
     seen = {commit.tree}
-    stack = [root]
-    while stack:
-        for e in stack.pop().entries:
+    pending: list[bytes] = []  # ids: a tree is loaded when its turn comes, one at a time in memory
+    while tree is not None:
+        for e in tree.entries:
             if e.kind == FILE:
                 files += 1
             elif e.kind == DIR and e.id is not None and e.id not in seen:
                 seen.add(e.id)
-                stack.append(load_tree(e.id))
-    return Summary(list(commit.parents), logical_size(root), files, commit.time, commit.author, commit.message,
+                pending.append(e.id)
+        tree = load_tree(pending.pop()) if pending else None
+    return Summary(list(commit.parents), logical, files, commit.time, commit.author, commit.message,
                    {key: commit.meta[key] for key in SHOWN_META if key in commit.meta})
 
 

@@ -23,7 +23,14 @@ MARKS = "remote-gc"
 MARK = struct.Struct("<dd")  # upload time, condemnation time (-1: none)
 
 
+PUT_RELEASE = 256  # objects put between unmappings of the remote's pages
+
+
 class FileBackend(Backend):
+    # LMDB keeps the pages a write dirtied for the next transactions: a transaction of random keys
+    # dirties a leaf per key, so its size is the push's memory (4096 objects: ~100 MB at 3x10^5)
+    batch_objects = 1024
+
     def __init__(self, url: str, create: bool = False):
         super().__init__(url)
         from ..repo import Repository
@@ -43,16 +50,21 @@ class FileBackend(Backend):
         self.traffic.requests += 1
         missing = set(self.repo.objects.missing(ids))
         with self.repo.db.read() as txn:  # a condemned object is not offered to a push
-            return {oid for i, oid in enumerate(ids) if i not in missing and self._mark(txn, oid)[1] < 0}
+            held = {oid for i, oid in enumerate(ids) if i not in missing and self._mark(txn, oid)[1] < 0}
+        self.repo.db.release_pages()  # a push asks about every object: its pages must not pile up
+        return held
 
     def put_many(self, items: list[tuple[bytes, bytes]]) -> None:
         self.traffic.requests += 1
 
         def put(txn):
-            self.repo.objects.put_values(txn, items)
             stamp = MARK.pack(time.time(), -1.0)  # a put clears a condemnation
-            for oid, _ in items:
-                txn.put(oid, stamp, db=self.marks)
+            for at in range(0, len(items), PUT_RELEASE):
+                part = items[at:at + PUT_RELEASE]
+                self.repo.objects.put_values(txn, part)
+                for oid, _ in part:
+                    txn.put(oid, stamp, db=self.marks)
+                self.repo.db.release_pages()  # random keys: each insert faults a leaf (and 64 KiB around it)
         self.repo.db.write(put)
 
     def get_many(self, ids: list[bytes]) -> Iterator[tuple[bytes, bytes]]:

@@ -147,6 +147,7 @@ class PackBackend(Backend):
     """Objects in packs, refs in a create-only log, over ``self.blobs`` (set by the subclass)."""
 
     batch_bytes = 32 << 20  # one pack per put_many: tens of MiB, few objects to list
+    batch_objects = 1 << 20  # small objects too go many to a pack (an index entry is 44 bytes)
 
     blobs: BlobStore
     clock_resolution = 1.0  # listings give upload times to the second

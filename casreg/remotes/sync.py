@@ -16,6 +16,7 @@ the local store can always rebuild and verify what it holds on its own.
 from __future__ import annotations
 
 import contextlib
+import itertools
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -30,7 +31,7 @@ from .base import HAVE_BATCH, Backend, batched
 from .negotiate import Negotiation
 
 GET_BATCH = 256
-RELEASE_READS = 256  # values a push reads between unmappings: 256 faults map ~16 MiB around them
+RELEASE_READS = 64  # values a push reads between unmappings: each fault maps 64 KiB around it
 WRITE_ORDER = (CHUNK, MANIFEST, TREE, COMMIT)
 
 
@@ -108,20 +109,17 @@ def push(repo, backend: Backend, names: list[str], *, force: bool = False, progr
     with repo.db.read() as txn:
         known = [t for t in set(remote_refs.values()) if repo.objects.has(txn, t)]
     talk = Negotiation(repo, backend, known)
-    per_ref = [talk.missing_for(r.new) for r in moving]
-    # each object is in one ref's dict (the first that needed it): one ref's is the whole push, and
-    # only several need a map of which ref brought what (for the bytes each one sent)
-    missing, owner = per_ref[0], None
-    if len(per_ref) > 1:
-        missing, owner = {}, {}
-        for i, found in enumerate(per_ref):
-            missing.update(found)
-            owner.update(dict.fromkeys(found, i))
+    counts = [talk.missing_for(r.new) for r in moving]
+    missing = talk.sending  # in the pushed refs' order: the first count are the first ref's, ...
+    # only several refs need a map of which ref brought what (for the bytes each one sent)
+    owner = None
+    if len(counts) > 1:
+        owner = dict(zip(missing, itertools.chain.from_iterable(itertools.repeat(i, n) for i, n in enumerate(counts))))
     whole, as_delta = _delta_forms(repo, talk, missing)
     del talk  # what it knew of the remote (a set as large as the push) is not needed to send
-    sent = _send(repo, backend, missing, whole, as_delta, progress, owner, len(per_ref))
-    for result, found, nbytes in zip(moving, per_ref, sent):
-        result.objects_sent = len(found)
+    sent = _send(repo, backend, missing, whole, as_delta, progress, owner, len(counts))
+    for result, count, nbytes in zip(moving, counts, sent):
+        result.objects_sent = count
         result.bytes_sent = nbytes
     for result in moving:
         if not backend.set_ref_if_equals(result.ref, result.old, result.new):
@@ -145,15 +143,19 @@ def _delta_forms(repo, talk: Negotiation, missing: dict[bytes, int]) -> tuple[se
 def _send(repo, backend: Backend, missing: dict[bytes, int], whole: set[bytes], as_delta: set[bytes],
           progress, owner: dict[bytes, int] | None, refs: int) -> list[int]:
     """Send objects in write order (chunks first, deltas after every other chunk, commits last)
-    in batches of about ``backend.batch_bytes``; each batch is one ``put_many`` (one COS pack, one MySQL
-    transaction, one Redis pipeline), so a base always lands before the deltas built on it, even
-    if the push is cut off. The delta chunks in ``whole`` are re-encoded self-contained.
-    Returns the bytes sent for each of the ``refs`` pushed refs: ``owner`` says which brought an
-    object first (None: one ref brought them all)."""
+    in batches of about ``backend.batch_bytes`` and at most ``backend.batch_objects``; each batch
+    is one ``put_many`` (one COS pack, one MySQL transaction, one Redis pipeline), so a base
+    always lands before the deltas built on it, even if the push is cut off. The delta chunks
+    in ``whole`` are re-encoded self-contained. Returns the bytes sent for each of the ``refs``
+    pushed refs: ``owner`` says which brought an object first (None: one ref brought them all)."""
     from ..progress import NULL, OBJECTS
     progress = progress or NULL
     progress.start("push", len(missing), OBJECTS)
-    ids = sorted(missing, key=lambda oid: (WRITE_ORDER.index(missing[oid]), oid in as_delta))
+    # write order; a list of the ids, no sort keys (a tuple per object was a tenth of the push)
+    ids = [oid for oid, kind in missing.items() if kind == CHUNK and oid not in as_delta]
+    ids += [oid for oid, kind in missing.items() if kind == CHUNK and oid in as_delta]
+    for later in WRITE_ORDER[1:]:
+        ids += [oid for oid, kind in missing.items() if kind == later]
     sent = [0] * refs
     in_flight: Future[None] | None = None  # one batch uploads while the next is read from the store
 
@@ -181,7 +183,7 @@ def _send(repo, backend: Backend, missing: dict[bytes, int], whole: set[bytes], 
                 batch.append((oid, bytes(value)))
                 size += len(value)
                 sent[0 if owner is None else owner[oid]] += len(value)
-                if size >= backend.batch_bytes:
+                if size >= backend.batch_bytes or len(batch) >= backend.batch_objects:
                     upload(batch, size)
                     repo.db.release_pages()
                     batch, size = [], 0

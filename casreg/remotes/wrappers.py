@@ -32,7 +32,8 @@ class BackendWrapper(Backend):
 
     def __init__(self, inner: Backend):  # no Backend.__init__: url, u, traffic, bad_refs are inner's
         self.inner = inner
-        self.batch_bytes = inner.batch_bytes  # a class attribute of Backend: __getattr__ never sees it
+        self.batch_bytes = inner.batch_bytes  # class attributes of Backend: __getattr__ never sees them
+        self.batch_objects = inner.batch_objects
 
     def __getattr__(self, name: str):
         if name == "inner":  # not set yet (copying, unpickling): no recursion
