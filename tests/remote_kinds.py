@@ -130,7 +130,7 @@ class PackRemote(RemoteHandle):
         """(backend, pack key, offset, length) of an object; keys relative to the prefix."""
         be = self.backend()
         be.has_many([oid])
-        pack, offset, length = be._index[oid]
+        pack, offset, length = be.location(oid)
         return be, f"packs/{pack}", offset, length
 
     def corrupt(self, oid):

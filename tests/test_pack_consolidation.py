@@ -113,7 +113,7 @@ def test_merges_racing_pushes_and_a_gc_lose_nothing_and_list_nothing_twice(remot
     rounds = 15
     setup = remote.backend()
     doomed = _put_batches(setup, "doomed", 8)  # merged, then deleted by a gc while the others push
-    doomed_packs = sorted({setup._index[oid][0] for oid, _ in doomed})
+    doomed_packs = sorted({setup.location(oid)[0] for oid, _ in doomed})
     setup.close()
     pushed: dict[str, list] = {"a": [], "b": []}
     errors: list[BaseException] = []
@@ -169,7 +169,7 @@ def test_a_gc_deleting_a_merged_pack_is_not_resurrected_by_the_merged_index(remo
     writer = remote.backend()
     victim = _put_batches(writer, "gone", 6)[0][0]
     writer.has_many([victim])
-    pack = writer._index[victim][0]
+    pack = writer.location(victim)[0]
     writer._delete_pack(pack)  # as gc --remote does: a tombstone, the index, then the pack
     writer.close()
     be, _ = _cold(remote)
@@ -392,7 +392,7 @@ def test_a_cold_reader_lists_only_the_indexes_named_after_the_merged_view(remote
     early = _put_batches(writer, "early", 15)
     time.sleep(1.2)  # listings give upload times to the second
     late = _put_batches(writer, "late", 15)
-    early_packs = {writer._index[oid][0] for oid, _ in early}
+    early_packs = {writer.location(oid)[0] for oid, _ in early}
     writer.close()
     be, _ = _cold(remote)
     listed: list[str] = []
@@ -420,7 +420,7 @@ def test_a_merged_index_written_after_a_gc_deleted_a_pack_does_not_bring_it_back
     [merged] = writer.blobs.list("merged")
     stale = writer.blobs.get(f"merged/{merged}")[0]
     victim = pushed[0][0]
-    pack = writer._index[victim][0]
+    pack = writer.location(victim)[0]
     writer._delete_pack(pack)  # a gc
     # a writer that loaded before the gc writes its merged index (naming the pack) after it
     writer.blobs.put("merged/999999999999-stale", stale)
@@ -471,7 +471,7 @@ def test_a_long_lived_writer_pushing_a_condemned_batch_again_gives_it_a_new_name
     writer = remote.backend()
     batch = _batch("again")
     writer.put_many(batch)
-    first = writer._index[batch[0][0]][0]
+    first = writer.location(batch[0][0])[0]
     gc = remote.backend()
     try:
         doomed = _objects_of(gc, first)
@@ -479,7 +479,7 @@ def test_a_long_lived_writer_pushing_a_condemned_batch_again_gives_it_a_new_name
         writer._load_index()  # the writer's next push sees the condemnation
         assert writer.has_many([oid for oid, _ in batch]) == set()
         writer.put_many(batch)  # sent again
-        second = writer._index[batch[0][0]][0]
+        second = writer.location(batch[0][0])[0]
         assert second != first, "the condemned pack's name was given again"
         gc.delete_condemned(doomed, cutoff=time.time() + 3600)
         assert gc.blobs.head(f"packs/{first}") is None, "the condemned pack went"
@@ -536,7 +536,7 @@ def test_hostile_tombstones_do_not_make_a_gc_delete_a_live_pack(remote_cos, capl
     writer = remote.backend()
     live = _batch("live")
     writer.put_many(live)
-    pack = writer._index[live[0][0]][0]
+    pack = writer.location(live[0][0])[0]
     writer.close()
     remote.put_raw(f"index/zzzzzzzzzzzzzz{packs.GONE}{pack}", b"")  # not a casreg tombstone
     gc = remote.backend()
@@ -568,7 +568,7 @@ def test_a_merged_index_with_a_hostile_view_is_not_trusted(remote_cos, monkeypat
     header, _, table = body[len(packs.MERGED_MAGIC):].partition(b"\n")
     meta = json.loads(header)
     victim = pushed[0][0]
-    pack = writer._index[victim][0]
+    pack = writer.location(victim)[0]
     writer._delete_pack(pack)  # a gc: a tombstone, the index, the pack
     text = json.dumps({"packs": meta["packs"], "view": 0}).replace('"view": 0', f'"view": {view}')
     writer.blobs.put("merged/999999999999-hostile", packs.MERGED_MAGIC + text.encode() + b"\n" + table)
@@ -618,7 +618,7 @@ def test_a_pack_missing_beside_its_index_is_damage_not_a_gc(remote_cos):
     writer = remote.backend()
     batch = _batch("lost")
     writer.put_many(batch)
-    pack = writer._index[batch[0][0]][0]
+    pack = writer.location(batch[0][0])[0]
     writer.blobs.delete(f"packs/{pack}")
     try:
         with pytest.raises(RemoteError, match="missing though its index lists it") as info:

@@ -114,6 +114,13 @@ class Backend:
         Values are returned as stored, unchecked: ``sync.verified`` re-hashes them."""
         raise NotImplementedError
 
+    def read_order(self, ids: list[bytes]) -> list[bytes]:
+        """``ids`` in the order ``get_many`` reads cheapest, for a caller that fetches many in
+        batches (COS/S3: by pack and offset, so a batch is a range or two of one pack, not a range
+        per object). The same ids, none dropped (one the remote lacks is get_many's to report);
+        may read what the remote holds (an error as ``has_many``'s). Default: as given."""
+        return ids
+
     # -- refs ------------------------------------------------------------------------------------
     def refs(self, names: Collection[str] | None = None) -> dict[str, bytes]:
         """Every valid ref on the remote -> the 32-byte commit id it points at, as of one moment

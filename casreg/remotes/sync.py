@@ -217,7 +217,8 @@ def fetch(repo, remote: str, backend: Backend, names: list[str] | None = None, *
         structured, chunks = _discover(repo, backend, remote_refs.values(), repair=repair)
         needed = sorted(chunks)
         missing_idx = repo.objects.missing(needed)
-        wanted = [needed[i] for i in missing_idx]
+        wanted = backend.read_order([needed[i] for i in missing_idx])
+        del needed, missing_idx
         progress.start("fetch", len(wanted), OBJECTS)
         for batch in batched(wanted, GET_BATCH):
             items = _received_chunks(repo, backend, batch)
@@ -357,6 +358,8 @@ class RemoteLoader:
         if chunks and not self.read_chunks:
             yield from ((oid, []) for oid in ids)
             return
+        if chunks:
+            ids = self.backend.read_order(ids)  # a batch a range of a pack, not a range a chunk
         for part in batched(ids, GET_BATCH):
             yield from self._chunks(part) if chunks else self._structured(part, level)
 

@@ -56,6 +56,9 @@ class BackendWrapper(Backend):
     def get_many(self, ids: list[bytes]) -> Iterator[tuple[bytes, bytes]]:
         return self.inner.get_many(ids)
 
+    def read_order(self, ids: list[bytes]) -> list[bytes]:
+        return self.inner.read_order(ids)
+
     def refs(self, names: Collection[str] | None = None) -> dict[str, bytes]:
         return self.inner.refs(names)
 
@@ -170,6 +173,9 @@ class Retrying(BackendWrapper):
     def put_many(self, items: list[tuple[bytes, bytes]]) -> None:
         self._call(self.inner.put_many, items)
 
+    def read_order(self, ids: list[bytes]) -> list[bytes]:
+        return self._call(self.inner.read_order, ids)
+
     def refs(self, names: Collection[str] | None = None) -> dict[str, bytes]:
         return self._call(lambda: self.inner.refs(names))
 
@@ -190,7 +196,16 @@ class Retrying(BackendWrapper):
 
         retrying = self._policy()
         while pending:
-            item = retrying(step)
+            try:  # the policy only once a step failed: entering it for each object was most of
+                item = step()  # the CPU of a fetch of small chunks
+            except RemoteUnreachable as exc:
+                failed = [exc]
+
+                def again(failed=failed):
+                    if failed:
+                        raise failed.pop()  # the attempt that failed above, counted by the policy
+                    return step()
+                item = retrying(again)
             if item is done:
                 return
             oid, value = item
