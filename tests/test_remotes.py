@@ -12,6 +12,7 @@ import time
 import pytest
 
 from casreg.errors import CasregError
+from casreg.objects import encoding
 from casreg.objects.encoding import CHUNK
 from casreg.remotes import ops
 from casreg.remotes.sync import push
@@ -230,6 +231,38 @@ def test_a_fetch_reads_chunks_in_pack_order_not_whole_packs_per_batch(remote, tm
     inner._get_range = get_range
     fetch(b, "origin", be)
     assert sum(read) <= 1.2 * pushed.bytes_sent, (sum(read), pushed.bytes_sent, len(read))
+    b.checkout("remotes/origin/models/m/v1", str(tmp_path / "out"))
+    assert tree_files(tmp_path / "out") == tree_files(src)
+
+
+@pytest.mark.parametrize("remote", ["file"], indirect=True)
+def test_a_fetch_lands_manifests_in_batches_before_the_ref(remote, tmp_path, monkeypatch):
+    """Fetched manifests land LAND_BATCH a transaction once every chunk has (one transaction of
+    all of them held the whole B-tree's dirty pages), trees and commits with the ref: the
+    fetched version is whole and verifies, and a cut between batches leaves only complete objects."""
+    from casreg.remotes import sync
+    a = new_store(tmp_path, "a", remote)
+    src = tmp_path / "src" / "many"
+    for i in range(100):
+        write_file(src / f"d{i % 3}" / f"f{i:03d}.txt", b"file %d" % i)
+    a.commit(str(src), "models/m/v1")
+    push(a, remote.backend(), ["models/m/v1"])
+    monkeypatch.setattr(sync, "LAND_BATCH", 16)
+    b = new_store(tmp_path, "b", remote)
+    batches: list[list] = []
+    real = b.objects.put_values
+
+    def put_values(txn, items):
+        items = list(items)
+        batches.append([value[0] for _, value in items])
+        return real(txn, items)
+    monkeypatch.setattr(b.objects, "put_values", put_values)
+    ops.fetch_refs(b, "origin")
+    manifest_batches = [kinds for kinds in batches if set(kinds) == {encoding.MANIFEST}]
+    assert len(manifest_batches) == 7 and max(map(len, manifest_batches)) == 16
+    assert set(batches[-1]) == {encoding.TREE, encoding.COMMIT}  # with the ref, trees first
+    assert batches[-1].index(encoding.COMMIT) == len(batches[-1]) - 1
+    assert b.verify() == []
     b.checkout("remotes/origin/models/m/v1", str(tmp_path / "out"))
     assert tree_files(tmp_path / "out") == tree_files(src)
 

@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import Collection, Iterator
 
 from ..errors import RemoteError
+from ..objects.store import RELEASE_EVERY
 from .base import Backend, StoredObject
 from .registry import Scheme, register
 
@@ -70,11 +71,14 @@ class FileBackend(Backend):
     def get_many(self, ids: list[bytes]) -> Iterator[tuple[bytes, bytes]]:
         self.traffic.requests += 1
         with self.repo.db.read() as txn:
-            for oid in ids:
+            for n, oid in enumerate(ids, 1):
                 value = self.repo.objects.value(txn, oid)
                 if value is None:
                     raise RemoteError(f"remote {self.url} lacks object {oid.hex()}")
                 yield oid, bytes(value)
+                if n % RELEASE_EVERY == 0:  # a clone reads every page of the remote: not all kept mapped
+                    self.repo.db.release_pages()
+        self.repo.db.release_pages()
 
     def refs(self, names: Collection[str] | None = None) -> dict[str, bytes]:
         self.traffic.requests += 1

@@ -31,6 +31,7 @@ from .base import HAVE_BATCH, Backend, batched
 from .negotiate import Negotiation
 
 GET_BATCH = 256
+LAND_BATCH = 4096  # fetched manifests a transaction lands (see Backend.batch_objects)
 RELEASE_READS = 64  # values a push reads between unmappings: each fault maps 64 KiB around it
 WRITE_ORDER = (CHUNK, MANIFEST, TREE, COMMIT)
 
@@ -216,6 +217,7 @@ def fetch(repo, remote: str, backend: Backend, names: list[str] | None = None, *
     with repo.protected_from_gc():
         structured, chunks = _discover(repo, backend, remote_refs.values(), repair=repair)
         needed = sorted(chunks)
+        del chunks
         missing_idx = repo.objects.missing(needed)
         wanted = backend.read_order([needed[i] for i in missing_idx])
         del needed, missing_idx
@@ -227,35 +229,46 @@ def fetch(repo, remote: str, backend: Backend, names: list[str] | None = None, *
             repo.db.write(lambda txn, items=items: repo.objects.put_values(txn, items))
             progress.advance(len(batch))
         progress.done()
-        ordered = sorted(structured.items(), key=lambda kv: WRITE_ORDER.index(kv[1][0]))
-        result.objects_received += len(ordered)
-        result.bytes_received += sum(len(v) for _, (_, v) in ordered)
+        del wanted
+        named = _named_files(structured) if getattr(repo, "deltas", False) else []
+        result.objects_received += len(structured)
+        result.bytes_received += sum(len(v) for v in structured.values())
+        # manifests land in batches once every chunk has (they name nothing else): one
+        # transaction of them all dirtied most of the store's B-tree; trees and commits, whose
+        # children may be among them, land with the refs
+        manifests = [oid for oid, value in structured.items() if value[0] == MANIFEST]
+        for batch in batched(manifests, LAND_BATCH):
+            items = [(oid, structured.pop(oid)) for oid in batch]
+            repo.db.write(lambda txn, items=items: repo.objects.put_values(txn, items))
+            repo.db.release_pages()  # random keys: each put faults a leaf in
+        del manifests
         who = default_author()
 
         def land(txn):
-            repo.objects.put_values(txn, [(oid, value) for oid, (_, value) in ordered])
+            repo.objects.put_values(txn, [(oid, structured[oid]) for kind in (TREE, COMMIT)  # a commit's summary
+                                          for oid in structured if structured[oid][0] == kind])  # reads its trees
             for name, target in remote_refs.items():
                 tracking = tracking_ref(remote, name)
                 current = repo.refs.get(txn, tracking)
                 if current != target:
                     repo.refs.set_if_equals(txn, tracking, current, target, who=who, message=f"fetch {remote}")
         repo.db.write(land)
-    if getattr(repo, "deltas", False):
+    if named:
         from ..objects import keyframes
-        keyframes.adopt(repo.objects, _named_files(ordered))
+        keyframes.adopt(repo.objects, named)
     return result
 
 
-def _named_files(ordered) -> list[tuple[str, bytes]]:
+def _named_files(structured: dict[bytes, bytes]) -> list[tuple[str, bytes]]:
     """(file name, manifest id) of every manifest among fetched objects, named by the fetched
     trees that hold it (byte-aligned keyframes are keyed by file name)."""
     names: dict[bytes, str] = {}
-    for oid, (kind, value) in ordered:
-        if kind == TREE:
+    for oid, value in structured.items():
+        if value[0] == TREE:
             for entry in DECODERS[TREE](verified(oid, value, TREE)).entries:
                 if entry.kind == FILE:
                     names.setdefault(entry.id, entry.name)
-    return [(names.get(oid, ""), oid) for oid, (kind, _) in ordered if kind == MANIFEST]
+    return [(names.get(oid, ""), oid) for oid, value in structured.items() if value[0] == MANIFEST]
 
 
 def _received_chunks(repo, backend: Backend, ids: list[bytes]) -> list[tuple[bytes, bytes]]:
@@ -297,8 +310,9 @@ def _base_reader(received: dict[bytes, bytes], fallback=None):
 
 
 def _discover(repo, backend: Backend, tips, *, repair: bool = False
-              ) -> tuple[dict[bytes, tuple[int, bytes]], set[bytes]]:
-    """Structured objects the local store lacks (fetched, verified) and the chunk ids they name.
+              ) -> tuple[dict[bytes, bytes], set[bytes]]:
+    """Structured objects the local store lacks (id -> value, fetched and verified, in the order
+    the walk reached them; the kind is the value's first byte) and the chunk ids they name.
 
     Anything already local is complete (objects are only ever written after their children), so
     the walk stops there, unless ``repair`` asks to walk local objects too. One round trip per
@@ -318,8 +332,7 @@ def _discover(repo, backend: Backend, tips, *, repair: bool = False
         yield from remote({o: k for o, k in level.items() if o in missing})
 
     seen = graph.walk(((t, COMMIT) for t in tips), load_level, on_problem=graph.halt)
-    structured = {oid: (seen[oid], value) for oid, value in remote.received.items()}
-    return structured, {oid for oid, kind in seen.items() if kind == CHUNK}
+    return remote.received, {oid for oid, kind in seen.items() if kind == CHUNK}
 
 
 class RemoteLoader:
