@@ -147,7 +147,7 @@ class PackBackend(Backend):
     """Objects in packs, refs in a create-only log, over ``self.blobs`` (set by the subclass)."""
 
     batch_bytes = 16 << 20  # one pack per put_many: tens of MiB, few objects to list
-    batch_objects = 1 << 20  # small objects too go many to a pack (an index entry is 44 bytes)
+    batch_objects = 1 << 14  # small objects go many to a pack, not 10^5 (each held 5x as it is packed)
 
     blobs: BlobStore
     clock_resolution = 1.0  # listings give upload times to the second
@@ -162,7 +162,7 @@ class PackBackend(Backend):
         self._slot_packs: list[str] = []  # number -> pack
         self._dups: dict[bytes, list[tuple[str, int, int]]] = {}  # id -> its other copies (rare)
         self._packs_loaded: dict[str, BlobInfo] = {}
-        self._pack_records: dict[str, bytes] = {}  # pack -> its index's records, as stored
+        self._pack_records: dict[str, bytes | memoryview] = {}  # pack -> its index's records, as stored
         self._merged: tuple[str, set[str]] = ("", set())  # the merged index read, the packs it gave
         self._merged_view: float | None = None  # its view (None: written before views)
         self._view = 0.0  # the newest upload time the last load's listings gave (server clock)
@@ -240,7 +240,7 @@ class PackBackend(Backend):
         self._load_condemned(records)
         return self._index
 
-    def _read_merged(self) -> tuple[str, list[tuple[str, str, int]], bytes, float | None] | None:
+    def _read_merged(self) -> tuple[str, list[tuple[str, str, int]], memoryview, float | None] | None:
         """(name, [(pack, ETag of its index, records)], records, view or None) of the merged
         index covering most, None if there is none. One gone meanwhile or damaged is passed over
         (with a warning) for the next best: the per-pack indexes say the same."""
@@ -249,7 +249,11 @@ class PackBackend(Backend):
                 body = self._get_merged(name, info.etag)
                 if not body.startswith(MERGED_MAGIC):
                     raise ValueError
-                header, _, table = body[len(MERGED_MAGIC):].partition(b"\n")
+                end = body.find(b"\n", len(MERGED_MAGIC))
+                if end < 0:
+                    raise ValueError
+                # the records as a view of the body: each pack's part a view of them, not a copy
+                header, table = body[len(MERGED_MAGIC):end], memoryview(body)[end + 1:]
                 meta = json.loads(header)
                 packs = [(str(p), str(e), int(n)) for p, e, n in meta["packs"]]
                 if any(n < 0 or not PACK_NAME.fullmatch(p) for p, _, n in packs):
@@ -327,7 +331,7 @@ class PackBackend(Backend):
         packs = sorted(self._packs_loaded)
         header = json.dumps({"packs": [[p, self._packs_loaded[p].etag, len(self._pack_records[p]) // _REC.size]
                                        for p in packs], "view": self._view}, separators=(",", ":")).encode()
-        body = MERGED_MAGIC + header + b"\n" + b"".join(self._pack_records[p] for p in packs)
+        body = b"".join([MERGED_MAGIC, header, b"\n", *(self._pack_records[p] for p in packs)])  # one copy
         name = f"{len(packs):012d}-{blake3.blake3(body).hexdigest()}"
         etag = self.blobs.put_if_absent(f"merged/{name}", body)
         if etag:
@@ -425,7 +429,8 @@ class PackBackend(Backend):
             raise RemoteError(f"{self.where}: pack index {pack} is damaged")
         return body[len(INDEX_MAGIC):]
 
-    def _add_index(self, pack: str, records: bytes, info: BlobInfo, ids: list[bytes] | None = None) -> None:
+    def _add_index(self, pack: str, records: bytes | memoryview, info: BlobInfo,
+                   ids: list[bytes] | None = None) -> None:
         """Index a pack's records (``_REC`` each, as stored), read one at a time: a list of them
         all (a merged index of 6x10^5 objects) was 120 MB for a moment on every load. ``ids``:
         the records' ids as objects the caller holds already (a push's), kept instead of copies."""
