@@ -17,7 +17,8 @@ repository of the same shape (built by ``git fast-import``) as the baseline.
 
 With ``--full-push 300000`` (and ``--remotes``, default all four): the time and peak RSS of a
 full push of a store of that many distinct 4 KiB chunks (one version, 300 directories of 1,000
-files) to a fresh remote of each kind, and of a clone of it back (about 2.6 GB; ~10 minutes).
+files) to a fresh remote of each kind, then of verify --full, gc --dry-run and a clone of it
+(about 2.6 GB; ~15 minutes).
 """
 
 from __future__ import annotations
@@ -334,8 +335,8 @@ def build_wide(store: str, chunks: int) -> None:
 
 def full_push_costs(chunks: int, kinds: list[str]) -> None:
     """Time and peak RSS of ``casreg push`` (a whole process) of a build_wide store of ``chunks``
-    chunks to a fresh remote of each kind, then of ``casreg clone`` of it: memory must not follow
-    the store's size."""
+    chunks to a fresh remote of each kind, then of ``verify --remote --full``, ``gc --remote
+    --dry-run`` and ``casreg clone`` of it: memory must not follow the store's size."""
     from transfer import remote_urls
     casreg = [sys.executable, "-m", "casreg.cli"]
     env = dict(os.environ, PYTHONPATH=ROOT)
@@ -356,6 +357,10 @@ def full_push_costs(chunks: int, kinds: list[str]) -> None:
                 took, rss = timed_child([*casreg, "--store", store, "push", kind, "models/m/main"], env=env)
                 print(f"  push to {kind:5}: {took:6.1f} s, {size / took / 1e6:5.0f} MB/s, peak RSS {rss >> 20:4d} MB",
                       flush=True)
+                for label, args in (("verify --full", ["verify", "--remote", kind, "--full"]),
+                                    ("gc --dry-run", ["gc", "--remote", kind, "--dry-run"])):
+                    took, rss = timed_child([*casreg, "--store", store, *args], env=env)
+                    print(f"  {label} of {kind:5}: {took:6.1f} s, peak RSS {rss >> 20:4d} MB", flush=True)
                 clone = os.path.join(work, f"clone-{kind}")
                 took, rss = timed_child([*casreg, "clone", url, clone], env=env)
                 print(f"  clone of {kind:5}: {took:6.1f} s, {size / took / 1e6:5.0f} MB/s, peak RSS {rss >> 20:4d} MB",
