@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections import defaultdict
 from dataclasses import asdict, dataclass
+from itertools import groupby
+from operator import attrgetter
 
 from ..errors import CasregError, Corrupt, RemoteError
 from ..objects.encoding import COMMIT
@@ -97,11 +98,10 @@ def collect(backend: Backend, *, remote: str = "", grace: str = DEFAULT_GRACE, d
 def _classify(listing: list[StoredObject], keep: dict[bytes, int], old_before: float, grace: float,
               result: RemoteGcResult) -> tuple[list[StoredObject], list[StoredObject], list[StoredObject]]:
     """(copies to absolve, to condemn, that may be deleted)."""
-    copies: dict[bytes, list[StoredObject]] = defaultdict(list)
-    for item in listing:
-        copies[item.id].append(item)
+    by_id = sorted(listing, key=attrgetter("id"))  # copies side by side: no list per id in a dict
     absolve, condemn, deletable = [], [], []
-    for oid, items in copies.items():
+    for oid, group in groupby(by_id, key=attrgetter("id")):
+        items = list(group)
         live = oid in keep
         spare = live and any(o.condemned is None for o in items)  # a reachable id with a clean copy
         for o in items:
