@@ -267,6 +267,45 @@ def test_a_fetch_lands_manifests_in_batches_before_the_ref(remote, tmp_path, mon
     assert tree_files(tmp_path / "out") == tree_files(src)
 
 
+@pytest.mark.parametrize("cut_after", ["tree", "commit"])
+@pytest.mark.parametrize("remote", ["file", "redis"], indirect=True)
+def test_a_push_cut_between_batches_is_completed_by_its_rerun(remote, tmp_path, cut_after):
+    """The negotiation finds a tree before its subtrees and a commit before its parents; sent
+    in that order, a push cut between batches left a tree (or the tip) on the remote without
+    what it names, and the rerun, trusting it, moved the ref onto an incomplete version. Trees
+    and commits go children first, so what landed is always whole."""
+    from casreg.errors import RemoteUnreachable
+    a = new_store(tmp_path, "a", remote)
+    src = tmp_path / "src" / "nested"
+    if cut_after == "tree":  # one version of new nested directories: expanded a level at a time
+        write_file(src / "d1" / "d2" / "d3" / "deep.txt", b"deep")
+        write_file(src / "d1" / "mid.txt", b"mid")
+        a.commit(str(src), "models/m/v1")
+    else:
+        for step in range(3):
+            write_file(src / "w.txt", b"step %d" % step)
+            a.commit(str(src), "models/m/v1", message=f"step {step}")
+    kind = encoding.TREE if cut_after == "tree" else encoding.COMMIT
+    be = remote.backend()
+    be.batch_objects = 2
+    real = be.put_many
+
+    def put_many(items):
+        real(items)
+        if any(value[0] == kind for _, value in items):
+            raise RemoteUnreachable("the connection dropped")  # after the first batch holding one
+    be.put_many = put_many
+    with pytest.raises(CasregError):
+        push(a, be, ["models/m/v1"])
+    be.close()
+    ops.push_refs(a, "origin", ["models/m/v1"])  # the rerun trusts what landed
+    assert ops.verify(a, "origin", full=True) == []
+    b = new_store(tmp_path, "b", remote)
+    ops.fetch_refs(b, "origin")
+    b.checkout("remotes/origin/models/m/v1", str(tmp_path / "out"))
+    assert tree_files(tmp_path / "out") == tree_files(src)
+
+
 def _objects(repo):
     with repo.db.read() as txn:
         return [(oid, kind) for oid, kind, _, _ in repo.objects.iter_stored(txn)]

@@ -33,7 +33,6 @@ from .negotiate import Negotiation
 GET_BATCH = 256
 LAND_BATCH = 4096  # fetched manifests a transaction lands (see Backend.batch_objects)
 RELEASE_READS = 64  # values a push reads between unmappings: each fault maps 64 KiB around it
-WRITE_ORDER = (CHUNK, MANIFEST, TREE, COMMIT)
 
 
 @dataclass
@@ -118,7 +117,7 @@ def push(repo, backend: Backend, names: list[str], *, force: bool = False, progr
         owner = dict(zip(missing, itertools.chain.from_iterable(itertools.repeat(i, n) for i, n in enumerate(counts))))
     whole, as_delta = _delta_forms(repo, talk, missing)
     del talk  # what it knew of the remote (a set as large as the push) is not needed to send
-    ids = _write_order(missing, as_delta)
+    ids = _write_order(repo, missing, as_delta)
     missing.clear()  # its table (30 MB at 6x10^5 objects) is not needed to send
     sent = _send(repo, backend, ids, whole, progress, owner, len(counts))
     for result, count, nbytes in zip(moving, counts, sent):
@@ -143,15 +142,53 @@ def _delta_forms(repo, talk: Negotiation, missing: dict[bytes, int]) -> tuple[se
     return whole, set(needs) - whole
 
 
-def _write_order(missing: dict[bytes, int], as_delta: set[bytes]) -> list[bytes]:
+def _write_order(repo, missing: dict[bytes, int], as_delta: set[bytes]) -> list[bytes]:
     """The ids of ``missing`` (id -> kind) in write order: chunks first, deltas after every
-    other chunk, commits last; a list of the ids, no sort keys (a tuple per object was a tenth
-    of the push)."""
+    other chunk, then manifests, trees, commits, a tree after the trees it names and a commit
+    after its parents (``_children_first``): a remote holding an object must hold all below it,
+    and batches are cut anywhere (a cut push rerun trusts what landed). A list of the ids, no
+    sort keys (a tuple per object was a tenth of the push)."""
     ids = [oid for oid, kind in missing.items() if kind == CHUNK and oid not in as_delta]
     ids += [oid for oid, kind in missing.items() if kind == CHUNK and oid in as_delta]
-    for later in WRITE_ORDER[1:]:
-        ids += [oid for oid, kind in missing.items() if kind == later]
+    ids += [oid for oid, kind in missing.items() if kind == MANIFEST]
+    with repo.db.read() as txn:
+        for kind in (TREE, COMMIT):
+            ids += _children_first(repo, txn, missing, kind)
     return ids
+
+
+def _children_first(repo, txn, missing: dict[bytes, int], kind: int) -> list[bytes]:
+    """The ids of ``kind`` in ``missing``, each after those of its kind it names that are in
+    ``missing`` too (subtrees, parents): a depth-first post-order. The negotiation finds a tree
+    before its subtrees and a commit before its parents."""
+    out: list[bytes] = []
+    done: set[bytes] = set()
+    loads = 0
+    for root in [oid for oid, k in missing.items() if k == kind]:
+        if root in done:
+            continue
+        done.add(root)
+        stack: list[tuple[bytes, list[bytes] | None]] = [(root, None)]
+        while stack:
+            oid, pending = stack[-1]
+            if pending is None:
+                loads += 1
+                if loads % RELEASE_READS == 0:
+                    repo.db.release_pages()
+                obj = repo.objects.load(txn, oid, kind)
+                pending = [c for c, k in children(kind, obj) if k == kind and missing.get(c) == kind]
+                stack[-1] = (oid, pending)
+            while pending and pending[-1] in done:
+                pending.pop()
+            if pending:
+                child = pending.pop()
+                done.add(child)
+                stack.append((child, None))
+            else:
+                stack.pop()
+                out.append(oid)
+    repo.db.release_pages()
+    return out
 
 
 def _send(repo, backend: Backend, ids: list[bytes], whole: set[bytes], progress,

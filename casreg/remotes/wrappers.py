@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from typing import Callable, Collection, Iterator, TypeVar
 
 import tenacity
@@ -118,14 +119,15 @@ class TrafficCounting(BackendWrapper):
             yield oid, value
 
 
-def policy(timeout: float, attempts: int = ATTEMPTS) -> tenacity.Retrying:
+def policy(timeout: float, attempts: int = ATTEMPTS, spent: float = 0.0) -> tenacity.Retrying:
     """Retry ``RemoteUnreachable`` only, up to ``attempts`` in all, backing off exponentially with
     jitter; no new attempt once ``2 * timeout`` has passed (a server that never answers fails in
     about twice its timeout, not ``attempts`` times it). Every other error is final at once:
-    refused stays refused, garbage stays garbage."""
+    refused stays refused, garbage stays garbage. ``spent``: seconds a first attempt made outside
+    the policy took (it counts against the delay)."""
     return tenacity.Retrying(
         retry=tenacity.retry_if_exception_type(RemoteUnreachable),
-        stop=tenacity.stop_after_attempt(attempts) | tenacity.stop_after_delay(2 * timeout),
+        stop=tenacity.stop_after_attempt(attempts) | tenacity.stop_after_delay(max(0.0, 2 * timeout - spent)),
         wait=tenacity.wait_exponential(multiplier=FIRST_WAIT, max=MAX_WAIT) + tenacity.wait_random(0, FIRST_WAIT),
         before_sleep=_log_retry, reraise=True)
 
@@ -161,8 +163,8 @@ class Retrying(BackendWrapper):
         super().__init__(inner)
         self.attempts = attempts
 
-    def _policy(self) -> tenacity.Retrying:
-        return policy(self.inner.u.timeout, self.attempts)
+    def _policy(self, spent: float = 0.0) -> tenacity.Retrying:
+        return policy(self.inner.u.timeout, self.attempts, spent)
 
     def _call(self, fn: Callable[..., T], *args) -> T:
         return self._policy()(fn, *args)
@@ -194,8 +196,8 @@ class Retrying(BackendWrapper):
                 stream = None  # the next attempt asks again for what is still pending
                 raise
 
-        retrying = self._policy()
         while pending:
+            started = time.monotonic()
             try:  # the policy only once a step failed: entering it for each object was most of
                 item = step()  # the CPU of a fetch of small chunks
             except RemoteUnreachable as exc:
@@ -205,7 +207,7 @@ class Retrying(BackendWrapper):
                     if failed:
                         raise failed.pop()  # the attempt that failed above, counted by the policy
                     return step()
-                item = retrying(again)
+                item = self._policy(time.monotonic() - started)(again)
             if item is done:
                 return
             oid, value = item
