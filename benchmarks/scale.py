@@ -214,8 +214,11 @@ def best_of(args: list[str], **options) -> tuple[float, int]:
     return min(t for t, _ in runs), max(r for _, r in runs)
 
 
+CLI = [sys.executable, "-m", "casreg.cli"]
+
+
 def history_costs(n: int) -> None:
-    casreg = [sys.executable, "-m", "casreg.cli"]
+    casreg = CLI
     env = dict(os.environ, PYTHONPATH=ROOT)
     with tempfile.TemporaryDirectory(prefix="casreg-scale-history-") as work:
         store = os.path.join(work, "store")
@@ -338,8 +341,7 @@ def full_push_costs(chunks: int, kinds: list[str]) -> None:
     chunks to a fresh remote of each kind, then of ``verify --remote --full``, ``gc --remote
     --dry-run`` and ``casreg clone`` of it: memory must not follow the store's size."""
     from transfer import remote_urls
-    casreg = [sys.executable, "-m", "casreg.cli"]
-    env = dict(os.environ, PYTHONPATH=ROOT)
+    casreg = CLI
     with tempfile.TemporaryDirectory(prefix="casreg-scale-full-") as work:
         store = os.path.join(work, "store")
         start = time.perf_counter()
