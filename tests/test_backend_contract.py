@@ -424,3 +424,71 @@ def test_absolve_makes_a_condemned_object_available_again(be):
     be.absolve(_listed(be, ids))
     assert be.has_many(ids) == set(ids)
     assert dict(be.get_many(ids)) == dict(items)
+
+
+class _StallingProxy:
+    """A TCP relay to a real server that can be told to stop relaying (a network that goes
+    silent mid-stream): what it reads while stalled is dropped, so the client waits out its
+    timeout on a live connection."""
+
+    def __init__(self, host: str, port: int):
+        import threading
+        self.upstream, self.stalled = (host, port), threading.Event()
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import threading
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.upstream)
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src, dst):
+        try:
+            while data := src.recv(65536):
+                if not self.stalled.is_set():
+                    dst.sendall(data)
+        except OSError:
+            pass
+
+    def close(self):
+        self.server.close()
+
+
+def test_a_fetch_stream_that_goes_silent_fails_in_about_twice_the_timeout():
+    """Retrying.get_many makes its first attempt outside the retry policy (entering it for every
+    object was most of a fetch's CPU); that attempt still counts against the policy's delay, so
+    a server that goes silent mid-fetch fails in about twice the timeout, as any other call."""
+    from urllib.parse import urlsplit
+
+    from tests.servers import REDIS_URL
+    parts = urlsplit(REDIS_URL)
+    proxy = _StallingProxy(parts.hostname or "127.0.0.1", parts.port or 6379)
+    prefix = f"casreg-stall-{time.time_ns()}:"
+    be = open_backend(f"redis://127.0.0.1:{proxy.port}/0?timeout=1&prefix={prefix}")
+    try:
+        value = b"\x00\x00" + b"x" * 100  # as stored: kind, codec, payload (get_many does not check)
+        oid = blake3.blake3(value).digest()
+        be.put_many([(oid, value)])
+        assert dict(be.get_many([oid])) == {oid: value}
+        proxy.stalled.set()
+        start = time.monotonic()
+        with pytest.raises(RemoteUnreachable):
+            list(be.get_many([oid]))
+        took = time.monotonic() - start
+        # one attempt, a wait of 0.25-0.5 s, a second attempt: ~2.5 s; not a third (~4 s)
+        assert 2 * 1 <= took < 2 * 1 + 1.4, f"{took:.2f} s"
+    finally:
+        proxy.stalled.clear()
+        be.close()
+        proxy.close()
+        import redis
+        r = redis.Redis.from_url(REDIS_URL)
+        for key in r.scan_iter(match=prefix + "*"):
+            r.delete(key)
