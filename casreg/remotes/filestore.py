@@ -24,9 +24,6 @@ MARKS = "remote-gc"
 MARK = struct.Struct("<dd")  # upload time, condemnation time (-1: none)
 
 
-PUT_RELEASE = 256  # objects put between unmappings of the remote's pages
-
-
 class FileBackend(Backend):
     # LMDB keeps the pages a write dirtied for the next transactions: a transaction of random keys
     # dirties a leaf per key, so its size is the push's memory (4096 objects: ~100 MB at 3x10^5)
@@ -59,13 +56,13 @@ class FileBackend(Backend):
         self.traffic.requests += 1
 
         def put(txn):
+            self.repo.objects.put_values(txn, items)  # unmaps its pages as it goes
             stamp = MARK.pack(time.time(), -1.0)  # a put clears a condemnation
-            for at in range(0, len(items), PUT_RELEASE):
-                part = items[at:at + PUT_RELEASE]
-                self.repo.objects.put_values(txn, part)
-                for oid, _ in part:
-                    txn.put(oid, stamp, db=self.marks)
-                self.repo.db.release_pages()  # random keys: each insert faults a leaf (and 64 KiB around it)
+            for n, (oid, _) in enumerate(items, 1):
+                txn.put(oid, stamp, db=self.marks)
+                if n % RELEASE_EVERY == 0:  # random keys: each put faults a leaf (and 64 KiB around it)
+                    self.repo.db.release_pages()
+            self.repo.db.release_pages()
         self.repo.db.write(put)
 
     def get_many(self, ids: list[bytes]) -> Iterator[tuple[bytes, bytes]]:

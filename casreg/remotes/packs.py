@@ -217,7 +217,6 @@ class PackBackend(Backend):
         listing = {n: i for n, i in listing.items() if n not in records}
         self._forget()
         self._index, self._full, self._layout = {}, full, layout is not None
-        self._slots, self._slot_packs = {}, []
         self._dying = {p for p in listing if p in gone}  # a gc's deletion under way (or killed)
         self._view = max([view or 0.0, *(i.modified for i in (*listing.values(), *tombstones.values(),
                                                                  *records.values()))])
@@ -361,12 +360,16 @@ class PackBackend(Backend):
                     self._dups[oid] = [first, *(c for c in copies if c != best)]  # type: ignore[list-item]
                     self._index[oid] = self._packed(*best)
 
-    def _packed(self, pack: str, offset: int, length: int) -> int:
+    def _slot(self, pack: str) -> int:
+        """``pack``'s number, shifted to its place in an ``_index`` value."""
         slot = self._slots.get(pack)
         if slot is None:
             slot = self._slots[pack] = len(self._slot_packs)
             self._slot_packs.append(pack)
-        return slot << 96 | offset << 32 | length
+        return slot << 96
+
+    def _packed(self, pack: str, offset: int, length: int) -> int:
+        return self._slot(pack) | offset << 32 | length
 
     def location(self, oid: bytes) -> tuple[str, int, int] | None:
         """(pack, offset, length) of the preferred copy of ``oid`` in the index read, None if it
@@ -435,7 +438,7 @@ class PackBackend(Backend):
         all (a merged index of 6x10^5 objects) was 120 MB for a moment on every load. ``ids``:
         the records' ids as objects the caller holds already (a push's), kept instead of copies."""
         assert self._index is not None
-        index, slot = self._index, self._packed(pack, 0, 0)
+        index, slot = self._index, self._slot(pack)
         unpacked = _REC.iter_unpack(records)
         if ids is not None:
             unpacked = ((oid, offset, length) for oid, (_, offset, length) in zip(ids, unpacked))

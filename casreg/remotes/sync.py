@@ -282,8 +282,8 @@ def fetch(repo, remote: str, backend: Backend, names: list[str] | None = None, *
         result.objects_received += len(structured)
         result.bytes_received += sum(len(v) for v in structured.values())
         # manifests land in batches once every chunk has (they name nothing else): one
-        # transaction of them all dirtied most of the store's B-tree; trees and commits, whose
-        # children may be among them, land with the refs
+        # transaction of them all dirtied most of the store's B-tree; trees and commits, which
+        # may name each other, land with the refs in one transaction
         manifests = [oid for oid, value in structured.items() if value[0] == MANIFEST]
         for batch in batched(manifests, LAND_BATCH):
             items = [(oid, structured.pop(oid)) for oid in batch]
@@ -293,8 +293,8 @@ def fetch(repo, remote: str, backend: Backend, names: list[str] | None = None, *
         who = default_author()
 
         def land(txn):
-            repo.objects.put_values(txn, [(oid, structured[oid]) for kind in (TREE, COMMIT)  # a commit's summary
-                                          for oid in structured if structured[oid][0] == kind])  # reads its trees
+            repo.objects.put_values(txn, [(oid, structured[oid]) for kind in (TREE, COMMIT)  # write order,
+                                          for oid in structured if structured[oid][0] == kind])  # as everywhere
             for name, target in remote_refs.items():
                 tracking = tracking_ref(remote, name)
                 current = repo.refs.get(txn, tracking)
