@@ -145,3 +145,78 @@ def test_ulp_matches_numpy_inverts_itself_and_refuses_bad_shapes(width):
             ulp(bytearray(8), bytes(7), 4, 0, False)
         with pytest.raises(ValueError):
             ulp(bytearray(9), bytes(9), 3, 0, False)
+
+
+def _grouped_payloads():
+    """Grouped payloads of every shape ``group`` writes: widths 2-8, every offset, raw planes
+    (noise), compressed planes (weights, zeros), tails."""
+    from casreg.objects import codec, grouping
+    rng = np.random.default_rng(17)
+    for width in (2, 4, 8):
+        for offset in range(width):
+            for n in (width, 1001, 40961):
+                weights = rng.normal(0, 0.02, n // 4 + 1).astype(np.float32).tobytes()[:n]
+                noise = rng.integers(0, 256, n, np.uint8).tobytes()
+                for data in (weights, noise, bytes(n)):
+                    payload = grouping.group(data, width, offset, codec._plane_compressor())
+                    if payload is not None:
+                        yield data, payload
+
+
+def test_native_ungroup_gives_the_bytes_python_zstandard_gives():
+    from casreg.objects import codec, grouping
+    if kernels.ungroup is None:
+        pytest.skip("libzstd.so.1 is not loadable here: grouping decodes through python-zstandard")
+    checked = 0
+    for data, payload in _grouped_payloads():
+        native = kernels.ungroup(payload)
+        assert isinstance(native, bytearray)
+        assert native == grouping.ungroup_python(payload, codec._decompressor())
+        if data:
+            assert native == data
+        checked += 1
+    assert checked >= 90
+
+
+def test_native_ungroup_refuses_what_python_refuses():
+    """Truncations and damaged headers are refused (Corrupt) by both decoders; a damaged byte
+    inside a plane is refused or gives bytes of the header's length (zstd frames carry no
+    checksum here: the chunk's id check refuses those, see store.decode_checked). Neither reads
+    past the payload or crashes."""
+    from casreg.errors import Corrupt
+    from casreg.objects import codec, grouping
+    if kernels.ungroup is None:
+        pytest.skip("libzstd.so.1 is not loadable here")
+    data = np.random.default_rng(5).normal(0, 0.02, 3000).astype(np.float32).tobytes() + b"tail!"
+    payload = grouping.group(data, 4, 1, codec._plane_compressor())
+    head = 6 + 4 * 4 + 1  # u8 width, u8 offset, u32 length, 4 plane sizes, 1 head byte
+
+    def both(bad):
+        out = []
+        for decode in (kernels.ungroup, lambda p: grouping.ungroup_python(p, codec._decompressor())):
+            try:
+                out.append(bytes(decode(bad)))
+            except (ValueError, Corrupt):
+                out.append(None)
+        return out
+
+    structural = [payload[:n] for n in range(0, len(payload), 7)] + [payload + b"x"]
+    structural += [bytes([w]) + payload[1:] for w in (0, 1, 9, 255)]  # widths no payload has
+    structural += [payload[:1] + bytes([o]) + payload[2:] for o in (4, 200)]  # offsets past the width
+    for at in range(6, head - 1):  # the plane sizes
+        for flip in (0x01, 0x80):
+            b = bytearray(payload)
+            b[at] ^= flip
+            structural.append(bytes(b))
+    for bad in structural:
+        assert both(bad) == [None, None], bad[:12].hex()
+        with pytest.raises(Corrupt):
+            grouping.ungroup_buffer(bad, codec._decompressor())
+    for at in range(head, len(payload), 13):  # inside the planes and the tail
+        b = bytearray(payload)
+        b[at] ^= 0x5A
+        for result in both(bytes(b)):
+            assert result is None or len(result) == len(data), at
+    huge = payload[:2] + (1 << 31).to_bytes(4, "little") + payload[6:]
+    with pytest.raises(Corrupt):
+        codec.decode(codec.GROUPED, huge, None, 1 << 20)  # refused before 2 GiB is allocated

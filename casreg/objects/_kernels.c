@@ -13,12 +13,19 @@
  *                                 of its bits from the aligned element's (inverse: back), where
  *                                 that is not 0; the bytes around the elements XORed
  *
+ * ungroup(payload) -> bytearray  a grouped payload's original bytes (grouping.py): its zstd planes
+ *                                 decompressed and merged in one call; only where libzstd.so.1
+ *                                 could be loaded (HAVE_ZSTD), else grouping.py does it in Python
+ *
  * numpy needs several strided copies per chunk (~3.5 GB/s) with Python work between them; each of
  * these is one call that checks its arguments, then runs with the GIL released.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <dlfcn.h>
+#include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void split_bytes(const uint8_t *src, uint8_t *dst, Py_ssize_t count, int width)
@@ -308,6 +315,163 @@ static PyObject *ulp(PyObject *self, PyObject *args)
     return result;
 }
 
+
+/* -- ungroup: libzstd's stable one-shot API, loaded at import (no headers needed to build) ------ */
+/* python-zstandard releases the GIL around each plane (~10 us of work), so two threads decoding
+ * planes spend their time handing the GIL over; one call per chunk leaves it released throughout. */
+
+typedef struct ZSTD_DCtx_s ZSTD_DCtx;
+#define ZSTD_CONTENTSIZE_UNKNOWN (0ULL - 1)
+#define ZSTD_CONTENTSIZE_ERROR (0ULL - 2)
+static ZSTD_DCtx *(*zstd_create)(void);
+static size_t (*zstd_free)(ZSTD_DCtx *);
+static size_t (*zstd_decompress)(ZSTD_DCtx *, void *, size_t, const void *, size_t);
+static unsigned (*zstd_is_error)(size_t);
+static unsigned long long (*zstd_content_size)(const void *, size_t);
+
+typedef struct {
+    ZSTD_DCtx *dctx;
+    uint8_t *scratch;
+    size_t capacity;
+} worker_state;
+
+static pthread_key_t state_key;
+
+static void free_state(void *p)
+{
+    worker_state *w = p;
+    if (w->dctx != NULL)
+        zstd_free(w->dctx);
+    free(w->scratch);
+    free(w);
+}
+
+static int load_zstd(void)
+{
+    void *lib = dlopen("libzstd.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (lib == NULL)
+        return 0;
+    *(void **)&zstd_create = dlsym(lib, "ZSTD_createDCtx");
+    *(void **)&zstd_free = dlsym(lib, "ZSTD_freeDCtx");
+    *(void **)&zstd_decompress = dlsym(lib, "ZSTD_decompressDCtx");
+    *(void **)&zstd_is_error = dlsym(lib, "ZSTD_isError");
+    *(void **)&zstd_content_size = dlsym(lib, "ZSTD_getFrameContentSize");
+    if (!zstd_create || !zstd_free || !zstd_decompress || !zstd_is_error || !zstd_content_size)
+        return 0;
+    return pthread_key_create(&state_key, free_state) == 0;
+}
+
+/* this thread's decompression context and a scratch buffer of at least `need` bytes (NULL: out of memory) */
+static worker_state *state_for(size_t need)
+{
+    worker_state *w = pthread_getspecific(state_key);
+    if (w == NULL) {
+        w = calloc(1, sizeof(worker_state));
+        if (w == NULL || (w->dctx = zstd_create()) == NULL || pthread_setspecific(state_key, w) != 0) {
+            free(w);
+            return NULL;
+        }
+    }
+    if (w->capacity < need) {
+        uint8_t *bigger = realloc(w->scratch, need);
+        if (bigger == NULL)
+            return NULL;
+        w->scratch = bigger;
+        w->capacity = need;
+    }
+    return w;
+}
+
+#define RAW_FLAG 0x80000000u
+#define GROUP_HEAD 6
+
+/* the planes of src (n bytes) decoded and merged into out (length bytes); NULL or what is wrong */
+static const char *ungroup_into(const uint8_t *src, size_t n, uint8_t *out, size_t length, int width,
+                                size_t offset, const uint32_t *sizes)
+{
+    size_t count = (length - offset) / width, end = offset + count * width;
+    size_t pos = GROUP_HEAD + 4 * (size_t)width;
+    const uint8_t *planes[8];
+    worker_state *w = state_for(count > 0 ? count * (size_t)width : 1);
+    if (w == NULL)
+        return "out of memory";
+    if (n < pos + offset)
+        return "truncated grouped object";
+    memcpy(out, src + pos, offset);
+    pos += offset;
+    for (int i = 0; i < width; i++) {
+        size_t k = sizes[i] & ~RAW_FLAG;
+        if (k > n - pos)
+            return "truncated grouped object";
+        if (sizes[i] & RAW_FLAG) {
+            if (k != count)
+                return "grouped object plane has the wrong size";
+            planes[i] = src + pos;
+        } else {
+            unsigned long long declared = zstd_content_size(src + pos, k);
+            if (declared == ZSTD_CONTENTSIZE_ERROR)
+                return "cannot decompress grouped object: not a zstd frame";
+            if (declared != ZSTD_CONTENTSIZE_UNKNOWN && declared != count)
+                return "grouped object plane has the wrong size";
+            uint8_t *plane = w->scratch + (size_t)i * count;
+            size_t got = zstd_decompress(w->dctx, plane, count, src + pos, k);
+            if (zstd_is_error(got))
+                return "cannot decompress grouped object";
+            if (got != count)
+                return "grouped object plane has the wrong size";
+            planes[i] = plane;
+        }
+        pos += k;
+    }
+    if (n - pos != length - end)
+        return "grouped object has the wrong length";
+    merge_bytes(planes, out + offset, (Py_ssize_t)count, width);
+    memcpy(out + end, src + pos, n - pos);
+    return NULL;
+}
+
+static PyObject *ungroup(PyObject *self, PyObject *args)
+{
+    Py_buffer src;
+    if (!PyArg_ParseTuple(args, "y*:ungroup", &src))
+        return NULL;
+    PyObject *result = NULL;
+    const uint8_t *p = src.buf;
+    uint32_t sizes[8];
+    if (src.len < GROUP_HEAD) {
+        PyErr_SetString(PyExc_ValueError, "truncated grouped object");
+        goto done;
+    }
+    int width = p[0];
+    size_t offset = p[1];
+    uint32_t length;
+    memcpy(&length, p + 2, 4);
+    if (width < 2 || width > 8 || offset >= (size_t)width || length < offset) {
+        PyErr_SetString(PyExc_ValueError, "grouped object has a bad header");
+        goto done;
+    }
+    if ((size_t)src.len < GROUP_HEAD + 4 * (size_t)width) {
+        PyErr_SetString(PyExc_ValueError, "truncated grouped object");
+        goto done;
+    }
+    memcpy(sizes, p + GROUP_HEAD, 4 * (size_t)width);
+    result = PyByteArray_FromStringAndSize(NULL, length);
+    if (result == NULL)
+        goto done;
+    const char *error;
+    uint8_t *out = (uint8_t *)PyByteArray_AS_STRING(result);
+    Py_BEGIN_ALLOW_THREADS
+    error = ungroup_into(p, (size_t)src.len, out, length, width, offset, sizes);
+    Py_END_ALLOW_THREADS
+    if (error != NULL) {
+        Py_CLEAR(result);
+        PyErr_SetString(PyExc_ValueError, error);
+    }
+done:
+    PyBuffer_Release(&src);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"split", split, METH_VARARGS, "split(src, width) -> bytes: the byte planes of src, back to back."},
     {"merge", merge, METH_VARARGS, "merge(out, planes): interleave the planes into the writable out."},
@@ -315,9 +479,16 @@ static PyMethodDef methods[] = {
      "xor_segments(out, bases, segments): XOR ranges of the bases' concatenation into out."},
     {"ulp", ulp, METH_VARARGS,
      "ulp(out, aligned, width, offset, inverse): the ulp delta's transform of out, in place."},
+    {"ungroup", ungroup, METH_VARARGS, "ungroup(payload) -> bytearray: a grouped payload's original bytes."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, .m_name = "_kernels", .m_size = -1, .m_methods = methods};
 
-PyMODINIT_FUNC PyInit__kernels(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__kernels(void)
+{
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && PyModule_AddIntConstant(m, "HAVE_ZSTD", load_zstd()) < 0)
+        Py_CLEAR(m);
+    return m;
+}

@@ -17,6 +17,7 @@ import struct
 import zstandard
 
 from ..errors import Corrupt
+from . import kernels
 from .kernels import merge, split
 
 _HEAD = struct.Struct("<BBI")
@@ -92,7 +93,19 @@ def ungroup(payload, decompressor: zstandard.ZstdDecompressor) -> memoryview:
 
 
 def ungroup_buffer(payload, decompressor: zstandard.ZstdDecompressor) -> bytearray:
-    """The original bytes of a grouped payload, writable."""
+    """The original bytes of a grouped payload, writable: in one native call where libzstd could
+    be loaded (``kernels.ungroup``: the GIL stays released throughout, so two restore threads
+    decode in parallel), else plane by plane through ``decompressor``."""
+    if kernels.ungroup is not None:
+        try:
+            return kernels.ungroup(payload)
+        except ValueError as exc:
+            raise Corrupt(str(exc)) from None
+    return ungroup_python(payload, decompressor)
+
+
+def ungroup_python(payload, decompressor: zstandard.ZstdDecompressor) -> bytearray:
+    """``ungroup_buffer`` through python-zstandard, plane by plane."""
     try:
         width, offset, length = _HEAD.unpack_from(payload)
         sizes = struct.unpack_from(f"<{width}I", payload, _HEAD.size)

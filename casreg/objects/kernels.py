@@ -8,6 +8,10 @@
 - ``ulp(out, aligned, width, offset, inverse)``: the ulp delta's transform in place (see
   ``delta.ulp_forward``); ValueError for lengths that differ or a width other than 2, 4, 8.
 
+- ``ungroup(payload)``: a grouped payload's bytes (``grouping``) in one call, planes decompressed
+  by libzstd; None where libzstd.so.1 could not be loaded (``grouping`` then uses python-zstandard).
+  ValueError names what is wrong with a damaged payload.
+
 They come from the C module ``_kernels`` (built on install; each is one call that runs with the
 GIL released). Where it could not be built, the numpy versions below give the same bytes, more
 slowly. ``NATIVE`` says which run; the tests hold both to each other.
@@ -91,9 +95,13 @@ def ulp_numpy(out, aligned, width: int, offset: int, inverse: bool) -> None:
     np.bitwise_xor(dst[end:], base[end:], out=dst[end:])
 
 
+ungroup = None
 try:
+    from . import _kernels
     from ._kernels import merge, split, ulp, xor_segments
     NATIVE = True
+    if _kernels.HAVE_ZSTD:
+        ungroup = _kernels.ungroup
 except ImportError:  # no compiler at install time: same bytes, slower
     split, merge, xor_segments, ulp = split_numpy, merge_numpy, xor_segments_numpy, ulp_numpy
     NATIVE = False
