@@ -5,6 +5,6 @@ per command group. Heavy modules (lmdb, zstd, numpy, rich) are imported inside c
 
 from . import maintenance, registry, remotes, serve, serving, versions  # noqa: F401  (they register their commands)
 from .base import app
-from .main import PARAMETER_HELP, _document, main
+from .main import PARAMETER_HELP, _document, main, run
 
-__all__ = ["PARAMETER_HELP", "_document", "app", "main"]
+__all__ = ["PARAMETER_HELP", "_document", "app", "main", "run"]
