@@ -119,11 +119,16 @@ class Registry(Repository):
         return rows
 
     def versions(self, model: str, where: dict | None = None) -> list[dict]:
-        """The named versions of ``model``; with ``where``, those whose metadata matches."""
-        rows = catalog.versions(self, model)
+        """The named versions of ``model``, a dict each; with ``where``, those whose metadata matches."""
+        return self.version_table(model, where).rows()
+
+    def version_table(self, model: str, where: dict | None = None) -> catalog.VersionTable:
+        """``versions`` as columns (``catalog.VersionTable``: what a listing of many versions formats)."""
+        table = catalog.version_table(self, model)
         if where:
-            rows = [row for row in rows if matches(notes.read(self, bytes.fromhex(row["id"])), where)]
-        return rows
+            table = table.select([i for i, cid in enumerate(table.id)
+                                  if matches(notes.read(self, bytes.fromhex(cid)), where)])
+        return table
 
     def checkpoints(self, party_model_id: str, version: str) -> list[dict]:
         from . import fate

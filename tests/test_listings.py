@@ -121,3 +121,38 @@ def test_versions_lists_by_name_whatever_the_ids(tmp_path):
     assert [line.split()[0] for line in out] == ["VERSION", "v1", "v10", "v2", "v3"]
     listed = json.loads(run_cli("--store", tmp_path / "store", "versions", "m", "--json", check=0).stdout)
     assert [(r["version"], r["message"]) for r in listed] == [("v1", "m1"), ("v10", "m10"), ("v2", "m2"), ("v3", "m3")]
+
+
+def test_version_columns_rows_and_the_table_agree_on_tags_states_and_where(tmp_path):
+    """The columns (``version_table``), the rows (``versions``) and the CLI's table show the same
+    versions: two tags sorted on one, none on the others, a state set after the commit, ``where``
+    keeping only the matching version; each row's tag list is its own."""
+    from casreg.registry import Registry
+    reg = Registry.init(str(tmp_path / "store"))
+    for n in (1, 2, 3):
+        reg.commit(write_file(tmp_path / f"src{n}" / "w", b"%d" % n), f"models/m/v{n}", message=f"step {n}")
+    reg.tag("zeta", "models/m/v2")
+    reg.tag("alpha", "models/m/v2")
+    reg.set_state("models/m/v3", "archived")
+    reg.set_meta("models/m/v1", {"team": "nlp"})
+    table = reg.version_table("m")
+    rows = reg.versions("m")
+    assert len(table) == 3
+    assert [r["version"] for r in rows] == table.version == ["v1", "v2", "v3"]
+    assert [r["tags"] for r in rows] == [[], ["alpha", "zeta"], []] and table.tags == [(), ("alpha", "zeta"), ()]
+    assert [r["state"] for r in rows] == table.state == ["LIVE", "LIVE", "ARCHIVED"]
+    assert [r["message"] for r in rows] == table.message == ["step 1", "step 2", "step 3"]
+    assert [r["id"] for r in rows] == [reg.resolve(f"models/m/v{n}").hex() for n in (1, 2, 3)] == table.id
+    rows[0]["tags"].append("mine")
+    assert reg.versions("m")[2]["tags"] == [] and rows[2]["tags"] == []
+    assert [r["version"] for r in reg.versions("m", {"team": "nlp"})] == ["v1"]
+    assert reg.version_table("m", {"team": "nlp"}).id == [table.id[0]]
+    reg.close()
+    out = run_cli("--store", tmp_path / "store", "versions", "m", check=0).stdout.decode().splitlines()
+    assert out[0].split() == ["VERSION", "STATE", "DATE", "AUTHOR", "SIZE", "TAGS", "MESSAGE"]
+    assert [line.split()[:2] for line in out[1:]] == [["v1", "LIVE"], ["v2", "LIVE"], ["v3", "ARCHIVED"]]
+    assert "alpha, zeta" in out[2] and out[2].rstrip().endswith("step 2")
+    assert json.loads(run_cli("--store", tmp_path / "store", "versions", "m", "--json", check=0).stdout) == \
+        [dict(r, tags=[] if i == 0 else r["tags"]) for i, r in enumerate(rows)]
+    filtered = run_cli("--store", tmp_path / "store", "versions", "m", "--where", "team=nlp", check=0).stdout.decode()
+    assert [line.split()[0] for line in filtered.splitlines()] == ["VERSION", "v1"]

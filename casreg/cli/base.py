@@ -112,17 +112,22 @@ def _value(named: dict, as_json: bool) -> None:
 
 def _table(rows: list, as_json: bool, columns: list[tuple[str, object]], *, json_rows=None) -> None:
     """A listing: JSON with ``--json`` (``json_rows`` if given, else ``rows``), else a table with a
-    header (bold on a terminal), one column per ``(HEADER, row -> text)``, two spaces apart;
-    numbers are right-aligned. Text is printed as it is (no markup) and never cut."""
+    header (bold on a terminal), one column per ``(HEADER, row -> text)`` (``_print_columns``)."""
     if as_json:
         _emit(rows if json_rows is None else json_rows)
         return
-    if not rows:
-        return  # nothing listed prints nothing, as git does
+    _print_columns([(header, list(map(fn, rows))) for header, fn in columns])  # type: ignore[call-overload]
+
+
+def _print_columns(columns: list[tuple[str, list]]) -> None:
+    """A table from its columns (``(HEADER, values)``, all of one length): a header (bold on a
+    terminal), the columns two spaces apart, numbers right-aligned. Text is printed as it is (no
+    markup) and never cut; no rows print nothing, as git does."""
+    if not columns or not columns[0][1]:
+        return
     from rich.cells import cell_len  # columns line up by terminal cells (wide characters take two)
     specs, cells = [], []
-    for header, fn in columns:  # a column at a time: one call per cell, one format call per line
-        values = list(map(fn, rows))  # type: ignore[call-overload]
+    for header, values in columns:  # a column at a time: one format call per line
         text = set(map(type, values)) == {str}  # the common case, checked without a call per cell
         right = not text and all(isinstance(v, int) for v in values)
         column = [header, *(values if text else map(str, values))]

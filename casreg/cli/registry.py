@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import os
 import sys
-from operator import itemgetter
 from typing import List, Optional
 
 import typer
 
 from ..metadata import parse_pairs
-from .base import JSON_OPTION, WHERE_OPTION, _emit, _pairs, _progress, _repo, _table, _when, app, human
+from .base import JSON_OPTION, WHERE_OPTION, _emit, _pairs, _print_columns, _progress, _repo, _table, _when, app, human
 
 fate_app = typer.Typer(help="FATE-Flow models: import and export model_local_cache trees and archives.",
                        no_args_is_help=True)
@@ -117,11 +116,13 @@ def models(where: list[str] = WHERE_OPTION, as_json: bool = JSON_OPTION) -> None
 def versions(model: str, where: list[str] = WHERE_OPTION, as_json: bool = JSON_OPTION) -> None:
     """Versions of a model (any name; FATE party model ids too) with time, author, size."""
     with _repo(readonly=True) as repo:
-        rows = repo.versions(model, parse_pairs(where))
-    _table(rows, as_json, [("VERSION", itemgetter("version")), ("STATE", itemgetter("state")),
-                           ("DATE", lambda r: _when(r["time"])), ("AUTHOR", itemgetter("author")),
-                           ("SIZE", lambda r: human(r["size"])), ("TAGS", lambda r: ", ".join(r["tags"])),
-                           ("MESSAGE", itemgetter("message"))])
+        table = repo.version_table(model, parse_pairs(where))
+    if as_json:
+        _emit(table.rows())
+        return
+    _print_columns([("VERSION", table.version), ("STATE", table.state), ("DATE", list(map(_when, table.time))),
+                    ("AUTHOR", table.author), ("SIZE", list(map(human, table.size))),
+                    ("TAGS", list(map(", ".join, table.tags))), ("MESSAGE", table.message)])
 
 
 @checkpoint_app.command("list")
