@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import json
 import os
 import pickle
 import re
@@ -121,19 +122,38 @@ def test_service_conf_1x_and_2x(tmp_path):
     ({"model_store_address": {"storage": "mysql", "database": "d", "pasword": "x"}}, "model_store_address.pasword"),
     ({"model_store_address": {"storage": "tencent_cos", "Region": "ap-guangzhou"}}, "model_store_address.Bucket"),
     ({"model_store_address": {"storage": "mysql", "database": "d"}, "encrypt_password": True}, "encrypt_password"),
+    ({"model_store_address": {"storage": "mysql", "database": "d"}, "encrypt_password": True}, "CASREG_FATE_PASSWORD"),
     ({"model_store": {"engine": "redis"}}, "model_store.engine"),
     ({"model_store": {"engine": "mysql", "mysql": None}}, "model_store.mysql"),
     ({"model_store": {"engine": "file", "file": {"path": None}}}, "model_store.file.path"),
     ({"model_store": {"engine": "mysql", "decrypt_key": "k", "mysql": {"name": "d"}}}, "model_store.decrypt_key"),
+    ({"model_store": {"engine": "mysql", "decrypt_key": "k", "mysql": {"name": "d"}}}, "CASREG_FATE_PASSWORD"),
     ({"model_store": {"engine": "mysql", "mysql": {"name": "d", "passwrd": "x"}}}, "model_store.mysql.passwrd"),
     ({"model_store": {"engine": "file"}, "model_store_address": {"storage": "mysql"}}, "model_store_address"),
     ({"fate_flow": {"host": "x"}}, "model_store_address"),
 ])
-def test_misleading_config_names_its_key(doc, key):
+def test_misleading_config_names_its_key(doc, key, monkeypatch):
+    monkeypatch.delenv("CASREG_FATE_PASSWORD", raising=False)
     with pytest.raises(InvalidInput) as err:
         fs.location_from_conf(doc)
     message = str(err.value)
     assert key in message and "\n" not in message
+
+
+@pytest.mark.parametrize("doc", [
+    {"model_store_address": {"storage": "mysql", "database": "d", "password": "ENC(x9f)"}, "encrypt_password": True},
+    {"model_store_address": {"storage": "redis", "host": "r", "password": "ENC(x9f)"}, "encrypt_password": True},
+    {"model_store": {"engine": "mysql", "decrypt_key": "k", "mysql": {"name": "d", "passwd": "ENC(x9f)"}}},
+])
+def test_an_encrypted_password_is_replaced_by_the_environment_s(doc, monkeypatch):
+    """FATE's encrypted passwords (encrypt_password, 2.x decrypt_key): the message's advice works,
+    the password given in CASREG_FATE_PASSWORD is the one used, never the file's ciphertext."""
+    monkeypatch.setenv("CASREG_FATE_PASSWORD", "plain secret")
+    location = fs.location_from_conf(doc)
+    assert location.secrets["password"] == "plain secret"
+    assert fs.location_from_conf({**doc, "encrypt_password": False} if "model_store_address" in doc else
+                                 {"model_store": {**doc["model_store"], "decrypt_key": ""}}).secrets == \
+        {"password": "ENC(x9f)"}, "without encryption the file's password is taken as it is"
 
 
 def test_a_casreg_remote_on_fate_s_server_is_read_from_the_same_conf(tmp_path):
@@ -167,6 +187,19 @@ def test_a_casreg_remote_on_fate_s_server_is_read_from_the_same_conf(tmp_path):
         from_fate_config(str(conf))
     with pytest.raises(InvalidInput, match="cannot read FATE config"):
         from_fate_config(str(tmp_path / "missing.yaml"))
+
+
+def test_remote_add_takes_a_url_or_a_fate_config_not_both(tmp_path):
+    """Both given, the config's server silently won over the URL typed: now refused, nothing added."""
+    from tests.helpers import run_cli
+    conf = tmp_path / "service_conf.yaml"
+    conf.write_text("model_store_address:\n  storage: redis\n  host: 127.0.0.1\n  port: 6379\n")
+    run_cli("init", tmp_path / "store", check=0)
+    both = run_cli("--store", tmp_path / "store", "remote", "add", "fate", "redis://127.0.0.1:6380/2",
+                   "--fate-config", conf, "--casreg-format")
+    assert both.returncode == 2 and b"not both" in both.stderr and b"Traceback" not in both.stderr
+    listed = run_cli("--store", tmp_path / "store", "remote", "list", "--json", check=0).stdout
+    assert json.loads(listed) == []
 
 
 def test_store_urls():

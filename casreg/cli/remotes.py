@@ -31,6 +31,8 @@ def remote_add(name: str, url: Optional[str] = typer.Argument(None, help="redis:
                            "models FATE-Flow stored use `casreg fate import --fate-config`, to give FATE-Flow a "
                            "version use `casreg fate store`; add --casreg-format to keep casreg's own objects "
                            "on FATE's server anyway")
+    if fate_config and url:
+        raise InvalidInput("give a URL or --fate-config, not both (the config names the server)")
     if fate_config:
         url, secrets = from_fate_config(fate_config)
     if not url:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -71,16 +71,29 @@ def location_from_conf(doc: Any, where: str = "service_conf.yaml") -> Location:
     if "model_store_address" in doc and "model_store" in doc:
         raise InvalidInput(f"{where}: both model_store_address (FATE-Flow 1.x) and model_store (2.x); keep one")
     if "model_store" in doc or "engine" in doc:
-        return _conf_v2(doc.get("model_store", doc), where, "model_store" if "model_store" in doc else "")
-    if doc.get("encrypt_password"):
-        raise InvalidInput(f"{where}: encrypt_password is on; casreg cannot decrypt FATE's passwords: "
-                           f"turn it off for this file or give the password in {ENV['password']}")
+        block = doc.get("model_store", doc)
+        location = _conf_v2(block, where, "model_store" if "model_store" in doc else "")
+        key = "model_store.decrypt_key" if "model_store" in doc else "decrypt_key"
+        encrypted = isinstance(block, dict) and bool(block.get("decrypt_key"))
+        return _password_from_env(location, where, key) if encrypted else location
     block = doc.get("model_store_address", doc)
     key = "model_store_address" if "model_store_address" in doc else ""
     if not isinstance(block, dict) or "storage" not in block:
         raise InvalidInput(f"{where}: no model_store_address (FATE-Flow 1.x) or model_store (2.x) block with "
                            f"a storage / engine key")
-    return _conf_v1(block, where, key)
+    location = _conf_v1(block, where, key)
+    return _password_from_env(location, where, "encrypt_password") if doc.get("encrypt_password") else location
+
+
+def _password_from_env(location: Location, where: str, key: str) -> Location:
+    """A store whose config holds its password encrypted (FATE's ``encrypt_password`` /
+    ``decrypt_key``, which casreg cannot decrypt): the password from ``CASREG_FATE_PASSWORD``
+    instead of the file's, or an InvalidInput saying so."""
+    password = os.environ.get(ENV["password"])
+    if not password:
+        raise InvalidInput(f"{where}: {key} is set: the file's password is encrypted and casreg cannot decrypt "
+                           f"it; give the password in {ENV['password']} (used instead of the file's)")
+    return replace(location, secrets={**location.secrets, "password": password})
 
 
 def _conf_v1(block: dict, where: str, key: str) -> Location:
@@ -114,9 +127,6 @@ def _conf_v2(block: Any, where: str, key: str) -> Location:
     engine = block.get("engine")
     if engine not in ("mysql", "tencent_cos", "file"):
         raise InvalidInput(f"{where}: {name('engine')} is {engine!r}; FATE-Flow 2.x knows file, mysql, tencent_cos")
-    if block.get("decrypt_key"):
-        raise InvalidInput(f"{where}: {name('decrypt_key')} is set; casreg cannot decrypt FATE's passwords: "
-                           f"give the password in {ENV['password']} and leave decrypt_key empty")
     sub = block.get(engine)
     if not isinstance(sub, dict):
         raise InvalidInput(f"{where}: {name('engine')} is {engine} but {name(engine)} is not a mapping")
