@@ -20,6 +20,16 @@ from casreg.remotes import packs
 pytestmark = pytest.mark.slow  # SeaweedFS
 
 
+@pytest.fixture(autouse=True, params=["dict", "arrays"])
+def index_kind(request, monkeypatch):
+    """Every test twice: the object index as a dict (a small remote's) and as sorted arrays (a
+    large one's, ``packindex.ARRAY_MIN`` records and more), which every load here then uses."""
+    from casreg.remotes import packindex
+    if request.param == "arrays":
+        monkeypatch.setattr(packindex, "ARRAY_MIN", 1)
+    return request.param
+
+
 @pytest.fixture
 def remote_cos(seaweed):
     from tests.remote_kinds import COSRemote

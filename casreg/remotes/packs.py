@@ -73,7 +73,6 @@ import json
 import math
 import os
 import re
-import struct
 import time
 import uuid
 from collections import defaultdict
@@ -85,8 +84,9 @@ import blake3
 from ..errors import Corrupt, RemoteError, RemoteUnreachable
 from .base import Backend, StoredObject, batched, log, remote_ref
 from .blobs import BlobInfo, BlobMissing, BlobStore
+from .packindex import REC as _REC
+from .packindex import PackIndex, packed
 
-_REC = struct.Struct("<32sQI")
 INDEX_MAGIC = b"casreg-packindex-1\n"
 SEQ_WIDTH = 16
 RANGE_GAP = 1 << 20
@@ -155,9 +155,9 @@ class PackBackend(Backend):
     def __init__(self, url: str, cache_dir: str | None = None):
         super().__init__(url)
         self.cache_dir = cache_dir
-        # id -> its preferred copy, packed in one int (``_packed``): a tuple and two ints were
+        # id -> its preferred copy, packed in one int (``packindex``): a tuple and two ints were
         # 120 bytes more an object, 70 MB of a push of 3x10^5 files
-        self._index: dict[bytes, int] | None = None
+        self._index: PackIndex | None = None
         self._slots: dict[str, int] = {}  # pack -> its number in _index's values
         self._slot_packs: list[str] = []  # number -> pack
         self._dups: dict[bytes, list[tuple[str, int, int]]] = {}  # id -> its other copies (rare)
@@ -186,7 +186,7 @@ class PackBackend(Backend):
         self._merged, self._merged_view, self._view, self._full = ("", set()), None, 0.0, False
         self._condemned, self._records, self._dying = {}, {}, set()
 
-    def _load_index(self, full: bool = False) -> dict[bytes, int]:
+    def _load_index(self, full: bool = False) -> PackIndex:
         """Read which packs hold which objects. Cold or warm, a reader GETs the newest merged
         index (from the cache when it read it before), lists the condemnation records and then
         only the indexes and tombstones named after the merged index's view less ``MARGIN``:
@@ -216,10 +216,11 @@ class PackBackend(Backend):
             gone.add(match.group(1))
         listing = {n: i for n, i in listing.items() if n not in records}
         self._forget()
-        self._index, self._full, self._layout = {}, full, layout is not None
+        self._index, self._full, self._layout = PackIndex(), full, layout is not None
         self._dying = {p for p in listing if p in gone}  # a gc's deletion under way (or killed)
         self._view = max([view or 0.0, *(i.modified for i in (*listing.values(), *tombstones.values(),
                                                                  *records.values()))])
+        parts: dict[str, tuple[bytes | memoryview, BlobInfo]] = {}  # pack -> its records, its index's info
         if found is not None:
             name, packs, table, merged_view = found
             at = 0
@@ -228,14 +229,18 @@ class PackBackend(Backend):
                 info = listing.get(pack)
                 if pack in gone or (info is None and full) or (info is not None and info.etag != etag):
                     continue  # deleted by a gc, or (listing every index) not listed, or rewritten: read alone
-                self._add_index(pack, part, info or BlobInfo(etag))
+                parts.setdefault(pack, (part, info or BlobInfo(etag)))
             self._merged, self._merged_view = (name, {p for p, _, _ in packs}), merged_view
-        new = {p: info for p, info in listing.items() if p not in self._packs_loaded and p not in gone}
+        new = {p: info for p, info in listing.items() if p not in parts and p not in gone}
         with ThreadPoolExecutor(8) as pool:
             bodies = list(pool.map(lambda p: (p[0], p[1], self._get_immutable(f"index/{p[0]}", p[1].etag)),
                                    new.items()))
         for pack, info, body in bodies:
-            self._add_index(pack, self._records_of(pack, body), info)
+            parts[pack] = (self._records_of(pack, body), info)
+        for oid, value in self._index.load([(self._slot(pack), recs) for pack, (recs, _) in parts.items()]):
+            self._dups.setdefault(oid, []).append(self._unpack(value))  # a copy in a later pack
+        for pack, (recs, info) in parts.items():
+            self._packs_loaded[pack], self._pack_records[pack] = info, recs
         self._load_condemned(records)
         return self._index
 
@@ -361,24 +366,25 @@ class PackBackend(Backend):
                     self._index[oid] = self._packed(*best)
 
     def _slot(self, pack: str) -> int:
-        """``pack``'s number, shifted to its place in an ``_index`` value."""
+        """``pack``'s number in ``_index`` values."""
         slot = self._slots.get(pack)
         if slot is None:
             slot = self._slots[pack] = len(self._slot_packs)
             self._slot_packs.append(pack)
-        return slot << 96
+        return slot
 
     def _packed(self, pack: str, offset: int, length: int) -> int:
-        return self._slot(pack) | offset << 32 | length
+        return packed(self._slot(pack), offset, length)
+
+    def _unpack(self, value: int) -> tuple[str, int, int]:
+        return self._slot_packs[value >> 96], value >> 32 & 0xFFFFFFFFFFFFFFFF, value & 0xFFFFFFFF
 
     def location(self, oid: bytes) -> tuple[str, int, int] | None:
         """(pack, offset, length) of the preferred copy of ``oid`` in the index read, None if it
         lists none."""
         assert self._index is not None
         value = self._index.get(oid)
-        if value is None:
-            return None
-        return self._slot_packs[value >> 96], value >> 32 & 0xFFFFFFFFFFFFFFFF, value & 0xFFFFFFFF
+        return None if value is None else self._unpack(value)
 
     def _copies(self, oid: bytes) -> list[tuple[str, int, int]]:
         first = self.location(oid)
@@ -434,30 +440,29 @@ class PackBackend(Backend):
 
     def _add_index(self, pack: str, records: bytes | memoryview, info: BlobInfo,
                    ids: list[bytes] | None = None) -> None:
-        """Index a pack's records (``_REC`` each, as stored), read one at a time: a list of them
-        all (a merged index of 6x10^5 objects) was 120 MB for a moment on every load. ``ids``:
-        the records' ids as objects the caller holds already (a push's), kept instead of copies."""
+        """Index one more pack's records (``_REC`` each, as stored: a pack just written), read one
+        at a time. ``ids``: the records' ids as objects the caller holds already (a push's), kept
+        instead of copies. A load indexes its packs all at once (``_load_index``)."""
         assert self._index is not None
         index, slot = self._index, self._slot(pack)
         unpacked = _REC.iter_unpack(records)
         if ids is not None:
             unpacked = ((oid, offset, length) for oid, (_, offset, length) in zip(ids, unpacked))
         for oid, offset, length in unpacked:
-            packed = slot | offset << 32 | length
-            first = index.setdefault(oid, packed)
-            if first != packed:
-                old = self.location(oid)
-                assert old is not None
+            value = packed(slot, offset, length)
+            first = index.setdefault(oid, value)
+            if first != value:
+                old = self._unpack(first)
                 self._dups.setdefault(oid, []).append((pack, offset, length))
                 if (old[0], oid) in self._condemned and (pack, oid) not in self._condemned:
-                    self._dups[oid][-1], index[oid] = old, packed
+                    self._dups[oid][-1], index[oid] = old, value
         self._packs_loaded[pack] = info
         self._pack_records[pack] = records
 
     def has_many(self, ids: list[bytes]) -> set[bytes]:
         index = self._index if self._index is not None else self._load_index()
         if not self._condemned:
-            return {oid for oid in ids if oid in index}
+            return {oid for oid, value in zip(ids, index.many(ids)) if value is not None}
         return {oid for oid in ids if self._live_copy(oid) is not None}
 
     def put_many(self, items: list[tuple[bytes, bytes]]) -> None:
@@ -502,18 +507,19 @@ class PackBackend(Backend):
         read several times its size, at 4 MB/s from a local server."""
         index = self._index if self._index is not None else self._load_index()
         last = 1 << 256
-        return sorted(ids, key=lambda oid: index.get(oid, last))
+        keys = [last if value is None else value for value in index.many(ids)]
+        return [ids[i] for i in sorted(range(len(ids)), key=keys.__getitem__)]
 
     def get_many(self, ids: list[bytes]) -> Iterator[tuple[bytes, bytes]]:
         index = self._index if self._index is not None else self._load_index()
+        values = index.many(ids)
+        if None in values and not self._full:  # pushed since, or named before the merged view
+            values = self._load_index(full=True).many(ids)
         by_pack: dict[str, list[tuple[int, int, bytes]]] = defaultdict(list)
-        for oid in ids:
-            if oid not in index:
-                if not self._full:  # pushed since, or named before the merged view
-                    index = self._load_index(full=True)
-                if oid not in index:
-                    raise RemoteError(f"{self.where} lacks object {oid.hex()}")
-            pack, offset, length = self.location(oid)  # type: ignore[misc]
+        for oid, value in zip(ids, values):
+            if value is None:
+                raise RemoteError(f"{self.where} lacks object {oid.hex()}")
+            pack, offset, length = self._unpack(value)
             by_pack[pack].append((offset, length, oid))
         spans = []
         for pack, entries in by_pack.items():

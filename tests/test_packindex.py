@@ -1,0 +1,69 @@
+"""The pack-layout remotes' object index (remotes/packindex.py): its arrays answer as a dict would."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+
+from casreg.remotes import packindex
+from casreg.remotes.packindex import REC, PackIndex, packed
+
+
+def _reference(parts):
+    """What the index must hold: the first listing of each id wins; later ones are returned."""
+    first: dict[bytes, int] = {}
+    later = []
+    for slot, records in parts:
+        for oid, offset, length in REC.iter_unpack(records):
+            value = packed(slot, offset, length)
+            if first.setdefault(oid, value) != value:
+                later.append((oid, value))
+    return first, later
+
+
+@pytest.mark.parametrize("array_min", [1 << 30, 1], ids=["dict", "arrays"])
+def test_loaded_records_answer_as_a_dict_would(array_min, monkeypatch):
+    monkeypatch.setattr(packindex, "ARRAY_MIN", array_min)
+    rng = random.Random(7)
+    ids = [os.urandom(32) for _ in range(3000)]
+    ids += [os.urandom(31) + b"\0", os.urandom(30) + b"\0\0", bytes(32), b"\xff" * 32]  # zeros at the end
+    parts = []
+    for slot in range(5):
+        chosen = rng.sample(ids, 900) + rng.sample(ids[-4:], 2)  # some ids in several packs
+        chosen += chosen[:3]  # and twice in one
+        parts.append((slot, b"".join(REC.pack(oid, rng.randrange(1 << 40), rng.randrange(1 << 32)) for oid in chosen)))
+    expected, expected_later = _reference(parts)
+    index = PackIndex()
+    by_id = lambda pairs: sorted(pairs, key=lambda pair: pair[0])  # noqa: E731  (stable: each id's own order stays)
+    assert by_id(index.load(parts)) == by_id(expected_later)
+    absent = [os.urandom(32) for _ in range(50)] + [os.urandom(31) + b"\0"]
+    for oid in list(expected) + absent:
+        assert index.get(oid) == expected.get(oid)
+        assert (oid in index) == (oid in expected)
+    queries = rng.sample(list(expected), 400) + absent + [b"short"]
+    assert index.many(queries) == [expected.get(q) for q in queries]
+    assert index.many([]) == []
+    some = queries[0]
+    index[some] = packed(9, 1, 2)  # a condemned copy's replacement wins over what was loaded
+    assert index.get(some) == packed(9, 1, 2) and index.many([some]) == [packed(9, 1, 2)]
+    assert index.setdefault(queries[1], 5) == expected[queries[1]]
+    new = os.urandom(32)
+    assert index.setdefault(new, packed(3, 4, 5)) == packed(3, 4, 5) and index.get(new) == packed(3, 4, 5)
+    assert index.get(absent[0], -1) == -1
+
+
+def test_a_large_load_keeps_no_python_object_per_record():
+    """The point of the arrays: 10^5 records cost ~48 bytes each, not the ~160 of a dict."""
+    import tracemalloc
+    n = 100_000
+    records = b"".join(REC.pack(os.urandom(32), i * 100, 100) for i in range(n))
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    index = PackIndex()
+    index.load([(0, records)])
+    held = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert len(index) == n
+    assert held < 60 * n, f"{held / n:.0f} bytes a record"
