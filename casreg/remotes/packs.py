@@ -466,9 +466,9 @@ class PackBackend(Backend):
         return {oid for oid in ids if self._live_copy(oid) is not None}
 
     def put_many(self, items: list[tuple[bytes, bytes]]) -> None:
-        if self._index is None:
-            self._load_index()
-        if self._write_pack([(oid, v) for oid, v in dict(items).items() if self._live_copy(oid) is None]):
+        fresh = dict(items)
+        held = self.has_many(list(fresh))  # one search for the batch, not a lookup an object
+        if self._write_pack([(oid, v) for oid, v in fresh.items() if oid not in held]):
             self._merge_if_due()
 
     def _write_pack(self, items: list[tuple[bytes, bytes]], *, create_only: bool = False,
