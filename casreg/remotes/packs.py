@@ -167,6 +167,8 @@ class PackBackend(Backend):
         self._merged_view: float | None = None  # its view (None: written before views)
         self._view = 0.0  # the newest upload time the last load's listings gave (server clock)
         self._full = False  # the last load listed every index
+        self._loaded_at = 0.0  # time.monotonic() when the last load began
+        self._refs_read_at = 0.0  # ... and when refs() last began
         self._layout = False  # index/LAYOUT exists
         self._condemned: dict[tuple[str, bytes], float] = {}  # (pack, id) -> condemnation time
         self._records: dict[str, BlobInfo] = {}  # condemnation records read
@@ -193,6 +195,7 @@ class PackBackend(Backend):
         requests follow what changed since, not how many pushes there were. ``full`` (gc; a
         reader missing an object; a bucket whose merged index has no view) lists every index
         and tombstone, as before, using the merged index only to GET fewer indexes."""
+        started = time.monotonic()
         found = self._read_merged()
         view = found[3] if found is not None else None
         full = full or view is None
@@ -217,6 +220,7 @@ class PackBackend(Backend):
         listing = {n: i for n, i in listing.items() if n not in records}
         self._forget()
         self._index, self._full, self._layout = PackIndex(), full, layout is not None
+        self._loaded_at = started
         self._dying = {p for p in listing if p in gone}  # a gc's deletion under way (or killed)
         self._view = max([view or 0.0, *(i.modified for i in (*listing.values(), *tombstones.values(),
                                                                  *records.values()))])
@@ -513,7 +517,10 @@ class PackBackend(Backend):
     def get_many(self, ids: list[bytes]) -> Iterator[tuple[bytes, bytes]]:
         index = self._index if self._index is not None else self._load_index()
         values = index.many(ids)
-        if None in values and not self._full:  # pushed since, or named before the merged view
+        # A miss reloads: the object may be named before the merged view, or pushed since the
+        # load, a full one too when refs were read after it (gc lists every object, then reads
+        # the refs a push may have moved meanwhile). Once loaded after the refs, a miss is final.
+        if None in values and (not self._full or self._loaded_at < self._refs_read_at):
             values = self._load_index(full=True).many(ids)
         by_pack: dict[str, list[tuple[int, int, bytes]]] = defaultdict(list)
         for oid, value in zip(ids, values):
@@ -597,6 +604,7 @@ class PackBackend(Backend):
             return exc
 
     def refs(self, names: Collection[str] | None = None) -> dict[str, bytes]:
+        self._refs_read_at = time.monotonic()  # what these refs name was pushed before now (get_many)
         heads = self._ref_heads(None if names is None else list(dict.fromkeys(names)))
         uncached = {name for name, (seq, etag) in heads.items()
                     if not self._cached(f"refs/{name}:{seq:0{SEQ_WIDTH}d}", etag)}
