@@ -7,7 +7,7 @@ import pytest
 
 from casreg.objects import graph
 from casreg.objects.encoding import CHUNK, COMMIT
-from casreg.objects.store import RELEASE_EVERY
+from casreg.db import RELEASE_EVERY
 from casreg.remotes import ops
 from casreg.remotes.gc import collect
 from casreg.remotes.sync import verify_remote
@@ -51,7 +51,7 @@ def test_the_local_walk_reads_whole_levels_and_all_chunks_in_one_level_last(tmp_
 
 
 def test_the_local_walk_releases_mapped_pages_as_it_goes(tmp_path):
-    """Each lookup maps ~1 MB of the data file; the walk drops the mappings every RELEASE_EVERY
+    """Each lookup maps its page and those around it; the walk drops the mappings every RELEASE_EVERY
     lookups, so verify, gc and stats stay flat in RSS however large the graph."""
     repo = Repository.init(str(tmp_path / "store"))
     _nested_history(tmp_path, repo, versions=12)

@@ -17,7 +17,7 @@ import lmdb
 
 from ..errors import CasregError, Corrupt, NotFound
 from .encoding import CHUNK, COMMIT, DIR, FILE, MANIFEST, TREE, Commit
-from .store import RELEASE_EVERY, ObjectStore
+from .store import ObjectStore
 
 Problem = Callable[[bytes, int, CasregError], None]
 
@@ -146,9 +146,8 @@ def walk(roots: Iterable[tuple[bytes, int]], load_level: LoadLevel, *, known: di
 def local_loader(objects: ObjectStore, txn: lmdb.Transaction, *, bases: bool = True) -> LoadLevel:
     """The loader of the local store, in one read transaction: structured objects decoded and
     hash-checked, chunks only checked for presence (a delta chunk's children are its bases,
-    unless ``bases`` is False). The pages each lookup maps are dropped every RELEASE_EVERY
-    lookups (see ``Database.release_pages``), so RSS stays flat however large the graph."""
-    lookups = 0
+    unless ``bases`` is False). The pages the lookups map are dropped as they go
+    (``Database.releasing``), so RSS stays flat however large the graph."""
 
     def load(oid: bytes, kind: int) -> list[tuple[bytes, int]] | CasregError:
         try:
@@ -162,12 +161,8 @@ def local_loader(objects: ObjectStore, txn: lmdb.Transaction, *, bases: bool = T
         return [(b, CHUNK) for b in base_ids]
 
     def load_level(level: dict[bytes, int]) -> Loaded:
-        nonlocal lookups
-        for oid, kind in level.items():
+        for oid, kind in objects.db.releasing(level.items()):
             yield oid, load(oid, kind)
-            lookups += 1
-            if lookups % RELEASE_EVERY == 0:
-                objects.db.release_pages()
     return load_level
 
 

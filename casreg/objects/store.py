@@ -18,8 +18,6 @@ from .summary import COUNTERS_KEY, SUMMARY_PREFIX, Counters, Summary, SummaryInd
 
 HEADER = 2
 KEYFRAMES = "keyframes"  # the LMDB database of the keyframe index (see keyframes.py)
-# Every B-tree lookup maps ~1 MB of the data file (large page-cache folios); unmap that often.
-RELEASE_EVERY = 48
 
 
 def stored_value(kind: int, codec_tag: int, payload) -> bytes:
@@ -108,14 +106,12 @@ class ObjectStore:
         new = 0
         landed = Counters()
         commits = []
-        for n, (oid, value) in enumerate(items, 1):
+        for oid, value in self.db.releasing(items):
             if txn.put(oid, value, db=self.table, overwrite=False):
                 new += 1
                 landed.add(*unpack(value))
                 if value[0] == COMMIT:
                     commits.append(oid)
-            if n % RELEASE_EVERY == 0:
-                self.db.release_pages()
         for oid in commits:
             self._write_summary(txn, oid)
         self._count(txn, landed)
@@ -141,12 +137,9 @@ class ObjectStore:
         """Indexes of the ids the store lacks (one snapshot; memory stays flat, see release_pages)."""
         out = []
         with self.db.read() as txn:
-            for n, oid in enumerate(ids, 1):
+            for n, oid in enumerate(self.db.releasing(ids)):
                 if txn.get(oid, db=self.table) is None:
-                    out.append(n - 1)
-                if n % RELEASE_EVERY == 0:
-                    self.db.release_pages()
-        self.db.release_pages()
+                    out.append(n)
         return out
 
     # -- reading ---------------------------------------------------------------------------------
@@ -204,19 +197,14 @@ class ObjectStore:
     def delta_bases_of(self, txn: lmdb.Transaction, oids) -> Iterator[tuple[bytes, list[bytes] | None]]:
         """(id, ``delta_bases``) of each id, the pages read unmapped as it goes (RSS stays flat
         however many chunks a push or fetch looks at)."""
-        for n, oid in enumerate(oids, 1):
+        for oid in self.db.releasing(oids):
             yield oid, self.delta_bases(txn, oid)
-            if n % RELEASE_EVERY == 0:
-                self.db.release_pages()
-        self.db.release_pages()
 
     def holds_delta(self, txn: lmdb.Transaction, manifest) -> bool:
         """True if any chunk of a file is stored as a delta (such a file is no keyframe)."""
-        for n, (cid, _) in enumerate(manifest.chunks, 1):
+        for cid, _ in self.db.releasing(manifest.chunks):
             if self.delta_bases(txn, cid):
                 return True
-            if n % RELEASE_EVERY == 0:  # each lookup maps ~1 MB (see db.release_pages)
-                self.db.release_pages()
         return False
 
     def summary(self, txn: lmdb.Transaction, commit_id: bytes) -> Summary:
@@ -288,11 +276,8 @@ class ObjectStore:
     def iter_values(self, txn: lmdb.Transaction) -> Iterator[tuple[bytes, bytes | memoryview]]:
         """(id, stored value as it is) of every stored object, in id order. The pages read are
         unmapped as it goes (a value still in use is faulted back in), so RSS stays flat."""
-        for n, (key, value) in enumerate(txn.cursor(db=self.table), 1):
+        for key, value in self.db.releasing(txn.cursor(db=self.table)):
             yield bytes(key), value
-            if n % RELEASE_EVERY == 0:
-                self.db.release_pages()
-        self.db.release_pages()
 
     def iter_stored(self, txn: lmdb.Transaction) -> Iterator[tuple[bytes, int, int, memoryview]]:
         """(id, kind, codec, payload) of every stored object, in id order (as ``iter_values``)."""
@@ -308,7 +293,7 @@ class ObjectStore:
         returns how many were."""
         gone = Counters()
         deleted = 0
-        for n, oid in enumerate(ids, 1):
+        for oid in self.db.releasing(ids):
             value = txn.get(oid, db=self.table)
             if value is None:
                 continue
@@ -317,8 +302,6 @@ class ObjectStore:
                 txn.delete(summary_key(oid), db=self.meta)
             txn.delete(oid, db=self.table)
             deleted += 1
-            if n % RELEASE_EVERY == 0:
-                self.db.release_pages()
         self._count(txn, gone)
         return deleted
 

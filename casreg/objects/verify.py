@@ -9,9 +9,10 @@ from typing import Iterator
 
 import lmdb
 
+from ..db import RELEASE_EVERY
 from ..errors import CasregError
 from ..progress import OBJECTS
-from .store import RELEASE_EVERY, ObjectStore, decode_checked
+from .store import ObjectStore, decode_checked
 
 BATCH_BYTES = 16 << 20
 IN_FLIGHT = 4

@@ -16,7 +16,6 @@ from dataclasses import replace
 from typing import Collection, Iterator
 
 from ..errors import RemoteError
-from ..objects.store import RELEASE_EVERY
 from .base import Backend, StoredObject
 from .registry import Scheme, register
 
@@ -58,24 +57,18 @@ class FileBackend(Backend):
         def put(txn):
             self.repo.objects.put_values(txn, items)  # unmaps its pages as it goes
             stamp = MARK.pack(time.time(), -1.0)  # a put clears a condemnation
-            for n, (oid, _) in enumerate(items, 1):
+            for oid, _ in self.repo.db.releasing(items):  # random keys: each put faults a leaf in
                 txn.put(oid, stamp, db=self.marks)
-                if n % RELEASE_EVERY == 0:  # random keys: each put faults a leaf (and 64 KiB around it)
-                    self.repo.db.release_pages()
-            self.repo.db.release_pages()
         self.repo.db.write(put)
 
     def get_many(self, ids: list[bytes]) -> Iterator[tuple[bytes, bytes]]:
         self.traffic.requests += 1
         with self.repo.db.read() as txn:
-            for n, oid in enumerate(ids, 1):
+            for oid in self.repo.db.releasing(ids):  # a clone reads every page of the remote
                 value = self.repo.objects.value(txn, oid)
                 if value is None:
                     raise RemoteError(f"remote {self.url} lacks object {oid.hex()}")
                 yield oid, bytes(value)
-                if n % RELEASE_EVERY == 0:  # a clone reads every page of the remote: not all kept mapped
-                    self.repo.db.release_pages()
-        self.repo.db.release_pages()
 
     def refs(self, names: Collection[str] | None = None) -> dict[str, bytes]:
         self.traffic.requests += 1

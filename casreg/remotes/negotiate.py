@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import heapq
 
+from ..db import RELEASE_EVERY
 from ..objects.encoding import CHUNK, COMMIT, DIR, FILE, MANIFEST, TREE, Commit
 from ..objects.graph import children
-from ..objects.store import RELEASE_EVERY
 from .base import HAVE_BATCH, Backend, batched
 
 COMMIT_BATCH = 64
