@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from casreg.db import RELEASE_EVERY
 from casreg.objects import graph
 from casreg.objects.encoding import CHUNK, COMMIT
-from casreg.db import RELEASE_EVERY
 from casreg.remotes import ops
 from casreg.remotes.gc import collect
 from casreg.remotes.sync import verify_remote
