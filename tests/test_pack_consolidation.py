@@ -686,3 +686,35 @@ def test_a_full_listing_is_a_snapshot_get_many_still_finds_what_was_pushed_since
     finally:
         gc_view.close()
         pusher.close()
+
+
+@pytest.mark.parametrize("remote", ["cos", "s3"], indirect=True)
+def test_a_load_cut_by_an_unreachable_server_leaves_no_half_index(remote):
+    """A pack index GET failing half way through a load left the index empty but in place: the
+    retry asked the same backend and was told none of the objects exist (a push would have sent
+    everything again, a fetch stopped at "lacks object"). Review finding: the load now leaves
+    nothing, and the next call loads afresh."""
+    from casreg.errors import RemoteUnreachable
+    writer = remote.backend()
+    pushed = _put_batches(writer, "cut", count=4)
+    writer.close()
+    reader = remote.backend()
+    packed = reader
+    while hasattr(packed, "inner"):  # under Retrying, which asks again after an unreachable server
+        packed = packed.inner
+    get = packed._get_immutable  # a pack index: from the cache the writer filled, else a GET
+    failed = []
+
+    def flaky(key, etag):
+        if key.startswith("index/") and not failed:
+            failed.append(key)
+            raise RemoteUnreachable("connection reset (test)")
+        return get(key, etag)
+    packed._get_immutable = flaky
+    try:
+        ids = [oid for oid, _ in pushed]
+        assert reader.has_many(ids) == set(ids)  # the retry, on the same backend, loaded afresh
+        assert failed
+        assert dict(reader.get_many(ids)) == dict(pushed)
+    finally:
+        reader.close()

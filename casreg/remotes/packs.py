@@ -218,34 +218,38 @@ class PackBackend(Backend):
             tombstones[name] = stone
             gone.add(match.group(1))
         listing = {n: i for n, i in listing.items() if n not in records}
-        self._forget()
-        self._index, self._full, self._layout = PackIndex(), full, layout is not None
-        self._loaded_at = started
-        self._dying = {p for p in listing if p in gone}  # a gc's deletion under way (or killed)
-        self._view = max([view or 0.0, *(i.modified for i in (*listing.values(), *tombstones.values(),
-                                                                 *records.values()))])
-        parts: dict[str, tuple[bytes | memoryview, BlobInfo]] = {}  # pack -> its records, its index's info
-        if found is not None:
-            name, packs, table, merged_view = found
-            at = 0
-            for pack, etag, n in packs:
-                part, at = table[at:at + n * _REC.size], at + n * _REC.size
-                info = listing.get(pack)
-                if pack in gone or (info is None and full) or (info is not None and info.etag != etag):
-                    continue  # deleted by a gc, or (listing every index) not listed, or rewritten: read alone
-                parts.setdefault(pack, (part, info or BlobInfo(etag)))
-            self._merged, self._merged_view = (name, {p for p, _, _ in packs}), merged_view
-        new = {p: info for p, info in listing.items() if p not in parts and p not in gone}
-        with ThreadPoolExecutor(8) as pool:
-            bodies = list(pool.map(lambda p: (p[0], p[1], self._get_immutable(f"index/{p[0]}", p[1].etag)),
-                                   new.items()))
-        for pack, info, body in bodies:
-            parts[pack] = (self._records_of(pack, body), info)
-        for oid, value in self._index.load([(self._slot(pack), recs) for pack, (recs, _) in parts.items()]):
-            self._dups.setdefault(oid, []).append(self._unpack(value))  # a copy in a later pack
-        for pack, (recs, info) in parts.items():
-            self._packs_loaded[pack], self._pack_records[pack] = info, recs
-        self._load_condemned(records)
+        try:  # what fails half way (a GET unreachable) leaves nothing: the next call loads afresh
+            self._forget()
+            self._index, self._full, self._layout = PackIndex(), full, layout is not None
+            self._loaded_at = started
+            self._dying = {p for p in listing if p in gone}  # a gc's deletion under way (or killed)
+            self._view = max([view or 0.0, *(i.modified for i in (*listing.values(), *tombstones.values(),
+                                                                     *records.values()))])
+            parts: dict[str, tuple[bytes | memoryview, BlobInfo]] = {}  # pack -> its records, its index's info
+            if found is not None:
+                name, packs, table, merged_view = found
+                at = 0
+                for pack, etag, n in packs:
+                    part, at = table[at:at + n * _REC.size], at + n * _REC.size
+                    info = listing.get(pack)
+                    if pack in gone or (info is None and full) or (info is not None and info.etag != etag):
+                        continue  # deleted by a gc, or (listing every index) not listed, or rewritten: read alone
+                    parts.setdefault(pack, (part, info or BlobInfo(etag)))
+                self._merged, self._merged_view = (name, {p for p, _, _ in packs}), merged_view
+            new = {p: info for p, info in listing.items() if p not in parts and p not in gone}
+            with ThreadPoolExecutor(8) as pool:
+                bodies = list(pool.map(lambda p: (p[0], p[1], self._get_immutable(f"index/{p[0]}", p[1].etag)),
+                                       new.items()))
+            for pack, info, body in bodies:
+                parts[pack] = (self._records_of(pack, body), info)
+            for oid, value in self._index.load([(self._slot(pack), recs) for pack, (recs, _) in parts.items()]):
+                self._dups.setdefault(oid, []).append(self._unpack(value))  # a copy in a later pack
+            for pack, (recs, info) in parts.items():
+                self._packs_loaded[pack], self._pack_records[pack] = info, recs
+            self._load_condemned(records)
+        except BaseException:
+            self._forget()
+            raise
         return self._index
 
     def _read_merged(self) -> tuple[str, list[tuple[str, str, int]], memoryview, float | None] | None:
