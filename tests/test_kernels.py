@@ -220,3 +220,32 @@ def test_native_ungroup_refuses_what_python_refuses():
     huge = payload[:2] + (1 << 31).to_bytes(4, "little") + payload[6:]
     with pytest.raises(Corrupt):
         codec.decode(codec.GROUPED, huge, None, 1 << 20)  # refused before 2 GiB is allocated
+
+
+def test_native_ungroup_keeps_no_large_scratch_after_a_payload_claiming_a_huge_chunk():
+    """A 10 KB payload whose header claims 64 MiB (three planes of zeros that do expand, one
+    damaged) is refused, and the thread does not keep the 48 MiB it decompressed into (review
+    finding: it kept it until the thread ended)."""
+    import struct
+
+    import zstandard
+
+    from casreg.errors import Corrupt
+    from casreg.objects import grouping
+    if kernels.ungroup is None:
+        pytest.skip("libzstd.so.1 is not loadable here")
+
+    def resident() -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    count = 16 << 20
+    zeros = zstandard.ZstdCompressor().compress(bytes(count))
+    frames = [zeros, zeros, zeros, b"\x28\xb5\x2f\xfd" + b"\xff" * 16]
+    payload = b"".join([struct.pack("<BBI", 4, 0, 4 * count), struct.pack("<4I", *map(len, frames)), *frames])
+    assert len(payload) < 20000
+    before = resident()
+    with pytest.raises(ValueError):
+        kernels.ungroup(payload)
+    assert resident() - before < 16 << 20
+    with pytest.raises(Corrupt):
+        grouping.ungroup_buffer(payload, None)

@@ -385,16 +385,35 @@ static worker_state *state_for(size_t need)
 #define RAW_FLAG 0x80000000u
 #define GROUP_HEAD 6
 
-/* the planes of src (n bytes) decoded and merged into out (length bytes); NULL or what is wrong */
+#define SCRATCH_KEEP (8u << 20) /* a thread keeps at most this much scratch between calls */
+
+static const char *ungroup_planes(worker_state *w, const uint8_t *src, size_t n, uint8_t *out, size_t length,
+                                  int width, size_t offset, const uint32_t *sizes);
+
+/* the planes of src (n bytes) decoded and merged into out (length bytes); NULL or what is wrong.
+ * Scratch grown past SCRATCH_KEEP (a large chunk, or a damaged header claiming one) is freed. */
 static const char *ungroup_into(const uint8_t *src, size_t n, uint8_t *out, size_t length, int width,
                                 size_t offset, const uint32_t *sizes)
+{
+    size_t count = (length - offset) / width;
+    worker_state *w = state_for(count > 0 ? count * (size_t)width : 1);
+    if (w == NULL)
+        return "out of memory";
+    const char *error = ungroup_planes(w, src, n, out, length, width, offset, sizes);
+    if (w->capacity > SCRATCH_KEEP) {
+        free(w->scratch);
+        w->scratch = NULL;
+        w->capacity = 0;
+    }
+    return error;
+}
+
+static const char *ungroup_planes(worker_state *w, const uint8_t *src, size_t n, uint8_t *out, size_t length,
+                                  int width, size_t offset, const uint32_t *sizes)
 {
     size_t count = (length - offset) / width, end = offset + count * width;
     size_t pos = GROUP_HEAD + 4 * (size_t)width;
     const uint8_t *planes[8];
-    worker_state *w = state_for(count > 0 ? count * (size_t)width : 1);
-    if (w == NULL)
-        return "out of memory";
     if (n < pos + offset)
         return "truncated grouped object";
     memcpy(out, src + pos, offset);
