@@ -35,7 +35,10 @@ def test_loaded_records_answer_as_a_dict_would(array_min, monkeypatch):
     for slot in range(5):
         chosen = rng.sample(ids, 900) + rng.sample(ids[-11:], 4)  # some ids in several packs
         chosen += chosen[:3]  # and twice in one
-        parts.append((slot, b"".join(REC.pack(oid, rng.randrange(1 << 40), rng.randrange(1 << 32)) for oid in chosen)))
+        repeat = chosen[3]  # and one record listed twice as it is (no other copy: nothing returned)
+        records = [REC.pack(oid, rng.randrange(1 << 40), rng.randrange(1 << 32)) for oid in chosen]
+        records.append(records[chosen.index(repeat)])
+        parts.append((slot, b"".join(records)))
     expected, expected_later = _reference(parts)
     index = PackIndex()
     by_id = lambda pairs: sorted(pairs, key=lambda pair: pair[0])  # noqa: E731  (stable: each id's own order stays)

@@ -58,9 +58,11 @@ class PackIndex:
         del arrays, order
         repeated = np.zeros(len(ids), bool)
         repeated[1:] = ids[1:] == ids[:-1]
+        first = np.maximum.accumulate(np.where(repeated, 0, np.arange(len(ids))))  # where each id's run starts
         later = [(ids[i:i + 1].tobytes(), packed(int(slots[i]), int(offsets[i]), int(lengths[i])))
-                 for i in np.flatnonzero(repeated)]
-        if later:
+                 for i in np.flatnonzero(repeated)
+                 if (slots[i], offsets[i], lengths[i]) != (slots[first[i]], offsets[first[i]], lengths[first[i]])]
+        if repeated.any():
             keep = ~repeated
             ids, slots, offsets, lengths = ids[keep], slots[keep], offsets[keep], lengths[keep]
         self._ids, self._slots, self._offsets, self._lengths = ids, slots, offsets, lengths
