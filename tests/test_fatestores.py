@@ -140,6 +140,24 @@ def test_misleading_config_names_its_key(doc, key, monkeypatch):
     assert key in message and "\n" not in message
 
 
+def test_an_encrypted_secret_is_replaced_by_the_environment_s_cos_and_file_stores_too(monkeypatch):
+    """Review finding: COS's secret is its SecretKey (CASREG_FATE_SECRET_KEY), a file store has
+    none; neither was helped by CASREG_FATE_PASSWORD."""
+    monkeypatch.delenv("CASREG_FATE_PASSWORD", raising=False)
+    monkeypatch.delenv("CASREG_FATE_SECRET_KEY", raising=False)
+    monkeypatch.delenv("CASREG_FATE_SECRET_ID", raising=False)
+    cos = {"model_store_address": {"storage": "tencent_cos", "Region": "ap-guangzhou", "Bucket": "b-1",
+                                   "SecretId": "id", "SecretKey": "ENC(k)"}, "encrypt_password": True}
+    with pytest.raises(InvalidInput, match="CASREG_FATE_SECRET_KEY"):
+        fs.location_from_conf(cos)
+    monkeypatch.setenv("CASREG_FATE_SECRET_KEY", "plain key")
+    assert fs.location_from_conf(cos).secrets == {"secret_id": "id", "secret_key": "plain key"}
+    monkeypatch.setenv("CASREG_FATE_SECRET_ID", "env id")
+    assert fs.location_from_conf(cos).secrets == {"secret_id": "env id", "secret_key": "plain key"}
+    files = {"model_store": {"engine": "file", "decrypt_key": "k", "file": {"path": "/m"}}}
+    assert fs.location_from_conf(files).path == "/m"
+
+
 @pytest.mark.parametrize("doc", [
     {"model_store_address": {"storage": "mysql", "database": "d", "password": "ENC(x9f)"}, "encrypt_password": True},
     {"model_store_address": {"storage": "redis", "host": "r", "password": "ENC(x9f)"}, "encrypt_password": True},

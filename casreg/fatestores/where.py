@@ -86,14 +86,20 @@ def location_from_conf(doc: Any, where: str = "service_conf.yaml") -> Location:
 
 
 def _password_from_env(location: Location, where: str, key: str) -> Location:
-    """A store whose config holds its password encrypted (FATE's ``encrypt_password`` /
-    ``decrypt_key``, which casreg cannot decrypt): the password from ``CASREG_FATE_PASSWORD``
-    instead of the file's, or an InvalidInput saying so."""
-    password = os.environ.get(ENV["password"])
-    if not password:
-        raise InvalidInput(f"{where}: {key} is set: the file's password is encrypted and casreg cannot decrypt "
-                           f"it; give the password in {ENV['password']} (used instead of the file's)")
-    return replace(location, secrets={**location.secrets, "password": password})
+    """A store whose config holds its secrets encrypted (FATE's ``encrypt_password`` /
+    ``decrypt_key``, which casreg cannot decrypt): MySQL's and Redis's password from
+    ``CASREG_FATE_PASSWORD``, COS's secret key (and id, if given) from ``CASREG_FATE_SECRET_KEY``
+    (``_SECRET_ID``), instead of the file's; an InvalidInput naming the variable when it is not
+    set. A file store has no secret."""
+    if location.engine == "file":
+        return location
+    needed, optional = (("secret_key",), ("secret_id",)) if location.engine == "tencent_cos" else (("password",), ())
+    given = {k: os.environ[ENV[k]] for k in (*needed, *optional) if os.environ.get(ENV[k])}
+    missing = [ENV[k] for k in needed if k not in given]
+    if missing:
+        raise InvalidInput(f"{where}: {key} is set: the file's secrets are encrypted and casreg cannot decrypt "
+                           f"them; give them in {' and '.join(missing)} (used instead of the file's)")
+    return replace(location, secrets={**location.secrets, **given})
 
 
 def _conf_v1(block: dict, where: str, key: str) -> Location:
