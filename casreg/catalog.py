@@ -123,19 +123,17 @@ def version_table(repo, model: str, *, registered_ok: bool = False) -> VersionTa
         tag_names: list[tuple[str, ...]] = [NO_TAGS] * n
         listed = repo.objects.listed
         # in id order: summaries are keyed by the id, so the lookups walk the B-tree's pages in
-        # order instead of at random; each value goes to its version's place
-        for count, at in enumerate(sorted(range(n), key=lambda i: named[i][0]), 1):
+        # order instead of at random (few pages: unmapped every 4096); each value goes to its
+        # version's place
+        for at in repo.db.releasing(sorted(range(n), key=lambda i: named[i][0]), 4096):
             cid = named[at][0]
             times[at], authors[at], messages[at], sizes[at], states[at] = listed(txn, cid)
             if cid in tags:
                 tag_names[at] = tuple(sorted(tags[cid]))
             if cid in noted:
                 annotated.setdefault(cid, []).append(at)
-            if count % 4096 == 0:  # the pages read so far (see db.release_pages; in id order they are few)
-                repo.db.release_pages()
         table = VersionTable([v for _, v in named], [cid.hex() for cid, _ in named], times, authors, messages,
                              sizes, tag_names, states)
-    repo.db.release_pages()
     if not n and not (registered_ok and model_exists(repo, model)):
         raise NotFound(f"no versions of model {model}")
     for cid, places in annotated.items():

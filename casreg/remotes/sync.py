@@ -287,8 +287,7 @@ def fetch(repo, remote: str, backend: Backend, names: list[str] | None = None, *
         manifests = [oid for oid, value in structured.items() if value[0] == MANIFEST]
         for batch in batched(manifests, LAND_BATCH):
             items = [(oid, structured.pop(oid)) for oid in batch]
-            repo.db.write(lambda txn, items=items: repo.objects.put_values(txn, items))
-            repo.db.release_pages()  # random keys: each put faults a leaf in
+            repo.db.write(lambda txn, items=items: repo.objects.put_values(txn, items))  # unmaps as it goes
         del manifests
         who = default_author()
 
