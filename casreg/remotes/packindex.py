@@ -23,6 +23,11 @@ def packed(slot: int, offset: int, length: int) -> int:
     return slot << 96 | offset << 32 | length
 
 
+def unpacked(value: int) -> tuple[int, int, int]:
+    """(slot, offset, length) of a ``packed`` value."""
+    return value >> 96, value >> 32 & 0xFFFFFFFFFFFFFFFF, value & 0xFFFFFFFF
+
+
 class PackIndex:
     def __init__(self):
         self._extra: dict[bytes, int] = {}
@@ -130,7 +135,7 @@ class PackIndex:
         for i, slot, offset, length in zip(hits.tolist(), self._slots[found].tolist(),  # type: ignore[index]
                                            self._offsets[found].tolist(), self._lengths[found].tolist()):  # type: ignore[index]
             if out[i] is None:
-                out[i] = slot << 96 | offset << 32 | length
+                out[i] = packed(slot, offset, length)
         # the rest are absent, unless another id shares their first word and sorts before them
         for i in np.flatnonzero(~same & (keys[near] == query_keys)).tolist():
             if out[i] is None:

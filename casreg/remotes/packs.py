@@ -85,7 +85,7 @@ from ..errors import Corrupt, RemoteError, RemoteUnreachable
 from .base import Backend, StoredObject, batched, log, remote_ref
 from .blobs import BlobInfo, BlobMissing, BlobStore
 from .packindex import REC as _REC
-from .packindex import PackIndex, packed
+from .packindex import PackIndex, packed, unpacked
 
 INDEX_MAGIC = b"casreg-packindex-1\n"
 SEQ_WIDTH = 16
@@ -385,7 +385,12 @@ class PackBackend(Backend):
         return packed(self._slot(pack), offset, length)
 
     def _unpack(self, value: int) -> tuple[str, int, int]:
-        return self._slot_packs[value >> 96], value >> 32 & 0xFFFFFFFFFFFFFFFF, value & 0xFFFFFFFF
+        slot, offset, length = unpacked(value)
+        return self._slot_packs[slot], offset, length
+
+    def _current_index(self) -> PackIndex:
+        """The index read last, or a fresh load if none is."""
+        return self._index if self._index is not None else self._load_index()
 
     def location(self, oid: bytes) -> tuple[str, int, int] | None:
         """(pack, offset, length) of the preferred copy of ``oid`` in the index read, None if it
@@ -468,7 +473,7 @@ class PackBackend(Backend):
         self._pack_records[pack] = records
 
     def has_many(self, ids: list[bytes]) -> set[bytes]:
-        index = self._index if self._index is not None else self._load_index()
+        index = self._current_index()
         if not self._condemned:
             return {oid for oid, value in zip(ids, index.many(ids)) if value is not None}
         return {oid for oid in ids if self._live_copy(oid) is not None}
@@ -513,14 +518,13 @@ class PackBackend(Backend):
         """By pack, then offset (ids it does not list last). In id order a batch's ranges were
         spread over every pack and coalesced across most of each: a clone of 3x10^5 small chunks
         read several times its size, at 4 MB/s from a local server."""
-        index = self._index if self._index is not None else self._load_index()
+        index = self._current_index()
         last = 1 << 256
         keys = [last if value is None else value for value in index.many(ids)]
         return [ids[i] for i in sorted(range(len(ids)), key=keys.__getitem__)]
 
     def get_many(self, ids: list[bytes]) -> Iterator[tuple[bytes, bytes]]:
-        index = self._index if self._index is not None else self._load_index()
-        values = index.many(ids)
+        values = self._current_index().many(ids)
         # A miss reloads: the object may be named before the merged view, or pushed since the
         # load, a full one too when refs were read after it (gc lists every object, then reads
         # the refs a push may have moved meanwhile). Once loaded after the refs, a miss is final.
