@@ -75,17 +75,17 @@ def location_from_conf(doc: Any, where: str = "service_conf.yaml") -> Location:
         location = _conf_v2(block, where, "model_store" if "model_store" in doc else "")
         key = "model_store.decrypt_key" if "model_store" in doc else "decrypt_key"
         encrypted = isinstance(block, dict) and bool(block.get("decrypt_key"))
-        return _password_from_env(location, where, key) if encrypted else location
+        return _secrets_from_env(location, where, key) if encrypted else location
     block = doc.get("model_store_address", doc)
     key = "model_store_address" if "model_store_address" in doc else ""
     if not isinstance(block, dict) or "storage" not in block:
         raise InvalidInput(f"{where}: no model_store_address (FATE-Flow 1.x) or model_store (2.x) block with "
                            f"a storage / engine key")
     location = _conf_v1(block, where, key)
-    return _password_from_env(location, where, "encrypt_password") if doc.get("encrypt_password") else location
+    return _secrets_from_env(location, where, "encrypt_password") if doc.get("encrypt_password") else location
 
 
-def _password_from_env(location: Location, where: str, key: str) -> Location:
+def _secrets_from_env(location: Location, where: str, key: str) -> Location:
     """A store whose config holds its secrets encrypted (FATE's ``encrypt_password`` /
     ``decrypt_key``, which casreg cannot decrypt): MySQL's and Redis's password from
     ``CASREG_FATE_PASSWORD``, COS's secret key (and id, if given) from ``CASREG_FATE_SECRET_KEY``

@@ -387,27 +387,8 @@ static worker_state *state_for(size_t need)
 
 #define SCRATCH_KEEP (8u << 20) /* a thread keeps at most this much scratch between calls */
 
-static const char *ungroup_planes(worker_state *w, const uint8_t *src, size_t n, uint8_t *out, size_t length,
-                                  int width, size_t offset, const uint32_t *sizes);
-
-/* the planes of src (n bytes) decoded and merged into out (length bytes); NULL or what is wrong.
- * Scratch grown past SCRATCH_KEEP (a large chunk, or a damaged header claiming one) is freed. */
-static const char *ungroup_into(const uint8_t *src, size_t n, uint8_t *out, size_t length, int width,
-                                size_t offset, const uint32_t *sizes)
-{
-    size_t count = (length - offset) / width;
-    worker_state *w = state_for(count > 0 ? count * (size_t)width : 1);
-    if (w == NULL)
-        return "out of memory";
-    const char *error = ungroup_planes(w, src, n, out, length, width, offset, sizes);
-    if (w->capacity > SCRATCH_KEEP) {
-        free(w->scratch);
-        w->scratch = NULL;
-        w->capacity = 0;
-    }
-    return error;
-}
-
+/* the planes of src (n bytes) decoded and merged into out (length bytes), through w's scratch;
+ * NULL or what is wrong */
 static const char *ungroup_planes(worker_state *w, const uint8_t *src, size_t n, uint8_t *out, size_t length,
                                   int width, size_t offset, const uint32_t *sizes)
 {
@@ -447,6 +428,24 @@ static const char *ungroup_planes(worker_state *w, const uint8_t *src, size_t n,
     merge_bytes(planes, out + offset, (Py_ssize_t)count, width);
     memcpy(out + end, src + pos, n - pos);
     return NULL;
+}
+
+/* the planes of src (n bytes) decoded and merged into out (length bytes); NULL or what is wrong.
+ * Scratch grown past SCRATCH_KEEP (a large chunk, or a damaged header claiming one) is freed. */
+static const char *ungroup_into(const uint8_t *src, size_t n, uint8_t *out, size_t length, int width,
+                                size_t offset, const uint32_t *sizes)
+{
+    size_t count = (length - offset) / width;
+    worker_state *w = state_for(count > 0 ? count * (size_t)width : 1);
+    if (w == NULL)
+        return "out of memory";
+    const char *error = ungroup_planes(w, src, n, out, length, width, offset, sizes);
+    if (w->capacity > SCRATCH_KEEP) {
+        free(w->scratch);
+        w->scratch = NULL;
+        w->capacity = 0;
+    }
+    return error;
 }
 
 static PyObject *ungroup(PyObject *self, PyObject *args)
