@@ -50,6 +50,25 @@ def test_the_local_walk_reads_whole_levels_and_all_chunks_in_one_level_last(tmp_
     repo.close()
 
 
+def test_a_walk_with_leaves_names_chunks_without_reading_or_keeping_them(tmp_path):
+    repo = Repository.init(str(tmp_path / "store"))
+    _nested_history(tmp_path, repo)
+    with repo.db.read() as txn:
+        everything = graph.reachable(repo.objects, txn, repo._roots(txn))
+        load = graph.local_loader(repo.objects, txn)
+        levels: list[dict[bytes, int]] = []
+
+        def recording(level):
+            levels.append(dict(level))
+            yield from load(level)
+        leaves: set[bytes] = set()
+        seen = graph.walk(repo._roots(txn), recording, leaves=leaves)
+    assert leaves == {oid for oid, kind in everything.items() if kind == CHUNK} and leaves
+    assert seen == {oid: kind for oid, kind in everything.items() if kind != CHUNK}
+    assert all(CHUNK not in level.values() for level in levels)  # no chunk was read
+    repo.close()
+
+
 def test_the_local_walk_releases_mapped_pages_as_it_goes(tmp_path):
     """Each lookup maps its page and those around it; the walk drops the mappings every RELEASE_EVERY
     lookups, so verify, gc and stats stay flat in RSS however large the graph."""

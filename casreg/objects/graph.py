@@ -107,7 +107,7 @@ LoadLevel = Callable[[dict[bytes, int]], Loaded]
 
 
 def walk(roots: Iterable[tuple[bytes, int]], load_level: LoadLevel, *, known: dict[bytes, int] | None = None,
-         on_problem: Problem = _raise) -> dict[bytes, int]:
+         on_problem: Problem = _raise, leaves: set[bytes] | None = None) -> dict[bytes, int]:
     """Every object reachable from ``roots`` (id, kind) -> its kind, read a level at a time: the
     one graph walk (gc, verify, stats, fetch, verify --remote, gc --remote).
 
@@ -117,7 +117,10 @@ def walk(roots: Iterable[tuple[bytes, int]], load_level: LoadLevel, *, known: di
     damaged), which goes to ``on_problem``; an id it yields nothing for is kept but not followed.
     A level is all chunks or none: chunks are read after every commit, tree and manifest (one
     chunk level, however deep the trees; then one of delta bases), so a remote loader makes one
-    round trip per level and batch. Objects in ``known`` were walked already."""
+    round trip per level and batch. Objects in ``known`` were walked already. With ``leaves``,
+    chunks are not walked: their ids go into ``leaves`` and not into the result (a fetch reads
+    the ones it lacks itself; no chunk is then held three times, in the result, in its level and
+    in the caller's set)."""
     known = known or {}
     seen: dict[bytes, int] = {}
     structured: dict[bytes, int] = {}
@@ -125,7 +128,9 @@ def walk(roots: Iterable[tuple[bytes, int]], load_level: LoadLevel, *, known: di
 
     def add(pairs: Iterable[tuple[bytes, int]]) -> None:
         for oid, kind in pairs:
-            if oid not in seen and oid not in known:
+            if kind == CHUNK and leaves is not None:
+                leaves.add(oid)
+            elif oid not in seen and oid not in known:
                 (chunks if kind == CHUNK else structured).setdefault(oid, kind)
 
     add(roots)

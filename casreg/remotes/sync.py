@@ -19,16 +19,18 @@ import contextlib
 import itertools
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Callable
 
 from .. import notes
 from ..errors import CasregError, Corrupt, NonFastForward, NotFound, RefConflict, RemoteError
-from ..objects import codec, graph
+from ..objects import codec, delta, graph
 from ..objects.encoding import CHUNK, COMMIT, DECODERS, FILE, KIND_NAMES, MANIFEST, MAX_CHUNK, MAX_SIZE, TREE
 from ..objects.graph import children
 from ..objects.store import decode_checked, stored_value, unpack
 from ..refs import check_ref_name
 from .base import HAVE_BATCH, Backend, batched
 from .negotiate import Negotiation
+from .staging import Staged
 
 GET_BATCH = 256
 LAND_BATCH = 4096  # fetched manifests a transaction lands (see Backend.batch_objects)
@@ -262,13 +264,16 @@ def fetch(repo, remote: str, backend: Backend, names: list[str] | None = None, *
             remote_refs |= backend.refs([a for a in annotations if a not in remote_refs])
         remote_refs = {n: remote_refs[n] for n in [*names, *annotations] if n in remote_refs}
     result = FetchResult(dict(remote_refs))
-    with repo.protected_from_gc():
-        structured, chunks = _discover(repo, backend, remote_refs.values(), repair=repair)
+    with repo.protected_from_gc(), Staged(repo.path) as structured:
+        chunks = _discover(repo, backend, remote_refs.values(), structured, repair=repair)
         needed = sorted(chunks)
         del chunks
-        missing_idx = repo.objects.missing(needed)
-        wanted = backend.read_order([needed[i] for i in missing_idx])
-        del needed, missing_idx
+        lacking: list[bytes] = []
+        for part in batched(needed, LAND_BATCH):  # not an index per chunk of a whole clone
+            lacking.extend(part[i] for i in repo.objects.missing(part))
+        del needed
+        wanted = backend.read_order(lacking)
+        del lacking
         progress.start("fetch", len(wanted), OBJECTS)
         for batch in batched(wanted, GET_BATCH):
             items = _received_chunks(repo, backend, batch)
@@ -279,21 +284,17 @@ def fetch(repo, remote: str, backend: Backend, names: list[str] | None = None, *
         progress.done()
         del wanted
         named = _named_files(structured) if getattr(repo, "deltas", False) else []
-        result.objects_received += len(structured)
-        result.bytes_received += sum(len(v) for v in structured.values())
+        result.objects_received += structured.count
+        result.bytes_received += structured.bytes
         # manifests land in batches once every chunk has (they name nothing else): one
         # transaction of them all dirtied most of the store's B-tree; trees and commits, which
         # may name each other, land with the refs in one transaction
-        manifests = [oid for oid, value in structured.items() if value[0] == MANIFEST]
-        for batch in batched(manifests, LAND_BATCH):
-            items = [(oid, structured.pop(oid)) for oid in batch]
+        for items in batched(structured.of_kind(MANIFEST), LAND_BATCH):
             repo.db.write(lambda txn, items=items: repo.objects.put_values(txn, items))  # unmaps as it goes
-        del manifests
         who = default_author()
 
-        def land(txn):
-            repo.objects.put_values(txn, [(oid, structured[oid]) for kind in (TREE, COMMIT)  # write order,
-                                          for oid in structured if structured[oid][0] == kind])  # as everywhere
+        def land(txn):  # write order, as everywhere: trees, then the commits that name them
+            repo.objects.put_values(txn, itertools.chain(structured.of_kind(TREE), structured.of_kind(COMMIT)))
             for name, target in remote_refs.items():
                 tracking = tracking_ref(remote, name)
                 current = repo.refs.get(txn, tracking)
@@ -306,16 +307,16 @@ def fetch(repo, remote: str, backend: Backend, names: list[str] | None = None, *
     return result
 
 
-def _named_files(structured: dict[bytes, bytes]) -> list[tuple[str, bytes]]:
-    """(file name, manifest id) of every manifest among fetched objects, named by the fetched
-    trees that hold it (byte-aligned keyframes are keyed by file name)."""
+def _named_files(structured: Staged) -> list[tuple[str, bytes]]:
+    """(file name, manifest id) of the fetched manifests that could be keyframes (files of at
+    least ``delta.MIN_FILE``), named by the fetched trees that hold them (byte-aligned keyframes
+    are keyed by file name); a manifest no fetched tree names is left out."""
     names: dict[bytes, str] = {}
-    for oid, value in structured.items():
-        if value[0] == TREE:
-            for entry in DECODERS[TREE](verified(oid, value, TREE)).entries:
-                if entry.kind == FILE:
-                    names.setdefault(entry.id, entry.name)
-    return [(names.get(oid, ""), oid) for oid, value in structured.items() if value[0] == MANIFEST]
+    for oid, value in structured.of_kind(TREE):
+        for entry in DECODERS[TREE](verified(oid, value, TREE)).entries:
+            if entry.kind == FILE and entry.size >= delta.MIN_FILE:
+                names.setdefault(entry.id, entry.name)
+    return [(names[oid], oid) for oid, _ in structured.of_kind(MANIFEST) if oid in names]
 
 
 def _received_chunks(repo, backend: Backend, ids: list[bytes]) -> list[tuple[bytes, bytes]]:
@@ -356,30 +357,28 @@ def _base_reader(received: dict[bytes, bytes], fallback=None):
     return base_of
 
 
-def _discover(repo, backend: Backend, tips, *, repair: bool = False
-              ) -> tuple[dict[bytes, bytes], set[bytes]]:
-    """Structured objects the local store lacks (id -> value, fetched and verified, in the order
-    the walk reached them; the kind is the value's first byte) and the chunk ids they name.
+def _discover(repo, backend: Backend, tips, structured: Staged, *, repair: bool = False) -> set[bytes]:
+    """The chunk ids named by the structured objects the local store lacks; those objects go to
+    ``structured`` (fetched and verified, in the order the walk reached them).
 
     Anything already local is complete (objects are only ever written after their children), so
     the walk stops there, unless ``repair`` asks to walk local objects too. One round trip per
     level of the graph and per GET_BATCH objects; the chunks are fetched afterwards (``fetch``).
     """
-    remote = RemoteLoader(backend, keep=True)
+    remote = RemoteLoader(backend, keep=structured.add)
 
-    def load_level(level: dict[bytes, int]) -> graph.Loaded:
-        if all(kind == CHUNK for kind in level.values()):
-            yield from ((oid, []) for oid in level)  # named only: fetch reads what it lacks
-            return
-        ids = list(level)
-        missing = {ids[i] for i in repo.objects.missing(ids)}
-        if repair:
-            with repo.db.read() as txn:
-                yield from graph.local_loader(repo.objects, txn)({o: k for o, k in level.items() if o not in missing})
-        yield from remote({o: k for o, k in level.items() if o in missing})
+    def load_level(level: dict[bytes, int]) -> graph.Loaded:  # never chunks: they are leaves here
+        for batch in batched(level.items(), LAND_BATCH):  # a level's copies: a batch's, not the level's
+            ids = [oid for oid, _ in batch]
+            missing = {ids[i] for i in repo.objects.missing(ids)}
+            if repair:
+                with repo.db.read() as txn:
+                    yield from graph.local_loader(repo.objects, txn)({o: k for o, k in batch if o not in missing})
+            yield from remote({o: k for o, k in batch if o in missing})
 
-    seen = graph.walk(((t, COMMIT) for t in tips), load_level, on_problem=graph.halt)
-    return remote.received, {oid for oid, kind in seen.items() if kind == CHUNK}
+    chunks: set[bytes] = set()  # named only: fetch reads what it lacks
+    graph.walk(((t, COMMIT) for t in tips), load_level, on_problem=graph.halt, leaves=chunks)
+    return chunks
 
 
 class RemoteLoader:
@@ -394,13 +393,12 @@ class RemoteLoader:
     - ``only`` (gc's ref log roots, lenient): only those ids are read, one at a time when a batch
       fails, and each failure is yielded as that id's problem.
 
-    With ``keep`` the values of the structured objects read are kept in ``received``."""
+    ``keep`` is given (id, value) of each structured object read and verified."""
 
     def __init__(self, backend: Backend, *, check_present: bool = False, read_chunks: bool = True,
-                 only: set[bytes] | None = None, keep: bool = False):
+                 only: set[bytes] | None = None, keep: Callable[[bytes, bytes], None] | None = None):
         self.backend = backend
         self.check_present, self.read_chunks, self.only, self.keep = check_present, read_chunks, only, keep
-        self.received: dict[bytes, bytes] = {}
         self.base_failures: list[RemoteError] = []
         self.checked: set[bytes] = set()  # delta bases read and verified with their deltas
 
@@ -449,8 +447,8 @@ class RemoteLoader:
             except CasregError as exc:
                 yield oid, exc
                 continue
-            if self.keep:
-                self.received[oid] = value
+            if self.keep is not None:
+                self.keep(oid, value)
             yield oid, list(children(kind, obj))
 
     def _chunks(self, ids: list[bytes]) -> graph.Loaded:
