@@ -103,12 +103,10 @@ class FileBackend(Backend):
 
     def list_objects(self) -> Iterator[StoredObject]:
         self.traffic.requests += 1
-        out = []
-        with self.repo.db.read() as txn:
+        with self.repo.db.read() as txn:  # one snapshot, streamed: not a list of every copy
             for oid, value in self.repo.objects.iter_values(txn):
                 uploaded, condemned = self._mark(txn, oid)
-                out.append(StoredObject(oid, len(value), uploaded, None if condemned < 0 else condemned))
-        return iter(out)
+                yield StoredObject(oid, len(value), uploaded, None if condemned < 0 else condemned)
 
     def condemn(self, items: list[StoredObject], uploaded_before: float = math.inf) -> int:
         self.traffic.requests += 1

@@ -22,14 +22,13 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass
-from itertools import groupby
-from operator import attrgetter
 
 from ..errors import CasregError, Corrupt, RemoteError
 from ..objects.encoding import COMMIT
 from ..objects.graph import halt, walk
 from ..timespec import parse_duration
 from .base import Backend, StoredObject
+from .listing import Listing
 from .sync import RemoteLoader
 
 DEFAULT_GRACE = "1d"   # longer than any push takes from its first has_many to its ref move
@@ -70,8 +69,8 @@ def collect(backend: Backend, *, remote: str = "", grace: str = DEFAULT_GRACE, d
         now = time.time() if dry_run else backend.server_time()  # a dry run writes nothing (COS/S3 would)
         slack = backend.clock_resolution if seconds > 0 else 0.0  # a time rounded down is older
         old_before = now - seconds - slack
-        listing = list(backend.list_objects())
-        result.stored_objects, result.stored_bytes = len(listing), sum(o.size for o in listing)
+        listing = Listing(backend.list_objects())
+        result.stored_objects, result.stored_bytes = len(listing), listing.total_bytes
         keep = _mark(backend, listing, now - seconds if seconds > 0 else None, result)  # now: no log roots
         absolve, condemn, deletable = _classify(listing, keep, old_before, seconds, result)
         result.deletable_objects = len(deletable) + (len(condemn) if seconds == 0 else 0)
@@ -95,34 +94,32 @@ def collect(backend: Backend, *, remote: str = "", grace: str = DEFAULT_GRACE, d
     return result
 
 
-def _classify(listing: list[StoredObject], keep: dict[bytes, int], old_before: float, grace: float,
+def _classify(listing: Listing, keep: dict[bytes, int], old_before: float, grace: float,
               result: RemoteGcResult) -> tuple[list[StoredObject], list[StoredObject], list[StoredObject]]:
     """(copies to absolve, to condemn, that may be deleted)."""
-    by_id = sorted(listing, key=attrgetter("id"))  # copies side by side: no list per id in a dict
     absolve, condemn, deletable = [], [], []
-    for oid, group in groupby(by_id, key=attrgetter("id")):
-        items = list(group)
+    for oid, copies in listing.groups():  # copies of an id side by side
         live = oid in keep
-        spare = live and any(o.condemned is None for o in items)  # a reachable id with a clean copy
-        for o in items:
-            if o.condemned is None:
+        spare = live and any(not listing.is_condemned(i) for i in copies)  # a reachable id with a clean copy
+        for i in copies:
+            if not listing.is_condemned(i):
                 if live:
                     continue
-                if o.uploaded <= old_before:
-                    condemn.append(o)
+                if listing.uploaded_at(i) <= old_before:
+                    condemn.append(listing.item(i))
                 else:
                     result.young_objects += 1
             elif live and not spare:
-                absolve.append(o)
+                absolve.append(listing.item(i))
                 result.absolved_objects += 1
-            elif grace == 0 or o.condemned <= old_before:
-                deletable.append(o)
+            elif grace == 0 or listing.condemned_at(i) <= old_before:
+                deletable.append(listing.item(i))
             else:
                 result.waiting_objects += 1
     return absolve, condemn, deletable
 
 
-def _mark(backend: Backend, listing: list[StoredObject], log_since: float | None, result: RemoteGcResult) -> dict[bytes, int]:
+def _mark(backend: Backend, listing: Listing, log_since: float | None, result: RemoteGcResult) -> dict[bytes, int]:
     refs = backend.refs()
     if backend.bad_refs:  # what they point at is unknown: sweeping could take a live version
         name, why = next(iter(backend.bad_refs.items()))
@@ -134,9 +131,8 @@ def _mark(backend: Backend, listing: list[StoredObject], log_since: float | None
     except (Corrupt, RemoteError) as exc:
         raise type(exc)(f"gc --remote stopped before deleting anything: {exc}; "
                         "run `casreg verify --remote NAME --full`") from None
-    listed = {o.id for o in listing}
-    logged = [(t, COMMIT) for t in backend.ref_log_targets(log_since) if t in listed] if log_since is not None else []
-    keep.update(walk(logged, RemoteLoader(backend, only=listed), known=keep, on_problem=_skip))
+    logged = [(t, COMMIT) for t in backend.ref_log_targets(log_since) if t in listing] if log_since is not None else []
+    keep.update(walk(logged, RemoteLoader(backend, only=listing), known=keep, on_problem=_skip))
     result.reachable_objects = len(keep)
     return keep
 

@@ -19,7 +19,7 @@ import contextlib
 import itertools
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Container
 
 from .. import notes
 from ..errors import CasregError, Corrupt, NonFastForward, NotFound, RefConflict, RemoteError
@@ -396,7 +396,7 @@ class RemoteLoader:
     ``keep`` is given (id, value) of each structured object read and verified."""
 
     def __init__(self, backend: Backend, *, check_present: bool = False, read_chunks: bool = True,
-                 only: set[bytes] | None = None, keep: Callable[[bytes, bytes], None] | None = None):
+                 only: Container[bytes] | None = None, keep: Callable[[bytes, bytes], None] | None = None):
         self.backend = backend
         self.check_present, self.read_chunks, self.only, self.keep = check_present, read_chunks, only, keep
         self.base_failures: list[RemoteError] = []
