@@ -409,10 +409,13 @@ class RemoteLoader:
             ids.sort()
             yield from ((oid, []) for oid in ids if oid in self.checked)
             ids = [oid for oid in ids if oid not in self.checked]
-        if self.check_present:
-            present = _present(self.backend, ids)
-            yield from ((oid, NotFound(f"the remote lacks object {oid.hex()}")) for oid in ids if oid not in present)
-            ids = [oid for oid in ids if oid in present]
+        if self.check_present:  # a batch at a time: not a set of every id of a level
+            kept = []
+            for batch in batched(ids, HAVE_BATCH):
+                present = _present(self.backend, batch)
+                kept += [oid for oid in batch if oid in present]
+                yield from ((oid, NotFound(f"the remote lacks object {oid.hex()}")) for oid in batch if oid not in present)
+            ids = kept
         if chunks and not self.read_chunks:
             yield from ((oid, []) for oid in ids)
             return
