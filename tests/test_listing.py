@@ -33,3 +33,11 @@ def test_an_empty_listing_holds_nothing():
     listing = Listing(iter(()))
     assert len(listing) == 0 and listing.total_bytes == 0 and list(listing.groups()) == []
     assert b"\x00" * 32 not in listing
+
+
+def test_a_key_that_is_no_object_id_is_left_out_of_the_listing_with_a_warning(caplog):
+    good = StoredObject(b"g" * 32, 5, 1.0)
+    with caplog.at_level("WARNING", logger="casreg"):
+        listing = Listing([StoredObject(b"stray", 3, 1.0), good, StoredObject(b"x" * 40, 3, 1.0)], "redis://r")
+    assert [listing.item(i) for i in range(len(listing))] == [good]
+    assert "redis://r: 2 listed key(s) are not object ids" in caplog.text

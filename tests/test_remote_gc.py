@@ -145,3 +145,23 @@ def test_with_a_grace_period_a_gc_condemns_and_a_later_one_deletes(kind, request
         store.close()
     finally:
         remote.cleanup()
+
+
+def test_a_gc_reads_the_listing_into_its_columns_through_the_retrying_wrapper(remote, tmp_path, monkeypatch):
+    """``Backend.listing``: retried whole around the columns, never a list of every StoredObject
+    first (Retrying.list_objects builds one), and it lists what list_objects does."""
+    from casreg.remotes.wrappers import Retrying
+    store, _ = _versions(tmp_path, remote)
+    ops.delete_remote_ref(store, "origin", "models/m/v0")
+    be = remote.backend()
+    listed = sorted((o.id, o.size, o.where, o.condemned) for o in be.list_objects())
+    listing = be.listing()
+    assert sorted((o.id, o.size, o.where, o.condemned) for o in map(listing.item, range(len(listing)))) == listed
+    be.close()
+
+    def whole_list(self):
+        raise AssertionError("gc read the listing as a list of StoredObject")
+    monkeypatch.setattr(Retrying, "list_objects", whole_list)
+    result = store_gc(store, grace="now", dry_run=True)
+    assert result.stored_objects == len(listed) and result.deletable_objects > 0
+    store.close()

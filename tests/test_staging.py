@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from casreg.errors import CasregError
 from casreg.objects.encoding import COMMIT, MANIFEST, TREE
 from casreg.remotes.staging import Staged
 
@@ -34,3 +35,25 @@ def test_staged_refuses_an_add_or_a_second_pass_while_a_pass_reads(tmp_path):
             next(staged.of_kind(TREE))
         assert [o for o, _ in reading] == [b"b" * 32]
         assert len(list(staged.of_kind(TREE))) == 2  # the pass ended: another may begin
+
+
+def test_an_add_after_a_pass_that_stopped_early_lands_at_the_end(tmp_path):
+    with Staged(str(tmp_path)) as staged:
+        for i in range(3):
+            staged.add(bytes([i]) * 32, bytes([TREE]) + b"t%d" % i)
+        reading = staged.of_kind(TREE)
+        next(reading)
+        reading.close()  # a pass ended before the end of the file
+        staged.add(b"z" * 32, bytes([COMMIT]) + b"c")
+        assert [o[:1] for o, _ in staged.of_kind(TREE)] == [b"\x00", b"\x01", b"\x02"]
+        assert list(staged.of_kind(COMMIT)) == [(b"z" * 32, bytes([COMMIT]) + b"c")]
+
+
+def test_a_full_disk_while_staging_is_a_one_line_error_and_closing_adds_none(tmp_path):
+    staged = Staged(str(tmp_path))
+    staged._file.close()
+    staged._file = open("/dev/full", "w+b")  # every write: ENOSPC, as a full disk
+    with pytest.raises(CasregError, match="cannot stage fetched objects"):
+        for i in range(100_000):  # past the buffer: the write reaches the disk
+            staged.add(i.to_bytes(32, "big"), bytes([MANIFEST]) + b"m" * 64)
+    staged.close()  # what was left unwritten goes without a second error

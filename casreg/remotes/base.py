@@ -45,10 +45,13 @@ import logging
 import math
 import re
 from dataclasses import dataclass
-from typing import Collection, ContextManager, Iterable, Iterator
+from typing import TYPE_CHECKING, Collection, ContextManager, Iterable, Iterator
 
 from ..errors import CasregError, Corrupt
 from ..refs.names import check_ref_name
+
+if TYPE_CHECKING:
+    from .listing import Listing
 
 log = logging.getLogger("casreg.remotes")
 
@@ -174,6 +177,11 @@ class Backend:
         per object, not across the listing: objects put or deleted meanwhile may or may not
         appear."""
         raise NotImplementedError
+
+    def listing(self) -> Listing:
+        """``list_objects`` read whole into a gc's ``Listing`` (what a retry repeats whole)."""
+        from .listing import Listing
+        return Listing(self.list_objects(), self.describe())
 
     def condemn(self, items: list[StoredObject], uploaded_before: float = math.inf) -> int:
         """Condemn these copies, stamped now, if still uploaded at or before ``uploaded_before``

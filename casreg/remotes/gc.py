@@ -69,7 +69,7 @@ def collect(backend: Backend, *, remote: str = "", grace: str = DEFAULT_GRACE, d
         now = time.time() if dry_run else backend.server_time()  # a dry run writes nothing (COS/S3 would)
         slack = backend.clock_resolution if seconds > 0 else 0.0  # a time rounded down is older
         old_before = now - seconds - slack
-        listing = Listing(backend.list_objects())
+        listing = backend.listing()
         result.stored_objects, result.stored_bytes = len(listing), listing.total_bytes
         keep = _mark(backend, listing, now - seconds if seconds > 0 else None, result)  # now: no log roots
         absolve, condemn, deletable = _classify(listing, keep, old_before, seconds, result)

@@ -8,6 +8,7 @@ and a ``StoredObject`` is made again only for a copy gc condemns, absolves or de
 
 from __future__ import annotations
 
+import logging
 import math
 from array import array
 from typing import Iterable, Iterator
@@ -17,24 +18,29 @@ import numpy as np
 from .base import StoredObject
 
 ID = 32
+log = logging.getLogger("casreg")
 
 
 class Listing:
     """The copies listed, sorted by id (copies of one id side by side, in listing order)."""
 
-    def __init__(self, objects: Iterable[StoredObject]):
+    def __init__(self, objects: Iterable[StoredObject], remote: str = "the remote"):
         ids = bytearray()
         sizes, uploaded, condemned = array("q"), array("d"), array("d")
         where_index: dict[str, int] = {}
         where = array("I")
+        skipped = 0
         for o in objects:
-            if len(o.id) != ID:
-                raise ValueError(f"a listed id is {len(o.id)} bytes, not {ID}")
+            if len(o.id) != ID:  # a stray key under casreg's prefix: not an object, never deleted
+                skipped += 1
+                continue
             ids += o.id
             sizes.append(o.size)
             uploaded.append(o.uploaded)
             condemned.append(math.nan if o.condemned is None else o.condemned)
             where.append(where_index.setdefault(o.where, len(where_index)))
+        if skipped:
+            log.warning("%s: %d listed key(s) are not object ids; gc leaves them alone", remote, skipped)
         order = np.argsort(np.frombuffer(ids, dtype=f"S{ID}"), kind="stable")  # bytes order, as Python's
         self._ids = np.frombuffer(ids, dtype=f"S{ID}")[order]
         del ids

@@ -9,9 +9,11 @@ read back in passes, one kind at a time, so memory does not follow the number of
 
 from __future__ import annotations
 
+import contextlib
+import os
 import struct
 import tempfile
-from typing import Iterator
+from typing import Generator
 
 from ..errors import CasregError
 
@@ -34,6 +36,7 @@ class Staged:
         if self._reading:
             raise RuntimeError("Staged.add after reading began")
         try:
+            self._file.seek(0, os.SEEK_END)  # after a pass, however far it read
             self._file.write(_RECORD.pack(oid, len(value)))
             self._file.write(value)
         except OSError as exc:  # the disk is full: nothing has landed yet
@@ -41,7 +44,7 @@ class Staged:
         self.count += 1
         self.bytes += len(value)
 
-    def of_kind(self, kind: int) -> Iterator[tuple[bytes, bytes]]:
+    def of_kind(self, kind: int) -> Generator[tuple[bytes, bytes], None, None]:
         """The staged objects of ``kind``, in the order they were added (one pass at a time)."""
         if self._reading:
             raise RuntimeError("Staged.of_kind while another pass is reading")
@@ -61,7 +64,8 @@ class Staged:
             self._reading = False
 
     def close(self) -> None:
-        self._file.close()
+        with contextlib.suppress(OSError):  # the disk is full: what is unwritten goes anyway
+            self._file.close()
 
     def __enter__(self) -> Staged:
         return self

@@ -34,6 +34,7 @@ from .staging import Staged
 
 GET_BATCH = 256
 LAND_BATCH = 4096  # fetched manifests a transaction lands (see Backend.batch_objects)
+LOAD_BATCH = 4096  # ids a fetch looks up or asks a remote about at once (a level: not all at once)
 RELEASE_READS = 64  # values a push reads between unmappings: each fault maps 64 KiB around it
 
 
@@ -269,7 +270,7 @@ def fetch(repo, remote: str, backend: Backend, names: list[str] | None = None, *
         needed = sorted(chunks)
         del chunks
         lacking: list[bytes] = []
-        for part in batched(needed, LAND_BATCH):  # not an index per chunk of a whole clone
+        for part in batched(needed, LOAD_BATCH):  # not an index per chunk of a whole clone
             lacking.extend(part[i] for i in repo.objects.missing(part))
         del needed
         wanted = backend.read_order(lacking)
@@ -283,7 +284,7 @@ def fetch(repo, remote: str, backend: Backend, names: list[str] | None = None, *
             progress.advance(len(batch))
         progress.done()
         del wanted
-        named = _named_files(structured) if getattr(repo, "deltas", False) else []
+        named = _named_files(structured, unnamed=repair) if getattr(repo, "deltas", False) else []
         result.objects_received += structured.count
         result.bytes_received += structured.bytes
         # manifests land in batches once every chunk has (they name nothing else): one
@@ -294,7 +295,12 @@ def fetch(repo, remote: str, backend: Backend, names: list[str] | None = None, *
         who = default_author()
 
         def land(txn):  # write order, as everywhere: trees, then the commits that name them
-            repo.objects.put_values(txn, itertools.chain(structured.of_kind(TREE), structured.of_kind(COMMIT)))
+            trees, commits = structured.of_kind(TREE), structured.of_kind(COMMIT)
+            try:
+                repo.objects.put_values(txn, itertools.chain(trees, commits))
+            finally:  # ended here, not when collected: land is run again after the map grows
+                trees.close()
+                commits.close()
             for name, target in remote_refs.items():
                 tracking = tracking_ref(remote, name)
                 current = repo.refs.get(txn, tracking)
@@ -307,16 +313,21 @@ def fetch(repo, remote: str, backend: Backend, names: list[str] | None = None, *
     return result
 
 
-def _named_files(structured: Staged) -> list[tuple[str, bytes]]:
+def _named_files(structured: Staged, *, unnamed: bool = False) -> list[tuple[str, bytes]]:
     """(file name, manifest id) of the fetched manifests that could be keyframes (files of at
-    least ``delta.MIN_FILE``), named by the fetched trees that hold them (byte-aligned keyframes
-    are keyed by file name); a manifest no fetched tree names is left out."""
+    least ``delta.MIN_FILE``, by their trees), named by the fetched trees that hold them
+    (byte-aligned keyframes are keyed by file name); with ``unnamed`` (a repair, whose trees
+    may be local) also those no fetched tree names, as "" (``keyframes.adopt`` checks sizes)."""
     names: dict[bytes, str] = {}
+    small: set[bytes] = set()
     for oid, value in structured.of_kind(TREE):
         for entry in DECODERS[TREE](verified(oid, value, TREE)).entries:
             if entry.kind == FILE and entry.size >= delta.MIN_FILE:
                 names.setdefault(entry.id, entry.name)
-    return [(names[oid], oid) for oid, _ in structured.of_kind(MANIFEST) if oid in names]
+            elif entry.kind == FILE and unnamed:
+                small.add(entry.id)
+    return [(names.get(oid, ""), oid) for oid, _ in structured.of_kind(MANIFEST)
+            if oid in names or (unnamed and oid not in small)]
 
 
 def _received_chunks(repo, backend: Backend, ids: list[bytes]) -> list[tuple[bytes, bytes]]:
@@ -368,7 +379,7 @@ def _discover(repo, backend: Backend, tips, structured: Staged, *, repair: bool 
     remote = RemoteLoader(backend, keep=structured.add)
 
     def load_level(level: dict[bytes, int]) -> graph.Loaded:  # never chunks: they are leaves here
-        for batch in batched(level.items(), LAND_BATCH):  # a level's copies: a batch's, not the level's
+        for batch in batched(level.items(), LOAD_BATCH):  # copies of a batch's ids, not of a level's
             ids = [oid for oid, _ in batch]
             missing = {ids[i] for i in repo.objects.missing(ids)}
             if repair:
@@ -409,7 +420,7 @@ class RemoteLoader:
             ids.sort()
             yield from ((oid, []) for oid in ids if oid in self.checked)
             ids = [oid for oid in ids if oid not in self.checked]
-        if self.check_present:  # a batch at a time: not a set of every id of a level
+        if self.check_present:  # a batch at a time: not a set of every id present
             kept = []
             for batch in batched(ids, HAVE_BATCH):
                 present = _present(self.backend, batch)

@@ -19,6 +19,7 @@ import tenacity
 
 from ..errors import RemoteUnreachable
 from .base import Backend, StoredObject
+from .listing import Listing
 
 log = logging.getLogger("casreg.remotes")
 T = TypeVar("T")
@@ -82,6 +83,9 @@ class BackendWrapper(Backend):
 
     def list_objects(self) -> Iterator[StoredObject]:
         return self.inner.list_objects()
+
+    def listing(self) -> Listing:
+        return self.inner.listing()
 
     def condemn(self, items: list[StoredObject], uploaded_before: float = math.inf) -> int:
         return self.inner.condemn(items, uploaded_before)
@@ -222,6 +226,9 @@ class Retrying(BackendWrapper):
 
     def list_objects(self) -> Iterator[StoredObject]:
         return iter(self._call(lambda: list(self.inner.list_objects())))
+
+    def listing(self) -> Listing:  # streamed into its columns, not a list of StoredObject first
+        return self._call(self.inner.listing)
 
     def condemn(self, items: list[StoredObject], uploaded_before: float = math.inf) -> int:
         return self._call(self.inner.condemn, items, uploaded_before)
