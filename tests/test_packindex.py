@@ -73,3 +73,25 @@ def test_a_large_load_keeps_no_python_object_per_record():
     tracemalloc.stop()
     assert len(index) == n
     assert held < 64 * n, f"{held / n:.0f} bytes a record"
+
+
+@pytest.mark.parametrize("array_min", [1 << 30, 1], ids=["dict", "arrays"])
+def test_read_order_is_by_pack_then_offset_unlisted_last_ties_as_given(array_min, monkeypatch):
+    monkeypatch.setattr(packindex, "ARRAY_MIN", array_min)
+    rng = random.Random(11)
+    shared = os.urandom(8)  # ids sharing the first 8 bytes the arrays search by
+    ids = [os.urandom(32) for _ in range(2000)] + [shared + os.urandom(24) for _ in range(5)] + [bytes(32)]
+    parts = [(slot, b"".join(REC.pack(oid, rng.randrange(1 << 40), 100) for oid in rng.sample(ids, 700)))
+             for slot in range(4)]
+    index = PackIndex()
+    index.load(parts)
+    index[ids[0]] = packed(9, 5, 100)  # added after the load: it wins
+    absent = [os.urandom(32) for _ in range(20)] + [shared + os.urandom(24)]
+    queries = rng.sample(ids, 1500) + absent + absent[:3]  # some asked twice: ties keep their order
+    rng.shuffle(queries)
+    last = 1 << 256
+    values = [index.get(q) for q in queries]
+    keys = [last if v is None else v for v in values]  # what packs.read_order sorted by before
+    expected = [queries[i] for i in sorted(range(len(queries)), key=keys.__getitem__)]
+    assert index.read_order(queries) == expected
+    assert sorted(index.read_order(queries)) == sorted(queries) and index.read_order([]) == []

@@ -144,6 +144,38 @@ class PackIndex:
                     out[i] = self._value(position)
         return out
 
+    def read_order(self, oids: list[bytes]) -> list[bytes]:
+        """``oids`` by pack slot, then offset; ids not listed last; ties in the order given. With
+        arrays, the sort keys are two numpy columns (12 bytes an id), not a Python int and an
+        index each (~90 bytes: 27 MB of a COS clone of 3x10^5 chunks)."""
+        if self._ids is None or self._keys is None or not oids or any(len(oid) != 32 for oid in oids):
+            last = 1 << 256
+            keys = [last if value is None else value for value in self.many(oids)]
+            return [oids[i] for i in sorted(range(len(oids)), key=keys.__getitem__)]
+        import numpy as np
+        ids, keys = self._ids, self._keys
+        slots = np.full(len(oids), np.iinfo(np.uint32).max, np.uint32)
+        offsets = np.full(len(oids), np.iinfo(np.uint64).max, np.uint64)
+        query = np.frombuffer(b"".join(oids), "S32")
+        query_keys = query.view(">u8")[::4].astype(np.uint64)
+        at = keys.searchsorted(query_keys)
+        near = np.minimum(at, len(ids) - 1)
+        same = ids[near] == query
+        hits = np.flatnonzero(same)
+        slots[hits] = self._slots[near[hits]]  # type: ignore[index]
+        offsets[hits] = self._offsets[near[hits]]  # type: ignore[index]
+        del query, near, hits
+        for i in np.flatnonzero(~same & (keys[np.minimum(at, len(ids) - 1)] == query_keys)).tolist():
+            position = self._position(oids[i], int(query_keys[i]), int(at[i]))  # a shared first word
+            if position is not None:
+                slots[i], offsets[i] = self._slots[position], self._offsets[position]  # type: ignore[index]
+        if self._extra:  # what was added after the load wins, as in ``get``
+            for i, oid in enumerate(oids):
+                value = self._extra.get(oid)
+                if value is not None:
+                    slots[i], offsets[i], _ = unpacked(value)
+        return [oids[i] for i in np.lexsort((offsets, slots))]
+
     def __len__(self) -> int:
         """Ids listed (an id in both the arrays and the dict counts twice: only a test asks)."""
         return len(self._extra) + (0 if self._ids is None else len(self._ids))

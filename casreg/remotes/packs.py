@@ -518,10 +518,7 @@ class PackBackend(Backend):
         """By pack, then offset (ids it does not list last). In id order a batch's ranges were
         spread over every pack and coalesced across most of each: a clone of 3x10^5 small chunks
         read several times its size, at 4 MB/s from a local server."""
-        index = self._current_index()
-        last = 1 << 256
-        keys = [last if value is None else value for value in index.many(ids)]
-        return [ids[i] for i in sorted(range(len(ids)), key=keys.__getitem__)]
+        return self._current_index().read_order(ids)
 
     def get_many(self, ids: list[bytes]) -> Iterator[tuple[bytes, bytes]]:
         values = self._current_index().many(ids)
