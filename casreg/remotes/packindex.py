@@ -117,58 +117,60 @@ class PackIndex:
             return value
         return found
 
-    def many(self, oids: Iterable[bytes]) -> list[int | None]:
-        """``get`` of each id, in order: one search of the arrays for them all."""
-        oids = list(oids)
-        ids, keys = self._ids, self._keys
-        if ids is None or keys is None or not oids or any(len(oid) != 32 for oid in oids):
-            return [self.get(oid) for oid in oids]
+    def _array_positions(self, oids: list[bytes]):
+        """Where each of ``oids`` (32 bytes each) is in the arrays, -1 where it is not: one
+        search for them all (numpy int64)."""
         import numpy as np
-        out: list[int | None] = [self._extra.get(oid) for oid in oids]
+        ids, keys = self._ids, self._keys
+        assert ids is not None and keys is not None
         query = np.frombuffer(b"".join(oids), "S32")
         query_keys = query.view(">u8")[::4].astype(np.uint64)
         at = keys.searchsorted(query_keys)
         near = np.minimum(at, len(ids) - 1)
         same = ids[near] == query  # array against array: every byte compared
-        hits = np.flatnonzero(same)
-        found = near[hits]
+        positions = np.where(same, near, -1).astype(np.int64)
+        # the rest are absent, unless another id shares their first word and sorts before them
+        for i in np.flatnonzero(~same & (keys[near] == query_keys)).tolist():
+            position = self._position(oids[i], int(query_keys[i]), int(at[i]))
+            if position is not None:
+                positions[i] = position
+        return positions
+
+    def _searchable(self, oids: list[bytes]) -> bool:
+        """True if ``oids`` can be searched in the arrays at once (``_array_positions``)."""
+        return self._ids is not None and bool(oids) and all(len(oid) == 32 for oid in oids)
+
+    def many(self, oids: Iterable[bytes]) -> list[int | None]:
+        """``get`` of each id, in order: one search of the arrays for them all."""
+        oids = list(oids)
+        if not self._searchable(oids):
+            return [self.get(oid) for oid in oids]
+        import numpy as np
+        out: list[int | None] = [self._extra.get(oid) for oid in oids]
+        positions = self._array_positions(oids)
+        hits = np.flatnonzero(positions >= 0)
+        found = positions[hits]
         for i, slot, offset, length in zip(hits.tolist(), self._slots[found].tolist(),  # type: ignore[index]
                                            self._offsets[found].tolist(), self._lengths[found].tolist()):  # type: ignore[index]
             if out[i] is None:
                 out[i] = packed(slot, offset, length)
-        # the rest are absent, unless another id shares their first word and sorts before them
-        for i in np.flatnonzero(~same & (keys[near] == query_keys)).tolist():
-            if out[i] is None:
-                position = self._position(oids[i], int(query_keys[i]), int(at[i]))
-                if position is not None:
-                    out[i] = self._value(position)
         return out
 
     def read_order(self, oids: list[bytes]) -> list[bytes]:
         """``oids`` by pack slot, then offset; ids not listed last; ties in the order given. With
         arrays, the sort keys are two numpy columns (12 bytes an id), not a Python int and an
         index each (~90 bytes: 27 MB of a COS clone of 3x10^5 chunks)."""
-        if self._ids is None or self._keys is None or not oids or any(len(oid) != 32 for oid in oids):
+        if not self._searchable(oids):
             last = 1 << 256
             keys = [last if value is None else value for value in self.many(oids)]
             return [oids[i] for i in sorted(range(len(oids)), key=keys.__getitem__)]
         import numpy as np
-        ids, keys = self._ids, self._keys
-        slots = np.full(len(oids), np.iinfo(np.uint32).max, np.uint32)
-        offsets = np.full(len(oids), np.iinfo(np.uint64).max, np.uint64)
-        query = np.frombuffer(b"".join(oids), "S32")
-        query_keys = query.view(">u8")[::4].astype(np.uint64)
-        at = keys.searchsorted(query_keys)
-        near = np.minimum(at, len(ids) - 1)
-        same = ids[near] == query
-        hits = np.flatnonzero(same)
-        slots[hits] = self._slots[near[hits]]  # type: ignore[index]
-        offsets[hits] = self._offsets[near[hits]]  # type: ignore[index]
-        del query, near, hits
-        for i in np.flatnonzero(~same & (keys[np.minimum(at, len(ids) - 1)] == query_keys)).tolist():
-            position = self._position(oids[i], int(query_keys[i]), int(at[i]))  # a shared first word
-            if position is not None:
-                slots[i], offsets[i] = self._slots[position], self._offsets[position]  # type: ignore[index]
+        positions = self._array_positions(oids)
+        listed = positions >= 0
+        at = np.maximum(positions, 0)
+        slots = np.where(listed, self._slots[at], np.uint32(np.iinfo(np.uint32).max)).astype(np.uint32)  # type: ignore[index]
+        offsets = np.where(listed, self._offsets[at], np.uint64(np.iinfo(np.uint64).max)).astype(np.uint64)  # type: ignore[index]
+        del positions, listed, at
         if self._extra:  # what was added after the load wins, as in ``get``
             for i, oid in enumerate(oids):
                 value = self._extra.get(oid)
