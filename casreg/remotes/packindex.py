@@ -166,11 +166,12 @@ class PackIndex:
             return [oids[i] for i in sorted(range(len(oids)), key=keys.__getitem__)]
         import numpy as np
         positions = self._array_positions(oids)
-        listed = positions >= 0
-        at = np.maximum(positions, 0)
-        slots = np.where(listed, self._slots[at], np.uint32(np.iinfo(np.uint32).max)).astype(np.uint32)  # type: ignore[index]
-        offsets = np.where(listed, self._offsets[at], np.uint64(np.iinfo(np.uint64).max)).astype(np.uint64)  # type: ignore[index]
-        del positions, listed, at
+        slots = np.full(len(oids), np.iinfo(np.uint32).max, np.uint32)
+        offsets = np.full(len(oids), np.iinfo(np.uint64).max, np.uint64)
+        listed = np.flatnonzero(positions >= 0)
+        slots[listed] = self._slots[positions[listed]]  # type: ignore[index]
+        offsets[listed] = self._offsets[positions[listed]]  # type: ignore[index]
+        del positions, listed
         if self._extra:  # what was added after the load wins, as in ``get``
             for i, oid in enumerate(oids):
                 value = self._extra.get(oid)
