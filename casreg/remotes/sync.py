@@ -515,11 +515,10 @@ def fast_forward(repo, name: str, target: bytes, *, force: bool = False, message
 
 # -- verify ----------------------------------------------------------------------------------------
 def _present(backend: Backend, ids: list[bytes]) -> set[bytes]:
-    """The ids the remote holds: what ``has_many`` offers, and of the rest those ``get_many``
-    still returns (condemned by a gc after a push relied on them; the next gc absolves them)."""
-    present: set[bytes] = set()
-    for batch in batched(ids, HAVE_BATCH):
-        present |= backend.has_many(batch)
+    """Which of ``ids`` (one ``has_many`` batch, at most HAVE_BATCH: the caller batches) the
+    remote holds: what ``has_many`` offers, and of the rest those ``get_many`` still returns
+    (condemned by a gc after a push relied on them; the next gc absolves them)."""
+    present = set(backend.has_many(ids))
     for oid in ids:
         if oid not in present:
             try:
